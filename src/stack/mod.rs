@@ -6,6 +6,7 @@ use std::ops::Range;
 pub(crate) mod overflow;
 
 /// A fiber stack: an mmap'd region with a guard page at its low end.
+#[derive(Debug)]
 pub struct Stack {
     map: memmap2::MmapMut,
     guard: usize,
