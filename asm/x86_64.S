@@ -178,10 +178,13 @@ FUNCTION(spindle_resume)
 
     /* rsp = fiber's saved frame, rax = our saved frame.
      * Load the fiber's FP control state only if it differs from ours. */
-    mov rcx, [rsp]
-    xor rcx, [rax]
-    mov rdx, FP_CONTROL_MASK
-    test rcx, rdx
+    mov ecx, [rsp]
+    xor ecx, [rax]
+    and ecx, 0xFFC0
+    movzx edx, word ptr [rsp + 4]
+    movzx r8d, word ptr [rax + 4]
+    xor edx, r8d
+    or ecx, edx
     jnz 2f
 1:
     /* Restore the fiber's registers, in the reverse order of the pushes. */
@@ -252,10 +255,13 @@ FUNCTION(spindle_suspend)
     mov rsp, [rsi]
 
     /* rsp = resumer's saved frame, rdx = ours. */
-    mov rcx, [rsp]
-    xor rcx, [rdx]
-    mov rax, FP_CONTROL_MASK
-    test rcx, rax
+    mov ecx, [rsp]
+    xor ecx, [rdx]
+    and ecx, 0xFFC0
+    movzx eax, word ptr [rsp + 4]
+    movzx r8d, word ptr [rdx + 4]
+    xor eax, r8d
+    or ecx, eax
     jnz 2f
 1:
     add rsp, 8
