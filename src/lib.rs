@@ -11,6 +11,7 @@
 //! | context switch | `arch` (private) | saving callee-saved state, switching stacks |
 //! | stacks | [`stack`] | mmap'd stacks with a guard region, the pool, overflow reports |
 //! | coroutine | [`coroutine`], [`generator`], [`greenlet`] | resume/suspend with values, iterators, symmetric switch |
+//! | scheduler | [`runtime`] | fibers as tasks: round robin, timers, fd readiness, join and cancel |
 //!
 //! ## Example
 //!
@@ -39,8 +40,13 @@ mod arch;
 pub mod coroutine;
 pub mod generator;
 pub mod greenlet;
+pub mod runtime;
 pub mod stack;
 
 pub use coroutine::{Coroutine, CoroutineResult, Yielder};
 // pub use generator::Generator;
+pub use runtime::{
+    current, join_all, park, run, sleep, sleep_until, spawn, spawn_blocking, tasks, timeout,
+    wait_any, yield_now, Builder, Elapsed, JoinError, JoinHandle, Runtime, Task, TaskId, TaskState,
+};
 pub use stack::Stack;

@@ -1,0 +1,309 @@
+//! Blocking offload: [`spawn_blocking`] runs a closure on a helper thread
+//! while the calling fiber parks, and the [`Remote`] through which other
+//! threads wake fibers.
+//!
+//! ## Remote wake-ups
+//!
+//! Each runtime has one `Remote` (in an `Arc`): a non-blocking eventfd that
+//! sits in the reactor's epoll set, a mutex-protected list of task keys to
+//! wake, a `pending` flag, and a count of live [`RemoteWaker`]s. A helper
+//! thread that is done pushes its key, and writes the eventfd only if
+//! `pending` was clear, so a burst of wake-ups costs one write and one
+//! epoll wake. The scheduler drains the list between rounds. The count of
+//! live wakers is what the deadlock check asks: while some other thread
+//! still holds a waker, something may yet wake a fiber, so blocking in
+//! epoll is right and reporting a deadlock would be wrong.
+//!
+//! The eventfd belongs to the `Remote`, not to the reactor, so a helper
+//! thread that finishes after its runtime is gone writes to a descriptor
+//! that is still open (and that nobody reads) instead of one that may have
+//! been reused.
+//!
+//! ## The helper pool
+//!
+//! One pool per process, started on first use: at most
+//! [`MAX_BLOCKING_THREADS`] threads named `spindle-blocking`, each exiting
+//! after [`KEEP_ALIVE`] without work. Jobs wait in a FIFO queue when every
+//! thread is busy.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use super::scheduler::with_current;
+use super::slab::Key;
+use super::task::TaskState;
+
+/// Most helper threads the pool runs at once.
+pub const MAX_BLOCKING_THREADS: usize = 64;
+/// How long an idle helper thread waits for work before it exits.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// The cross-thread wake-up channel of one runtime; see the
+/// [module docs](self).
+pub(crate) struct Remote {
+    event_fd: OwnedFd,
+    queue: Mutex<Vec<Key>>,
+    pending: AtomicBool,
+    wakers: AtomicUsize,
+}
+
+impl Remote {
+    pub(crate) fn new() -> io::Result<Remote> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("eventfd for cross-thread wake-ups: {e}"),
+            ));
+        }
+        Ok(Remote {
+            // SAFETY: `fd` is a new descriptor that nothing else owns.
+            event_fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            queue: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
+            wakers: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn event_fd(&self) -> RawFd {
+        self.event_fd.as_raw_fd()
+    }
+
+    /// A waker for the task `key`, counted until it is dropped.
+    pub(crate) fn waker(self: &Arc<Remote>, key: Key) -> RemoteWaker {
+        self.wakers.fetch_add(1, Ordering::Relaxed);
+        RemoteWaker {
+            remote: Arc::clone(self),
+            key,
+        }
+    }
+
+    /// Calls `wake` for every key other threads sent since the last drain.
+    pub(crate) fn drain(&self, mut wake: impl FnMut(Key)) {
+        if !self.pending.load(Ordering::Acquire) {
+            return;
+        }
+        self.pending.store(false, Ordering::Release);
+        let keys = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
+        for key in keys {
+            wake(key);
+        }
+    }
+
+    /// Whether another thread may still wake a fiber: a waker is alive, or
+    /// a wake-up is queued.
+    pub(crate) fn may_wake(&self) -> bool {
+        // Acquire pairs with the Release decrement in RemoteWaker::drop,
+        // which comes after its push: a count of 0 means every push made
+        // by a dropped waker is visible to the check below.
+        self.wakers.load(Ordering::Acquire) > 0 || self.pending.load(Ordering::Acquire)
+    }
+}
+
+/// Wakes one fiber from another thread. `Send`; counted by its [`Remote`]
+/// while it lives.
+pub(crate) struct RemoteWaker {
+    remote: Arc<Remote>,
+    key: Key,
+}
+
+impl RemoteWaker {
+    /// Queues the wake-up and, if the scheduler has not been told yet,
+    /// writes the eventfd.
+    pub(crate) fn wake(&self) {
+        let r = &self.remote;
+        r.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(self.key);
+        if !r.pending.swap(true, Ordering::AcqRel) {
+            let one = 1u64;
+            // SAFETY: writes 8 bytes from `one` to an eventfd the Remote
+            // owns (so it is open). EAGAIN would mean the counter is about
+            // to overflow, i.e. a wake-up is already pending: ignoring it is
+            // right.
+            unsafe { libc::write(r.event_fd(), &one as *const u64 as *const libc::c_void, 8) };
+        }
+    }
+}
+
+impl Drop for RemoteWaker {
+    fn drop(&mut self) {
+        self.remote.wakers.fetch_sub(1, Ordering::Release);
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Pool {
+    state: Mutex<PoolState>,
+    work: Condvar,
+}
+
+struct PoolState {
+    jobs: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(PoolState {
+            jobs: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+        }),
+        work: Condvar::new(),
+    })
+}
+
+impl Pool {
+    /// Queues `job`, starting a thread if none is idle and the cap allows.
+    /// Returns a job back if no thread exists to run it (the OS refused to
+    /// start one): the caller then runs it itself.
+    fn submit(&'static self, job: Job) -> Result<(), Job> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.jobs.push_back(job);
+        if st.idle >= st.jobs.len() || st.threads >= MAX_BLOCKING_THREADS {
+            drop(st);
+            self.work.notify_one();
+            return Ok(());
+        }
+        st.threads += 1;
+        drop(st);
+        let spawned = thread::Builder::new()
+            .name("spindle-blocking".into())
+            .spawn(move || self.worker());
+        if spawned.is_err() {
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            st.threads -= 1;
+            if st.threads == 0 {
+                if let Some(job) = st.jobs.pop_back() {
+                    return Err(job);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn worker(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(job) = st.jobs.pop_front() {
+                drop(st);
+                job();
+                st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            st.idle += 1;
+            let (guard, res) = self
+                .work
+                .wait_timeout(st, KEEP_ALIVE)
+                .unwrap_or_else(PoisonError::into_inner);
+            st = guard;
+            st.idle -= 1;
+            if res.timed_out() && st.jobs.is_empty() {
+                st.threads -= 1;
+                return;
+            }
+        }
+    }
+}
+
+/// Where the helper thread leaves the result, and how a fiber that can no
+/// longer park waits for it.
+struct Handoff<T> {
+    result: Mutex<Option<thread::Result<T>>>,
+    done: Condvar,
+}
+
+/// Runs the blocking closure `f` on a helper thread and parks the calling
+/// fiber until it returns; other fibers run meanwhile. For calls that would
+/// block the thread (file I/O, DNS, a C library, heavy computation).
+///
+/// # Examples
+///
+/// ```
+/// spindle::run(|| {
+///     let len = spindle::spawn_blocking(|| std::fs::read("Cargo.toml").map(|b| b.len()));
+///     assert!(len.unwrap() > 0);
+/// });
+/// ```
+///
+/// # Panics
+///
+/// Outside a fiber of a runtime; if `f` panics, with its payload; and as a
+/// cancellation point. A cancelled caller unwinds at once, but `f` cannot be
+/// interrupted: it runs to its end on its thread, and its result is
+/// dropped there.
+#[track_caller]
+pub fn spawn_blocking<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    with_current("spindle::spawn_blocking", |s, key| {
+        let handoff = Arc::new(Handoff {
+            result: Mutex::new(None),
+            done: Condvar::new(),
+        });
+        let interrupted = s.checkpoint(key).is_err();
+        let theirs = Arc::clone(&handoff);
+        let waker = s.remote.waker(key);
+        let job: Job = Box::new(move || {
+            let r = panic::catch_unwind(AssertUnwindSafe(f));
+            *theirs.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
+            theirs.done.notify_one();
+            waker.wake();
+        });
+        if let Err(job) = pool().submit(job) {
+            job();
+        }
+        let take = || {
+            handoff
+                .result
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        };
+        let mut result = None;
+        if !interrupted {
+            loop {
+                result = take();
+                if result.is_some() || s.park(key, TaskState::WaitingBlocking, 0).is_err() {
+                    break;
+                }
+            }
+        }
+        let result = match result {
+            Some(r) => r,
+            None => {
+                // Shutting down and already unwinding: the fiber cannot park,
+                // so block the thread until the helper is done.
+                let mut g = handoff
+                    .result
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    if let Some(r) = g.take() {
+                        break r;
+                    }
+                    g = handoff.done.wait(g).unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        };
+        match result {
+            Ok(v) => v,
+            Err(p) => panic::resume_unwind(p),
+        }
+    })
+}

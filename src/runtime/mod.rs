@@ -1,0 +1,353 @@
+//! The runtime: fibers as green threads, driven like `std::thread`.
+//!
+//! A [`Runtime`] owns one scheduler on the thread that calls
+//! [`Runtime::block_on`] (or [`run`]). The closure given there runs as the
+//! *main fiber*; [`spawn`] adds more; [`yield_now`], [`sleep`],
+//! [`JoinHandle::join`], [`wait_readable`] and the other waits *park* the
+//! running fiber and let the scheduler run the next one. When the main fiber
+//! returns, `block_on` cancels every fiber still alive, waits for them to
+//! unwind, and returns the main fiber's value.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//!
+//! let start = Instant::now();
+//! let total = spindle::run(|| {
+//!     let handles: Vec<_> = (0..100u64)
+//!         .map(|i| spindle::spawn(move || { spindle::sleep(Duration::from_millis(20)); i }))
+//!         .collect();
+//!     spindle::join_all(handles).into_iter().map(Result::unwrap).sum::<u64>()
+//! });
+//! assert_eq!(total, 4950);
+//! assert!(start.elapsed() < Duration::from_secs(2)); // the sleeps overlap
+//! ```
+//!
+//! ## Glossary
+//!
+//! - **fiber**, **task**: a closure running on its own stack
+//!   ([`Coroutine`](crate::coroutine::Coroutine)), owned by the scheduler.
+//!   "Task" stresses the scheduler's record of it (id, name, state).
+//! - **main fiber**: the one `block_on` runs; the runtime lives as long as it.
+//! - **run queue**: the FIFO of *ready* fibers.
+//! - **park**: a fiber suspends itself back to the scheduler after arranging
+//!   for something to *wake* it (a timer, an fd, another fiber finishing, a
+//!   helper thread). Waking puts it at the back of the run queue.
+//! - **round**: one pass of the scheduler loop over the fibers that were
+//!   ready when it began.
+//! - **suspension point**: any call that may park ([`yield_now`], [`sleep`],
+//!   [`sleep_until`], [`JoinHandle::join`], [`join_all`], [`wait_any`],
+//!   [`timeout`], [`wait_readable`], [`wait_writable`], [`spawn_blocking`],
+//!   [`park`]).
+//!   These are also the *cancellation points*.
+//! - **reactor**: the epoll set where the thread blocks when no fiber is
+//!   ready, until the next timer deadline or an fd event.
+//! - **remote wake-up**: a wake-up sent from another thread through the
+//!   runtime's eventfd.
+//!
+//! ## Fiber states
+//!
+//! ```text
+//!   spawn ──> Ready ──resume──> Running ──returns/panics/unwinds──> (finished: removed,
+//!               ^                  │                                  join slot filled)
+//!               │                  ├── yield_now ─────────────> Ready (back of the queue)
+//!               └──── wake ────────┴── park ──> Sleeping | WaitingIo | WaitingJoin | WaitingBlocking | Parked
+//! ```
+//!
+//! [`TaskState`] names them; [`tasks`] lists every live fiber with its
+//! state. Only the scheduler moves a fiber to `Running`, and only the
+//! running fiber parks itself.
+//!
+//! ## Scheduling order
+//!
+//! Round robin, exactly:
+//!
+//! 1. [`spawn`] puts the new fiber at the back of the run queue; the caller
+//!    keeps running. The main fiber is the first in the queue.
+//! 2. [`yield_now`] puts the caller at the back.
+//! 3. A wake-up puts the woken fiber at the back (a fiber that is ready
+//!    already stays where it is).
+//! 4. The loop runs in rounds. A round notes the queue's length *n* and
+//!    resumes exactly the first *n* fibers, each until it parks, yields or
+//!    finishes; fibers queued during the round wait for the next one.
+//! 5. Between rounds the scheduler, in this order: wakes the sleepers
+//!    whose deadline has passed, in (deadline, order of going to sleep)
+//!    order; wakes the fibers whose helper threads finished; polls the
+//!    reactor and wakes the fibers whose fds are ready, in the order epoll
+//!    reports them. The poll does not block if a fiber is ready, and
+//!    otherwise blocks until the earliest deadline.
+//!
+//! So with fibers A, B, C that each print and yield three times, the output
+//! is A B C A B C A B C.
+//!
+//! ## Cancellation and shutdown
+//!
+//! [`JoinHandle::cancel`] marks a fiber; its next suspension point unwinds
+//! it with a private payload (no panic message), its destructors run, and
+//! its joiner sees [`JoinError::Cancelled`]. When the main fiber returns
+//! (or panics, or the runtime is dropped), every remaining fiber is
+//! cancelled in id order and resumed until it has unwound; a fiber that is
+//! already unwinding when it reaches a suspension point then gets an
+//! early return instead (a sleep ends, an fd wait fails with
+//! `Interrupted`), since it cannot be unwound twice. Their stacks go back,
+//! their fd registrations are removed.
+//!
+//! ## Deadlock
+//!
+//! If no fiber is ready, no timer is set, no fiber waits on an fd and no
+//! helper thread can wake one, nothing will ever run again: `block_on`
+//! panics with `all fibers are asleep - deadlock!` and the list of fibers
+//! and what each waits for, as Go does, instead of hanging.
+//!
+//! ## Designs we did not take, and why
+//!
+//! - **Work stealing, fibers moving between threads**: a fiber may hold
+//!   addresses of thread-locals that the compiler cached across a switch
+//!   (DESIGN.md, decision 1). Multi-core will be one scheduler per worker.
+//! - **A run queue per priority, or any priorities**: round robin is what a
+//!   reader can predict and test exactly; priorities invite starvation.
+//! - **Running a woken fiber at once** (Go's `runnext`, tokio's LIFO slot):
+//!   faster for ping-pong, but it breaks the simple FIFO order above.
+//! - **A timer wheel**: O(1) timers, but coarse ticks (or a hierarchy) and a
+//!   fixed granularity; a binary heap gives exact deadlines at O(log n), and
+//!   100,000 timers are 17 levels deep.
+//! - **io_uring**: not readiness-based, needs buffers owned by the kernel
+//!   while an operation is in flight, and is often disabled in containers.
+//! - **Edge-triggered, persistent epoll registrations**: one `epoll_ctl` per
+//!   fd instead of two per wait, but the reactor must then learn when each
+//!   fd is closed. With raw fds the caller owns, one-shot registration per
+//!   wait is the sound choice; owned socket types may switch to it later.
+//! - **Cancellation by dropping the coroutine**: it would unwind the fiber
+//!   at once, but from the canceller's stack and without letting the fiber's
+//!   destructors wait on anything; a cancel that is delivered at the fiber's
+//!   own suspension point (asyncio's `CancelledError`) keeps every unwind on
+//!   the fiber's own turn.
+//! - **A `'static` lifetime escape for `block_on`'s closure** (letting it
+//!   borrow from the caller): sound only if the main fiber can never outlive
+//!   `block_on`, which a leaked fiber under `panic = "abort"` would break.
+
+mod blocking;
+mod join;
+mod reactor;
+mod run_queue;
+mod scheduler;
+mod slab;
+mod task;
+mod timeout;
+mod timer;
+
+use std::io;
+use std::panic;
+
+use crate::stack::Stack;
+
+pub use blocking::{spawn_blocking, KEEP_ALIVE, MAX_BLOCKING_THREADS};
+pub use join::{join_all, wait_any, JoinError, JoinHandle};
+pub use reactor::{wait_readable, wait_writable};
+pub use task::{current, park, spawn, tasks, yield_now, Builder, Task, TaskId, TaskState};
+pub use timeout::{timeout, Elapsed};
+pub use timer::{sleep, sleep_until};
+
+use scheduler::Scheduler;
+
+/// Runs `f` as the main fiber of a new runtime on this thread and returns
+/// its value (a one-line [`Runtime::new`] + [`Runtime::block_on`]).
+///
+/// # Examples
+///
+/// ```
+/// let v = spindle::run(|| {
+///     let h = spindle::spawn(|| 20);
+///     h.join().unwrap() + 1
+/// });
+/// assert_eq!(v, 21);
+/// ```
+///
+/// # Panics
+///
+/// As [`Runtime::block_on`], and if the runtime cannot be created (no file
+/// descriptors left for its epoll set or eventfd).
+#[track_caller]
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match Runtime::new() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => panic!("spindle::run: failed to create a runtime: {e}"),
+    }
+}
+
+/// A single-threaded fiber runtime; see the [module docs](self).
+///
+/// # Examples
+///
+/// ```
+/// use spindle::Runtime;
+///
+/// let rt = Runtime::builder().stack_size(128 * 1024).build()?;
+/// assert_eq!(rt.block_on(|| spindle::spawn(|| 2).join().unwrap()), 2);
+/// assert_eq!(rt.stats().spawned, 2); // the main fiber and one more
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Dropping
+///
+/// `block_on` leaves no fiber behind, so dropping a runtime normally just
+/// closes its epoll fd and eventfd. If a `block_on` was itself unwound by a
+/// panic before it could clean up, the drop cancels and unwinds the fibers
+/// that remain.
+///
+/// # `Send`
+///
+/// A runtime is not `Send`: its fibers belong to the thread that runs it.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>(_: T) {}
+/// assert_send(spindle::Runtime::new().unwrap());
+/// ```
+pub struct Runtime {
+    sched: Box<Scheduler>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("stack_size", &self.sched.stack_size)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Configures a [`Runtime`] (tokio's `runtime::Builder`).
+///
+/// # Examples
+///
+/// ```
+/// let rt = spindle::Runtime::builder().stack_size(64 * 1024).build()?;
+/// rt.block_on(|| assert_eq!(spindle::current().name(), Some("main")));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuntimeBuilder {
+    stack_size: usize,
+}
+
+impl RuntimeBuilder {
+    /// The default stack size of the runtime's fibers (the main fiber's
+    /// included); a task [`Builder::stack_size`] overrides it. Defaults to
+    /// [`Stack::DEFAULT_SIZE`].
+    pub fn stack_size(mut self, size: usize) -> RuntimeBuilder {
+        self.stack_size = size;
+        self
+    }
+
+    /// Creates the runtime: an epoll set and an eventfd.
+    ///
+    /// # Errors
+    ///
+    /// What `epoll_create1` or `eventfd` return (out of file descriptors).
+    pub fn build(self) -> io::Result<Runtime> {
+        Ok(Runtime {
+            sched: Box::new(Scheduler::new(self.stack_size)?),
+        })
+    }
+}
+
+/// Counters of a runtime, from [`Runtime::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RuntimeStats {
+    /// Fibers resumed by the scheduler. Each resume is two context
+    /// switches: into the fiber, and back when it parks or finishes.
+    pub resumes: u64,
+    /// Fibers spawned, main fibers included.
+    pub spawned: u64,
+    /// Fibers finished.
+    pub finished: u64,
+}
+
+impl Runtime {
+    /// A runtime with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`RuntimeBuilder::build`].
+    pub fn new() -> io::Result<Runtime> {
+        Runtime::builder().build()
+    }
+
+    /// A builder to configure a runtime.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            stack_size: Stack::DEFAULT_SIZE,
+        }
+    }
+
+    /// Runs `f` as the main fiber, runs every other fiber while it lives,
+    /// and returns its value. Fibers still alive when it returns are
+    /// cancelled and unwound before `block_on` returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::new()?;
+    /// let answer = rt.block_on(|| {
+    ///     let h = spindle::spawn(|| 6 * 7);
+    ///     h.join().unwrap()
+    /// });
+    /// assert_eq!(answer, 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// - with the main fiber's payload, if it panics (after the other fibers
+    ///   have been unwound);
+    /// - with the deadlock report, if the main fiber waits for something
+    ///   that can no longer happen (see the [module docs](self));
+    /// - if this thread is already running a runtime (from inside a fiber),
+    ///   or no stack can be had for the main fiber.
+    #[track_caller]
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let _enter = self.sched.enter();
+        let main = match Builder::new().name("main".into()).spawn_on(&self.sched, f) {
+            Ok(h) => h,
+            Err(e) => panic!("spindle: failed to create the main fiber: {e}"),
+        };
+        let key = main.slot().key();
+        let outcome = self.sched.run(key);
+        self.sched.shutdown();
+        if let Err(report) = outcome {
+            panic!("{report}");
+        }
+        match main.take_result() {
+            Ok(v) => v,
+            Err(JoinError::Panicked(p)) => panic::resume_unwind(p),
+            Err(JoinError::Cancelled) => panic!("spindle: the main fiber was cancelled"),
+        }
+    }
+
+    /// The runtime's counters so far.
+    pub fn stats(&self) -> RuntimeStats {
+        let core = self.sched.core.borrow();
+        RuntimeStats {
+            resumes: core.resumes,
+            spawned: core.spawned,
+            finished: core.finished,
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if self.sched.core.borrow().tasks.len() > 0 && !scheduler::in_runtime() {
+            let _enter = self.sched.enter();
+            self.sched.shutdown();
+        }
+    }
+}

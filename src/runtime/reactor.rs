@@ -1,0 +1,606 @@
+//! The reactor: fd readiness with `epoll`, and where the scheduler blocks
+//! when no fiber is ready. Public building blocks: [`wait_readable`] and
+//! [`wait_writable`].
+//!
+//! ## How a wait works
+//!
+//! A fiber that waits on an fd registers its interest (read or write) and
+//! parks. The fd is added to the epoll set with `EPOLLONESHOT`,
+//! level-triggered, and the event's data is the fd number. When epoll
+//! reports it, the reactor wakes the waiters whose interest the event
+//! matches, in the order they registered, and re-arms the fd for the others
+//! (`EPOLL_CTL_MOD`) or removes it (`EPOLL_CTL_DEL`) when none is left. A
+//! fiber that leaves its wait for another reason (deadline, cancellation)
+//! deregisters the same way. So an fd is in the epoll set exactly while a
+//! fiber waits on it, and one wait costs `epoll_ctl` twice.
+//!
+//! Several fibers may wait on one fd (a reader and a writer of a socket,
+//! say): the armed mask is the union of their interests.
+//!
+//! ## Outcomes
+//!
+//! What each event means for the waiting fiber is documented (as a table) on
+//! [`wait_readable`].
+//!
+//! Closing an fd makes epoll forget it silently, so a fiber waiting on it
+//! would never wake. Whenever the scheduler is about to block with no
+//! deadline at all, the reactor checks every waited-on fd with
+//! `EPOLL_CTL_MOD` and fails the waits of those that are gone; a wait with a
+//! deadline ends at its deadline anyway.
+//!
+//! ## Blocking
+//!
+//! [`Reactor::poll`] blocks in `epoll_pwait2`, whose timeout is a
+//! `timespec` (nanoseconds); where the kernel answers `ENOSYS` it falls
+//! back to `epoll_wait` with the timeout in milliseconds rounded *up*, so a
+//! timer never fires early. `EINTR` ends the poll with no events; the
+//! scheduler's loop then simply polls again. The eventfd of the runtime's
+//! [`Remote`](super::blocking::Remote) is always in the set, so another
+//! thread can wake a blocked scheduler.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use super::scheduler::{with_current, Scheduler};
+use super::slab::Key;
+use super::task::TaskState;
+use super::timer::Timer;
+
+/// Event data that marks the remote wake-up eventfd.
+const REMOTE: u64 = u64::MAX;
+/// Events fetched per `epoll_wait`.
+const BATCH: usize = 256;
+/// The outcome bit the reactor uses for "fd closed under the waiter"
+/// (`POLLNVAL`, which epoll itself never reports).
+const CLOSED: u32 = libc::POLLNVAL as u32;
+
+/// What a waiter waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Interest {
+    Read,
+    Write,
+}
+
+impl Interest {
+    fn mask(self) -> u32 {
+        match self {
+            Interest::Read => (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
+            Interest::Write => libc::EPOLLOUT as u32,
+        }
+    }
+
+    /// Whether `events` ends this waiter's wait.
+    fn fired_by(self, events: u32) -> bool {
+        let always = (libc::EPOLLERR | libc::EPOLLHUP) as u32 | CLOSED;
+        events & (self.mask() | always) != 0
+    }
+}
+
+/// The waiters of one fd.
+struct Waiters {
+    /// The mask the fd is armed with (the union of the interests).
+    armed: u32,
+    list: Vec<(Key, Interest)>,
+}
+
+impl Waiters {
+    fn union(&self) -> u32 {
+        self.list.iter().fold(0, |m, (_, i)| m | i.mask())
+    }
+}
+
+struct State {
+    fds: HashMap<RawFd, Waiters>,
+    /// Total entries in all lists.
+    waiters: usize,
+    /// Waiters whose fd was found closed while registering another wait on
+    /// a reused fd number; failed at the next poll.
+    orphans: Vec<Key>,
+    events: Vec<libc::epoll_event>,
+}
+
+/// The epoll set of one runtime; see the [module docs](self).
+pub(crate) struct Reactor {
+    epoll: OwnedFd,
+    remote_fd: RawFd,
+    state: RefCell<State>,
+    /// Cleared the first time the kernel answers `ENOSYS`.
+    pwait2: Cell<bool>,
+}
+
+impl Reactor {
+    /// Creates the epoll set, with `remote_fd` (an eventfd, owned by the
+    /// caller and kept open for the reactor's lifetime) in it.
+    pub(crate) fn new(remote_fd: RawFd) -> io::Result<Reactor> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(context(io::Error::last_os_error(), "epoll_create1", -1));
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        let reactor = Reactor {
+            epoll,
+            remote_fd,
+            state: RefCell::new(State {
+                fds: HashMap::new(),
+                waiters: 0,
+                orphans: Vec::new(),
+                events: vec![libc::epoll_event { events: 0, u64: 0 }; BATCH],
+            }),
+            pwait2: Cell::new(true),
+        };
+        reactor
+            .ctl(libc::EPOLL_CTL_ADD, remote_fd, libc::EPOLLIN as u32, REMOTE)
+            .map_err(|e| context(e, "epoll_ctl(ADD) of the wake-up eventfd", remote_fd))?;
+        Ok(reactor)
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: data };
+        // SAFETY: `ev` is a valid epoll_event for the duration of the call.
+        let r = unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn arm(&self, op: libc::c_int, fd: RawFd, mask: u32) -> io::Result<()> {
+        self.ctl(op, fd, mask | libc::EPOLLONESHOT as u32, fd as u64)
+    }
+
+    /// Registers `key` as waiting for `interest` on `fd`. Returns `false`
+    /// when epoll cannot watch the fd because it is always ready.
+    pub(crate) fn register(&self, fd: RawFd, interest: Interest, key: Key) -> io::Result<bool> {
+        let mut st = self.state.borrow_mut();
+        let st = &mut *st;
+        if let Some(w) = st.fds.get_mut(&fd) {
+            let mask = w.armed | interest.mask();
+            match if mask == w.armed {
+                Ok(())
+            } else {
+                self.arm(libc::EPOLL_CTL_MOD, fd, mask)
+            } {
+                Ok(()) => {
+                    w.armed = mask;
+                    w.list.push((key, interest));
+                    st.waiters += 1;
+                    return Ok(true);
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EBADF)) => {
+                    // The fd those waiters registered was closed (and the
+                    // number maybe reused): fail their waits.
+                    let old = st.fds.remove(&fd).expect("present");
+                    st.waiters -= old.list.len();
+                    st.orphans.extend(old.list.into_iter().map(|(k, _)| k));
+                }
+                Err(e) => return Err(context(e, "epoll_ctl(MOD)", fd)),
+            }
+        }
+        match self.arm(libc::EPOLL_CTL_ADD, fd, interest.mask()) {
+            Ok(()) => {
+                st.fds.insert(
+                    fd,
+                    Waiters {
+                        armed: interest.mask(),
+                        list: vec![(key, interest)],
+                    },
+                );
+                st.waiters += 1;
+                Ok(true)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(false),
+            Err(e) => Err(context(e, "epoll_ctl(ADD)", fd)),
+        }
+    }
+
+    /// Removes `key`'s wait on `fd`, if it is still registered.
+    pub(crate) fn deregister(&self, fd: RawFd, key: Key) {
+        let mut st = self.state.borrow_mut();
+        let st = &mut *st;
+        let Some(w) = st.fds.get_mut(&fd) else { return };
+        let Some(pos) = w.list.iter().position(|&(k, _)| k == key) else {
+            return;
+        };
+        w.list.remove(pos);
+        st.waiters -= 1;
+        if w.list.is_empty() {
+            st.fds.remove(&fd);
+            // Fails harmlessly if the fd was closed meanwhile.
+            let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+        } else if w.union() != w.armed {
+            w.armed = w.union();
+            let _ = self.arm(libc::EPOLL_CTL_MOD, fd, w.armed);
+        }
+    }
+
+    /// Number of fibers waiting on fds.
+    pub(crate) fn waiters(&self) -> usize {
+        self.state.borrow().waiters
+    }
+
+    /// Waits up to `timeout` (forever if `None`, not at all if zero) for fd
+    /// events, and calls `wake(key, events)` for every waiter they end.
+    /// Returns whether the remote eventfd fired.
+    ///
+    /// # Errors
+    ///
+    /// What `epoll_wait` returns other than `EINTR` (a bug: the epoll fd
+    /// itself went bad).
+    pub(crate) fn poll(
+        &self,
+        timeout: Option<Duration>,
+        mut wake: impl FnMut(Key, u32),
+    ) -> io::Result<bool> {
+        let mut st = self.state.borrow_mut();
+        let st = &mut *st;
+        for key in st.orphans.drain(..) {
+            wake(key, CLOSED);
+        }
+        let n = self.wait(&mut st.events, timeout)?;
+        let mut remote = false;
+        for i in 0..n {
+            let ev = st.events[i];
+            let (events, data) = (ev.events, ev.u64);
+            if data == REMOTE {
+                self.drain_eventfd();
+                remote = true;
+                continue;
+            }
+            let fd = data as RawFd;
+            let Some(w) = st.fds.get_mut(&fd) else {
+                continue;
+            };
+            let before = w.list.len();
+            w.list.retain(|&(key, interest)| {
+                let fired = interest.fired_by(events);
+                if fired {
+                    wake(key, events);
+                }
+                !fired
+            });
+            st.waiters -= before - w.list.len();
+            if w.list.is_empty() {
+                st.fds.remove(&fd);
+                let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+            } else {
+                // One-shot: the fd is disarmed now; arm it for the rest.
+                w.armed = w.union();
+                let _ = self.arm(libc::EPOLL_CTL_MOD, fd, w.armed);
+            }
+        }
+        Ok(remote)
+    }
+
+    fn wait(
+        &self,
+        events: &mut [libc::epoll_event],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let epfd = self.epoll.as_raw_fd();
+        let max = events.len() as libc::c_int;
+        if self.pwait2.get() {
+            let ts = timeout.map(|d| libc::timespec {
+                tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: d.subsec_nanos() as libc::c_long,
+            });
+            let tsp = ts
+                .as_ref()
+                .map_or(ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: `events` has room for `max` entries; `tsp` is null or
+            // points at `ts`, alive for the call; no signal mask is passed
+            // (the size argument is then ignored).
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    epfd,
+                    events.as_mut_ptr(),
+                    max,
+                    tsp,
+                    ptr::null::<libc::sigset_t>(),
+                    8usize,
+                )
+            };
+            if r >= 0 {
+                return Ok(r as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => return Ok(0),
+                Some(libc::ENOSYS) => self.pwait2.set(false),
+                _ => return Err(context(e, "epoll_pwait2", epfd)),
+            }
+        }
+        let ms = match timeout {
+            None => -1,
+            Some(d) => d
+                .as_nanos()
+                .div_ceil(1_000_000)
+                .min(libc::c_int::MAX as u128) as libc::c_int,
+        };
+        // SAFETY: `events` has room for `max` entries.
+        let r = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), max, ms) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINTR) {
+            Ok(0)
+        } else {
+            Err(context(e, "epoll_wait", epfd))
+        }
+    }
+
+    fn drain_eventfd(&self) {
+        let mut buf = 0u64;
+        // SAFETY: reads 8 bytes into `buf`. The eventfd is non-blocking:
+        // EAGAIN (already drained) is fine to ignore.
+        unsafe { libc::read(self.remote_fd, &mut buf as *mut u64 as *mut libc::c_void, 8) };
+    }
+
+    /// Fails the waits on fds that were closed while waited on (see the
+    /// module docs). Returns how many waiters it woke.
+    pub(crate) fn find_closed(&self, mut wake: impl FnMut(Key, u32)) -> usize {
+        let mut st = self.state.borrow_mut();
+        let st = &mut *st;
+        let mut woken = 0;
+        for key in st.orphans.drain(..) {
+            wake(key, CLOSED);
+            woken += 1;
+        }
+        let gone: Vec<RawFd> = st
+            .fds
+            .iter()
+            .filter(|(&fd, w)| {
+                let r = self.arm(libc::EPOLL_CTL_MOD, fd, w.armed);
+                matches!(
+                    r.map_err(|e| e.raw_os_error()),
+                    Err(Some(libc::ENOENT | libc::EBADF))
+                )
+            })
+            .map(|(&fd, _)| fd)
+            .collect();
+        for fd in gone {
+            let w = st.fds.remove(&fd).expect("present");
+            st.waiters -= w.list.len();
+            for (key, _) in w.list {
+                wake(key, CLOSED);
+                woken += 1;
+            }
+        }
+        woken
+    }
+}
+
+/// An `io::Error` that says which call failed on which fd, keeping the
+/// original error as its source (and its kind).
+#[derive(Debug)]
+struct FdError {
+    what: &'static str,
+    fd: RawFd,
+    source: io::Error,
+}
+
+impl fmt::Display for FdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on fd {}: {}", self.what, self.fd, self.source)
+    }
+}
+
+impl Error for FdError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+fn context(source: io::Error, what: &'static str, fd: RawFd) -> io::Error {
+    io::Error::new(source.kind(), FdError { what, fd, source })
+}
+
+/// Deregisters a wait on every path out of it, unwinding included.
+struct Registration<'a> {
+    sched: &'a Scheduler,
+    fd: RawFd,
+    key: Key,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.sched.reactor.deregister(self.fd, self.key);
+    }
+}
+
+/// Parks the running fiber until `fd` is readable (or at end of stream),
+/// or `deadline` passes. Other fibers run meanwhile.
+///
+/// This is the building block of fiber-aware I/O: put the fd in
+/// non-blocking mode, try the read, and on `WouldBlock` wait here and try
+/// again.
+///
+/// What ends the wait, and how:
+///
+/// | event | reader gets | writer gets |
+/// |---|---|---|
+/// | `EPOLLIN` / `EPOLLOUT` | `Ok` | `Ok` |
+/// | `EPOLLHUP`, `EPOLLRDHUP` | `Ok`: the end of the stream is readable (read returns 0) | `Err(BrokenPipe)` |
+/// | `EPOLLERR` | `Err` (the socket's `SO_ERROR` when there is one), unless data is also readable | `Err` |
+/// | fd closed while waited on | `Err`, naming the fd | same |
+/// | fd invalid (`EBADF` from `epoll_ctl`) | `Err` at once | same |
+/// | fd that epoll cannot watch (`EPERM`: regular files, directories) | `Ok` at once: such files are always ready, as `poll(2)` says | same |
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+///
+/// spindle::run(|| -> std::io::Result<()> {
+///     let (mut a, mut b) = UnixStream::pair()?;
+///     a.set_nonblocking(true)?;
+///     let writer = spindle::spawn(move || b.write_all(b"ping"));
+///     spindle::runtime::wait_readable(a.as_raw_fd(), None)?;
+///     let mut buf = [0; 4];
+///     a.read_exact(&mut buf)?;
+///     assert_eq!(&buf, b"ping");
+///     writer.join().unwrap()
+/// })
+/// .unwrap();
+/// ```
+///
+/// # Panics
+///
+/// Outside a fiber of a runtime; and as a cancellation point.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::TimedOut`] when the deadline passes first; an error
+/// naming the fd when it is invalid, closed during the wait, or in an error
+/// state; [`io::ErrorKind::Interrupted`] when the runtime shuts down while
+/// the fiber is already unwinding.
+#[track_caller]
+pub fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> io::Result<()> {
+    wait(
+        fd,
+        Interest::Read,
+        deadline,
+        "spindle::runtime::wait_readable",
+    )
+}
+
+/// Parks the running fiber until `fd` is writable, or `deadline` passes;
+/// the counterpart of [`wait_readable`].
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+///
+/// spindle::run(|| {
+///     let (a, _b) = UnixStream::pair().unwrap();
+///     spindle::runtime::wait_writable(a.as_raw_fd(), None).unwrap();
+/// });
+/// ```
+///
+/// # Panics
+///
+/// As [`wait_readable`].
+///
+/// # Errors
+///
+/// As [`wait_readable`]; a writer also gets
+/// [`io::ErrorKind::BrokenPipe`] when the other end hung up.
+#[track_caller]
+pub fn wait_writable(fd: RawFd, deadline: Option<Instant>) -> io::Result<()> {
+    wait(
+        fd,
+        Interest::Write,
+        deadline,
+        "spindle::runtime::wait_writable",
+    )
+}
+
+#[track_caller]
+fn wait(
+    fd: RawFd,
+    interest: Interest,
+    deadline: Option<Instant>,
+    what: &'static str,
+) -> io::Result<()> {
+    with_current(what, |s, key| {
+        if s.checkpoint(key).is_err() {
+            return Err(shutting_down());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(timed_out(fd, interest));
+        }
+        if !s.reactor.register(fd, interest, key)? {
+            return Ok(());
+        }
+        let _registration = Registration { sched: s, fd, key };
+        let timer = deadline.map(|d| Timer::set(s, key, d));
+        loop {
+            if let Some(t) = s.core.borrow_mut().tasks.get_mut(key) {
+                t.io_events = 0;
+            }
+            if s.park(key, TaskState::WaitingIo, fd as u64).is_err() {
+                return Err(shutting_down());
+            }
+            let events = s.core.borrow().tasks.get(key).map_or(0, |t| t.io_events);
+            if events != 0 {
+                return outcome(fd, interest, events);
+            }
+            if timer.as_ref().is_some_and(Timer::fired) {
+                return Err(timed_out(fd, interest));
+            }
+        }
+    })
+}
+
+fn shutting_down() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Interrupted,
+        "the spindle runtime is shutting down",
+    )
+}
+
+fn timed_out(fd: RawFd, interest: Interest) -> io::Error {
+    let what = match interest {
+        Interest::Read => "readable",
+        Interest::Write => "writable",
+    };
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("fd {fd} did not become {what} before the deadline"),
+    )
+}
+
+/// Turns the events that ended a wait into its result (module docs table).
+fn outcome(fd: RawFd, interest: Interest, events: u32) -> io::Result<()> {
+    let has = |bits: libc::c_int| events & bits as u32 != 0;
+    if events & CLOSED != 0 {
+        let e = io::Error::from_raw_os_error(libc::EBADF);
+        return Err(context(e, "fd closed while a fiber waited on it", fd));
+    }
+    match interest {
+        Interest::Read if has(libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP) => return Ok(()),
+        Interest::Write if has(libc::EPOLLERR) => {}
+        Interest::Write if has(libc::EPOLLHUP) => {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                format!("fd {fd} hung up (EPOLLHUP): the other end is closed"),
+            ))
+        }
+        Interest::Write if has(libc::EPOLLOUT) => return Ok(()),
+        _ => {}
+    }
+    // EPOLLERR: the socket's pending error if it has one.
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid for writes of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            &mut err as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r == 0 && err != 0 {
+        Err(context(io::Error::from_raw_os_error(err), "EPOLLERR", fd))
+    } else {
+        Err(io::Error::other(format!(
+            "fd {fd} reported an error condition (EPOLLERR)"
+        )))
+    }
+}

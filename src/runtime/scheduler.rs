@@ -1,0 +1,656 @@
+//! The scheduler: the per-thread state every fiber of a runtime shares, the
+//! loop that runs them, parking and waking, and cancellation.
+//!
+//! See the [runtime docs](super) for the glossary, the fiber state machine
+//! and the scheduling order; this file implements them.
+//!
+//! ## Who owns what, and when it may be touched
+//!
+//! - [`Scheduler`] is owned by the [`Runtime`](super::Runtime) (boxed, so its
+//!   address is stable). While `block_on` (or the runtime's drop) runs, the
+//!   thread-local `SCHEDULER` points at it; otherwise it is null. Fibers and
+//!   the free functions reach the scheduler only through that pointer, so
+//!   they only ever see a scheduler that is alive: the runtime is borrowed
+//!   for as long as the pointer is set, and every fiber has ended before it
+//!   is cleared.
+//! - `Core` sits in a `RefCell`. Every borrow is short and never spans a
+//!   switch or a call into user code (a closure, a destructor of a user
+//!   value, a panic payload's drop): values that belong to users are moved
+//!   out of the borrow and dropped after it ends.
+//! - A task's fiber (its `Coroutine`) lives in its record, except while it
+//!   runs: the scheduler moves it out before `resume` and back after, so the
+//!   slab may grow (a fiber may spawn) without moving a coroutine that is
+//!   being resumed.
+//! - The thread-local `CURRENT` holds the running fiber's key and a pointer
+//!   to its `Yielder`. The yielder lives in the fiber's root frame (inside
+//!   the coroutine layer's entry function), so it is valid for as long as
+//!   the fiber has not returned. `CURRENT` is written in exactly three
+//!   places: by the scheduler just before each resume (key only, yielder
+//!   null), by the fiber's root when it starts, and by [`Scheduler::park`]
+//!   when a fiber comes back from a suspension (it restores the pair it
+//!   saved on its own stack). The scheduler resets it to "none" when the
+//!   resume returns. So whenever code runs on a fiber, `CURRENT` names that
+//!   fiber, and dereferencing its yielder there is sound; on the scheduler's
+//!   own stack it is "none" and the free functions refuse to park.
+
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
+use std::io;
+use std::panic;
+use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::coroutine::{Coroutine, CoroutineResult, Yielder};
+
+use super::blocking::Remote;
+use super::reactor::Reactor;
+use super::run_queue::RunQueue;
+use super::slab::{Key, Slab};
+use super::task::{TaskId, TaskState};
+use super::timer::SleepQueue;
+
+/// A task's fiber: resumed with nothing, suspends with nothing, returns
+/// nothing. Results travel through the task's join slot instead, and the
+/// reason for a suspension is written into the task's record.
+pub(crate) type Fiber = Coroutine<(), (), ()>;
+/// The yielder of a [`Fiber`].
+pub(crate) type FiberYielder = Yielder<(), ()>;
+
+thread_local! {
+    /// The scheduler of the runtime this thread is running, or null.
+    static SCHEDULER: Cell<*const Scheduler> = const { Cell::new(ptr::null()) };
+    /// The running fiber (see the module docs for the protocol).
+    static CURRENT: Cell<Current> = const { Cell::new(Current::NONE) };
+}
+
+/// Who is running: a task's key and its yielder.
+#[derive(Clone, Copy)]
+pub(crate) struct Current {
+    yielder: *const FiberYielder,
+    key: Option<Key>,
+}
+
+impl Current {
+    const NONE: Current = Current {
+        yielder: ptr::null(),
+        key: None,
+    };
+}
+
+/// The private payload that unwinds a cancelled fiber. Raised with
+/// `resume_unwind`, so no panic message is printed; the task root
+/// recognises it and reports [`JoinError::Cancelled`](super::JoinError).
+pub(crate) struct CancelUnwind;
+
+/// A wait ended without its event because the runtime is shutting down and
+/// the fiber is already unwinding (so it cannot be unwound again).
+#[derive(Debug)]
+pub(crate) struct Interrupted;
+
+/// Where a task stands with respect to cancellation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Cancel {
+    /// Not cancelled.
+    No,
+    /// `cancel` was called; the next suspension point unwinds.
+    Pending,
+    /// The unwind has been raised. Later suspension points behave normally
+    /// (so destructors may sleep or wait), unless cancel is called again.
+    Delivered,
+}
+
+/// What the scheduler knows of one task.
+pub(crate) struct TaskRecord {
+    /// `None` exactly while the fiber runs (moved out for the resume).
+    pub(crate) fiber: Option<Fiber>,
+    pub(crate) id: TaskId,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) state: TaskState,
+    pub(crate) cancel: Cancel,
+    /// Sequence number of this task's live sleep-queue entry; 0 for none.
+    pub(crate) timer: u64,
+    /// Readiness the reactor reported for this task's fd wait; 0 for none.
+    pub(crate) io_events: u32,
+    /// What it waits on, for reports: a task id (join) or an fd (I/O).
+    pub(crate) waiting_on: u64,
+    /// The token of [`park`](super::park): set by `unpark`, taken by `park`.
+    pub(crate) unparked: bool,
+}
+
+/// The state all of a runtime's fibers share; see the module docs.
+pub(crate) struct Core {
+    pub(crate) tasks: Slab<TaskRecord>,
+    pub(crate) run_queue: RunQueue,
+    pub(crate) sleep_queue: SleepQueue,
+    /// Set while the runtime unwinds its remaining fibers.
+    pub(crate) shutting_down: bool,
+    /// Resumes so far (each is one switch into a fiber and one back).
+    pub(crate) resumes: u64,
+    /// Tasks spawned so far, the main fibers included.
+    pub(crate) spawned: u64,
+    /// Tasks finished so far; also the finish order stamped on join slots.
+    pub(crate) finished: u64,
+}
+
+impl Core {
+    /// Makes a parked task ready. A task that is ready or running already,
+    /// or gone, is left alone: wake-ups are idempotent.
+    #[inline]
+    pub(crate) fn wake(&mut self, key: Key) {
+        if let Some(t) = self.tasks.get_mut(key) {
+            if t.state.is_parked() {
+                t.state = TaskState::Ready;
+                self.run_queue.push(key);
+            }
+        }
+    }
+
+    /// Marks a task cancelled and wakes it if it is parked.
+    pub(crate) fn cancel(&mut self, key: Key) {
+        if let Some(t) = self.tasks.get_mut(key) {
+            t.cancel = Cancel::Pending;
+            self.wake(key);
+        }
+    }
+}
+
+/// One runtime's scheduler; see the module docs.
+pub(crate) struct Scheduler {
+    /// Unique per runtime (never reused), so that a [`Key`] kept in a
+    /// [`Task`](super::Task) is only looked up in the table it came from.
+    pub(crate) id: u64,
+    pub(crate) core: RefCell<Core>,
+    pub(crate) reactor: Reactor,
+    pub(crate) remote: Arc<Remote>,
+    /// Stack size of fibers whose builder names none.
+    pub(crate) stack_size: usize,
+}
+
+/// Restores the thread-local scheduler pointer when dropped.
+pub(crate) struct Enter {
+    prev: *const Scheduler,
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        SCHEDULER.with(|s| s.set(self.prev));
+    }
+}
+
+/// Runs `f` with the scheduler of the runtime this thread is running.
+///
+/// # Panics
+///
+/// Outside a runtime, with a message naming `what`.
+#[track_caller]
+pub(crate) fn with_scheduler<R>(what: &str, f: impl FnOnce(&Scheduler) -> R) -> R {
+    let s = SCHEDULER.with(Cell::get);
+    if s.is_null() {
+        panic!(
+            "{what} called outside a spindle runtime; \
+             start one with spindle::run or Runtime::block_on"
+        );
+    }
+    // SAFETY: the pointer is set only by `Scheduler::enter`, whose guard
+    // lives in a frame (block_on or the runtime's drop) that borrows the
+    // runtime owning the boxed scheduler, and clears it before that borrow
+    // ends. So the scheduler is alive, and only shared references to it
+    // exist (all mutation goes through its cells).
+    f(unsafe { &*s })
+}
+
+/// Runs `f` with the scheduler and the running fiber's key.
+///
+/// # Panics
+///
+/// Outside a runtime, or on the scheduler's own stack (for instance in a
+/// destructor the scheduler runs), with a message naming `what`.
+#[track_caller]
+pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&Scheduler, Key) -> R) -> R {
+    with_scheduler(what, |s| match CURRENT.with(Cell::get).key {
+        Some(key) => f(s, key),
+        None => panic!("{what} called outside a fiber (on the scheduler's own stack)"),
+    })
+}
+
+/// Whether this thread is running a runtime right now.
+pub(crate) fn in_runtime() -> bool {
+    !SCHEDULER.with(Cell::get).is_null()
+}
+
+impl Scheduler {
+    pub(crate) fn new(stack_size: usize) -> io::Result<Scheduler> {
+        let remote = Arc::new(Remote::new()?);
+        let reactor = Reactor::new(remote.event_fd())?;
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Ok(Scheduler {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            core: RefCell::new(Core {
+                tasks: Slab::new(),
+                run_queue: RunQueue::new(),
+                sleep_queue: SleepQueue::new(),
+                shutting_down: false,
+                resumes: 0,
+                spawned: 0,
+                finished: 0,
+            }),
+            reactor,
+            remote,
+            stack_size,
+        })
+    }
+
+    /// Makes this the thread's scheduler until the guard drops.
+    ///
+    /// # Panics
+    ///
+    /// If the thread is already running a runtime.
+    pub(crate) fn enter(&self) -> Enter {
+        let prev = SCHEDULER.with(|s| s.replace(self));
+        if !prev.is_null() {
+            SCHEDULER.with(|s| s.set(prev));
+            panic!(
+                "cannot start a spindle runtime from within a runtime (block_on inside a fiber)"
+            );
+        }
+        Enter { prev }
+    }
+
+    /// Adds a task whose fiber has not run yet to the back of the run queue.
+    pub(crate) fn insert(&self, fiber: Fiber, id: TaskId, name: Option<Arc<str>>) -> Key {
+        let mut core = self.core.borrow_mut();
+        let cancel = if core.shutting_down {
+            Cancel::Pending
+        } else {
+            Cancel::No
+        };
+        let key = core.tasks.insert(TaskRecord {
+            fiber: Some(fiber),
+            id,
+            name,
+            state: TaskState::Ready,
+            cancel,
+            timer: 0,
+            io_events: 0,
+            waiting_on: 0,
+            unparked: false,
+        });
+        core.run_queue.push(key);
+        core.spawned += 1;
+        key
+    }
+
+    /// Called by a task's root when its fiber starts: records the yielder
+    /// and returns the task's key, and whether the task was cancelled before
+    /// it ever ran (its closure must then not be called).
+    pub(crate) fn start(&self, yielder: &FiberYielder) -> (Key, bool) {
+        let key = CURRENT
+            .with(Cell::get)
+            .key
+            .expect("a task root runs only when the scheduler resumes it");
+        CURRENT.with(|c| {
+            c.set(Current {
+                yielder,
+                key: Some(key),
+            })
+        });
+        let mut core = self.core.borrow_mut();
+        let shutting_down = core.shutting_down;
+        let t = core
+            .tasks
+            .get_mut(key)
+            .expect("a running task has a record");
+        let cancelled = t.cancel == Cancel::Pending || shutting_down;
+        if cancelled {
+            t.cancel = Cancel::Delivered;
+        }
+        (key, cancelled)
+    }
+
+    /// A suspension point's cancellation check. Raises the cancellation
+    /// unwind if the task has a pending cancel (or the runtime is shutting
+    /// down) and is not already unwinding.
+    ///
+    /// # Errors
+    ///
+    /// [`Interrupted`] when the runtime is shutting down and the fiber is
+    /// already unwinding: the caller must give up its wait without parking.
+    pub(crate) fn checkpoint(&self, key: Key) -> Result<(), Interrupted> {
+        let mut core = self.core.borrow_mut();
+        let shutting_down = core.shutting_down;
+        let Some(t) = core.tasks.get_mut(key) else {
+            return Ok(());
+        };
+        if (t.cancel == Cancel::Pending || shutting_down) && !thread::panicking() {
+            t.cancel = Cancel::Delivered;
+            drop(core);
+            panic::resume_unwind(Box::new(CancelUnwind));
+        }
+        if shutting_down {
+            Err(Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Suspends the running fiber in `state` until something wakes it.
+    ///
+    /// The caller must have called [`checkpoint`](Self::checkpoint) first
+    /// and arranged its wake-up (run queue, timer, fd, join slot, remote).
+    /// A wake-up may be spurious (a cancel while the fiber is unwinding, or
+    /// a stale one), so every caller re-checks its condition in a loop.
+    ///
+    /// # Errors
+    ///
+    /// As [`checkpoint`](Self::checkpoint), which runs again on return.
+    pub(crate) fn park(
+        &self,
+        key: Key,
+        state: TaskState,
+        waiting_on: u64,
+    ) -> Result<(), Interrupted> {
+        {
+            let mut core = self.core.borrow_mut();
+            let t = core
+                .tasks
+                .get_mut(key)
+                .expect("a running task has a record");
+            t.state = state;
+            t.waiting_on = waiting_on;
+        }
+        let cur = CURRENT.with(Cell::get);
+        debug_assert!(!cur.yielder.is_null() && cur.key == Some(key));
+        // SAFETY: `CURRENT` names the running fiber (module docs), and we
+        // run on it (or on a coroutine it resumed, which suspends together
+        // with it): its yielder is alive in its root frame.
+        unsafe { (*cur.yielder).suspend(()) };
+        CURRENT.with(|c| c.set(cur));
+        self.checkpoint(key)
+    }
+
+    /// Parks the running fiber at the back of the run queue.
+    pub(crate) fn yield_now(&self, key: Key) -> Result<(), Interrupted> {
+        self.checkpoint(key)?;
+        self.core.borrow_mut().run_queue.push(key);
+        self.park(key, TaskState::Ready, 0)
+    }
+
+    /// Resumes one task. Returns whether it finished.
+    fn resume(&self, key: Key, shutdown: bool) -> bool {
+        let mut fiber = {
+            let mut core = self.core.borrow_mut();
+            match core.tasks.get_mut(key) {
+                Some(t) if t.fiber.is_some() && (shutdown || t.state == TaskState::Ready) => {
+                    t.state = TaskState::Running;
+                    t.fiber.take().expect("checked above")
+                }
+                _ => return false,
+            }
+        };
+        CURRENT.with(|c| {
+            c.set(Current {
+                yielder: ptr::null(),
+                key: Some(key),
+            })
+        });
+        let outcome = fiber.resume(());
+        CURRENT.with(|c| c.set(Current::NONE));
+        let mut core = self.core.borrow_mut();
+        core.resumes += 1;
+        match outcome {
+            CoroutineResult::Yield(()) => {
+                if let Some(t) = core.tasks.get_mut(key) {
+                    t.fiber = Some(fiber);
+                    return false;
+                }
+                unreachable!("a suspended fiber's record vanished");
+            }
+            CoroutineResult::Return(()) => {
+                let record = core.tasks.remove(key);
+                drop(core);
+                // The name (an Arc) and the fiber (its stack) go here,
+                // outside the borrow.
+                drop(record);
+                drop(fiber);
+                true
+            }
+        }
+    }
+
+    /// Runs fibers until the task `main` has finished.
+    ///
+    /// # Errors
+    ///
+    /// The deadlock report, when `main` waits for something nothing can
+    /// bring (see [`poll`](Self::poll)).
+    pub(crate) fn run(&self, main: Key) -> Result<(), String> {
+        loop {
+            let budget = self.core.borrow().run_queue.len();
+            for _ in 0..budget {
+                let next = self.core.borrow_mut().run_queue.pop();
+                let Some(key) = next else { break };
+                if self.resume(key, false) && key == main {
+                    return Ok(());
+                }
+            }
+            if self.core.borrow().tasks.get(main).is_none() {
+                return Ok(());
+            }
+            self.poll()?;
+        }
+    }
+
+    /// Between two rounds: fires expired timers, collects wake-ups from other
+    /// threads, and polls the reactor (without blocking if anything is
+    /// ready, else until the next deadline).
+    ///
+    /// # Errors
+    ///
+    /// The deadlock report when nothing is ready and nothing could ever
+    /// make anything ready.
+    fn poll(&self) -> Result<(), String> {
+        let timeout = {
+            let mut core = self.core.borrow_mut();
+            let core = &mut *core;
+            let now = if core.sleep_queue.is_empty() {
+                None
+            } else {
+                let now = Instant::now();
+                let Core {
+                    tasks,
+                    sleep_queue,
+                    run_queue,
+                    ..
+                } = core;
+                while let Some(key) = sleep_queue
+                    .pop_expired(now, |k, seq| tasks.get(k).is_some_and(|t| t.timer == seq))
+                {
+                    let t = tasks.get_mut(key).expect("a live timer has a task");
+                    t.timer = 0;
+                    if t.state.is_parked() {
+                        t.state = TaskState::Ready;
+                        run_queue.push(key);
+                    }
+                }
+                Some(now)
+            };
+            self.remote.drain(|key| wake_blocked(core, key));
+            if !core.run_queue.is_empty() {
+                Some(Duration::ZERO)
+            } else {
+                let Core {
+                    tasks, sleep_queue, ..
+                } = core;
+                sleep_queue
+                    .next_deadline(|k, seq| tasks.get(k).is_some_and(|t| t.timer == seq))
+                    .map(|d| d.saturating_duration_since(now.unwrap_or_else(Instant::now)))
+            }
+        };
+        if timeout == Some(Duration::ZERO) && self.reactor.waiters() == 0 {
+            return Ok(());
+        }
+        if timeout.is_none() {
+            if self.reactor.waiters() == 0 && !self.remote.may_wake() {
+                return Err(self.deadlock_report());
+            }
+            // About to block with no deadline: make sure no fiber waits on
+            // an fd that was closed under it (epoll forgets those silently).
+            if self.reactor.find_closed(|key, ev| self.wake_io(key, ev)) > 0 {
+                return Ok(());
+            }
+        }
+        let remote = self
+            .reactor
+            .poll(timeout, |key, ev| self.wake_io(key, ev))
+            .unwrap_or_else(|e| panic!("spindle reactor: {e}"));
+        if remote {
+            let mut core = self.core.borrow_mut();
+            self.remote.drain(|key| wake_blocked(&mut core, key));
+        }
+        Ok(())
+    }
+
+    /// The reactor saw `events` for the fd `key` waits on.
+    fn wake_io(&self, key: Key, events: u32) {
+        let mut core = self.core.borrow_mut();
+        if let Some(t) = core.tasks.get_mut(key) {
+            t.io_events = events;
+            core.wake(key);
+        }
+    }
+
+    /// Go's "all goroutines are asleep", with the list of waiting fibers.
+    fn deadlock_report(&self) -> String {
+        let core = self.core.borrow();
+        let mut tasks: Vec<_> = core.tasks.iter().map(|(_, t)| t).collect();
+        tasks.sort_by_key(|t| t.id);
+        let mut report = String::from("all fibers are asleep - deadlock!\n");
+        for t in tasks {
+            let _ = write!(report, "\nfiber {}", t.id);
+            if let Some(name) = &t.name {
+                let _ = write!(report, " {name:?}");
+            }
+            let _ = write!(report, " [{}", t.state);
+            match t.state {
+                TaskState::WaitingJoin => {
+                    let _ = write!(report, ": fiber {}", t.waiting_on);
+                }
+                TaskState::WaitingIo => {
+                    let _ = write!(report, ": fd {}", t.waiting_on);
+                }
+                _ => {}
+            }
+            report.push(']');
+        }
+        report
+    }
+
+    /// Cancels and unwinds every task still in the table, in id order (and
+    /// any they spawn while unwinding), then empties the queues.
+    pub(crate) fn shutdown(&self) {
+        self.core.borrow_mut().shutting_down = true;
+        loop {
+            let mut live: Vec<(TaskId, Key)> = {
+                let core = self.core.borrow();
+                core.tasks.iter().map(|(k, t)| (t.id, k)).collect()
+            };
+            if live.is_empty() {
+                break;
+            }
+            live.sort_unstable_by_key(|&(id, _)| id);
+            for (_, key) in live {
+                {
+                    let mut core = self.core.borrow_mut();
+                    let Some(t) = core.tasks.get_mut(key) else {
+                        continue;
+                    };
+                    t.cancel = Cancel::Pending;
+                }
+                if !self.resume(key, true) {
+                    // The fiber suspended again although no suspension
+                    // point parks during shutdown. Dropping the coroutine
+                    // unwinds it (the coroutine layer's forced unwind);
+                    // its record stays until then, so that the suspension
+                    // points its destructors reach answer `Interrupted`.
+                    let fiber = self
+                        .core
+                        .borrow_mut()
+                        .tasks
+                        .get_mut(key)
+                        .and_then(|t| t.fiber.take());
+                    drop(fiber);
+                    let record = self.core.borrow_mut().tasks.remove(key);
+                    drop(record);
+                }
+            }
+        }
+        let mut core = self.core.borrow_mut();
+        core.run_queue.clear();
+        core.sleep_queue.clear();
+        core.shutting_down = false;
+    }
+
+    /// A snapshot of every live task, in id order.
+    pub(crate) fn snapshot(&self) -> Vec<(Key, TaskId, Option<Arc<str>>, TaskState)> {
+        let core = self.core.borrow();
+        let mut v: Vec<_> = core
+            .tasks
+            .iter()
+            .map(|(k, t)| (k, t.id, t.name.clone(), t.state))
+            .collect();
+        v.sort_unstable_by_key(|t| t.1);
+        v
+    }
+
+    /// The id and name of the task under `key`.
+    pub(crate) fn describe(&self, key: Key) -> Option<(TaskId, Option<Arc<str>>)> {
+        let core = self.core.borrow();
+        core.tasks.get(key).map(|t| (t.id, t.name.clone()))
+    }
+
+    /// Gives the task `key` its unpark token, waking it if it is parked in
+    /// [`park`](super::park).
+    pub(crate) fn unpark(&self, key: Key) {
+        let mut core = self.core.borrow_mut();
+        if let Some(t) = core.tasks.get_mut(key) {
+            t.unparked = true;
+            if t.state == TaskState::Parked {
+                core.wake(key);
+            }
+        }
+    }
+
+    /// Parks the running task until its unpark token is set, and takes it.
+    pub(crate) fn park_until_unparked(&self, key: Key) {
+        let take = || {
+            let mut core = self.core.borrow_mut();
+            let t = core
+                .tasks
+                .get_mut(key)
+                .expect("a running task has a record");
+            std::mem::replace(&mut t.unparked, false)
+        };
+        if self.checkpoint(key).is_err() {
+            return;
+        }
+        while !take() {
+            if self.park(key, TaskState::Parked, 0).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A blocking call's helper thread finished for `key`.
+fn wake_blocked(core: &mut Core, key: Key) {
+    if core
+        .tasks
+        .get(key)
+        .is_some_and(|t| t.state == TaskState::WaitingBlocking)
+    {
+        core.wake(key);
+    }
+}
