@@ -143,7 +143,9 @@ use crate::stack::Stack;
 pub use blocking::{spawn_blocking, KEEP_ALIVE, MAX_BLOCKING_THREADS};
 pub use join::{join_all, wait_any, JoinError, JoinHandle};
 pub use reactor::{wait_readable, wait_writable};
-pub use task::{current, park, spawn, tasks, yield_now, Builder, Task, TaskId, TaskState};
+pub use task::{
+    current, park, spawn, tasks, try_current, yield_now, Builder, Task, TaskId, TaskState,
+};
 pub use timeout::{timeout, Elapsed};
 pub use timer::{sleep, sleep_until};
 

@@ -216,6 +216,18 @@ pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&Scheduler, Key) -> R) 
     })
 }
 
+/// The scheduler and the running fiber's key, if there are both; never
+/// panics.
+pub(crate) fn try_current<R>(f: impl FnOnce(&Scheduler, Key) -> R) -> Option<R> {
+    let s = SCHEDULER.with(Cell::get);
+    let key = CURRENT.with(Cell::get).key?;
+    if s.is_null() {
+        return None;
+    }
+    // SAFETY: as in `with_scheduler`.
+    Some(f(unsafe { &*s }, key))
+}
+
 /// Whether this thread is running a runtime right now.
 pub(crate) fn in_runtime() -> bool {
     !SCHEDULER.with(Cell::get).is_null()
@@ -605,9 +617,10 @@ impl Scheduler {
         v
     }
 
-    /// The id and name of the task under `key`.
+    /// The id and name of the task under `key` (`None` also if the table
+    /// is being changed right now, e.g. when asked from a panic hook).
     pub(crate) fn describe(&self, key: Key) -> Option<(TaskId, Option<Arc<str>>)> {
-        let core = self.core.borrow();
+        let core = self.core.try_borrow().ok()?;
         core.tasks.get(key).map(|t| (t.id, t.name.clone()))
     }
 

@@ -249,7 +249,9 @@ pub fn park() {
 #[track_caller]
 pub fn current() -> Task {
     with_current("spindle::current", |s, key| {
-        let (id, name) = s.describe(key).expect("a running task has a record");
+        let (id, name) = s
+            .describe(key)
+            .expect("a running task has a record, and this is no panic hook");
         Task {
             id,
             name,
@@ -259,6 +261,30 @@ pub fn current() -> Task {
             _not_send: PhantomData,
         }
     })
+}
+
+/// The running task, or `None` outside a fiber (never panics: for panic
+/// hooks and loggers that may run anywhere).
+///
+/// # Examples
+///
+/// ```
+/// assert!(spindle::runtime::try_current().is_none());
+/// spindle::run(|| assert!(spindle::runtime::try_current().is_some()));
+/// ```
+pub fn try_current() -> Option<Task> {
+    super::scheduler::try_current(|s, key| {
+        let (id, name) = s.describe(key)?;
+        Some(Task {
+            id,
+            name,
+            state: TaskState::Running,
+            runtime: s.id,
+            key,
+            _not_send: PhantomData,
+        })
+    })
+    .flatten()
 }
 
 /// Every live task of this thread's runtime, in id order (asyncio's

@@ -1,0 +1,242 @@
+//! The scheduler beside its peers, on the same work.
+//!
+//! - `spawn_join`: spawn an empty task and join it, from inside the runtime:
+//!   spindle, tokio (current-thread), may (one worker), `std::thread`.
+//! - `yield_ring/N`: N tasks each yield 100 times; throughput is in yields,
+//!   so criterion's "elem/s" is yields per second. Also two bare rings with
+//!   no scheduler at all (a `Vec` of coroutines resumed in turn): spindle's
+//!   `Coroutine` and corosensei, the floor a scheduler adds to.
+//!
+//! tokio, may and corosensei are dev-dependencies for these baselines only.
+//! `cargo bench --bench sched`; keep the machine otherwise idle.
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+const YIELDS: u64 = 100;
+
+fn spawn_join(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spawn_join");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+
+    let rt = spindle::Runtime::new().unwrap();
+    g.bench_function("spindle", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(move || {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    spindle::spawn(|| ()).join().unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    g.bench_function("tokio_current_thread", |b| {
+        b.iter_custom(|iters| {
+            tokio_rt.block_on(async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    tokio::spawn(async {}).await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+
+    may::config().set_workers(1);
+    g.bench_function("may_1_worker", |b| {
+        b.iter_custom(|iters| {
+            let body = move || {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    // SAFETY: the closure touches no thread-local storage
+                    // and never blocks the thread, as may requires.
+                    unsafe { may::coroutine::spawn(|| ()) }.join().unwrap();
+                }
+                start.elapsed()
+            };
+            // SAFETY: as above; `body` only spawns, joins and reads the clock.
+            unsafe { may::coroutine::spawn(body) }.join().unwrap()
+        })
+    });
+
+    g.bench_function("std_thread", |b| {
+        b.iter(|| std::thread::spawn(|| ()).join().unwrap())
+    });
+    g.finish();
+}
+
+fn yield_ring(c: &mut Criterion) {
+    let mut g = c.benchmark_group("yield_ring");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for n in [1_000u64, 10_000] {
+        g.throughput(Throughput::Elements(n * YIELDS));
+
+        let rt = spindle::Runtime::new().unwrap();
+        g.bench_with_input(BenchmarkId::new("spindle", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += rt.block_on(move || {
+                        let hs: Vec<_> = (0..n)
+                            .map(|_| {
+                                spindle::spawn(|| {
+                                    for _ in 0..=YIELDS {
+                                        spindle::yield_now();
+                                    }
+                                })
+                            })
+                            .collect();
+                        // Every fiber runs its first step (and touches its
+                        // stack) before the clock starts.
+                        spindle::yield_now();
+                        let start = Instant::now();
+                        for h in hs {
+                            h.join().unwrap();
+                        }
+                        start.elapsed()
+                    });
+                }
+                total
+            })
+        });
+
+        let tokio_rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        g.bench_with_input(BenchmarkId::new("tokio_current_thread", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += tokio_rt.block_on(async move {
+                        let hs: Vec<_> = (0..n)
+                            .map(|_| {
+                                tokio::spawn(async {
+                                    for _ in 0..=YIELDS {
+                                        tokio::task::yield_now().await;
+                                    }
+                                })
+                            })
+                            .collect();
+                        tokio::task::yield_now().await;
+                        let start = Instant::now();
+                        for h in hs {
+                            h.await.unwrap();
+                        }
+                        start.elapsed()
+                    });
+                }
+                total
+            })
+        });
+
+        g.bench_with_input(BenchmarkId::new("may_1_worker", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let body = move || {
+                        let hs: Vec<_> = (0..n)
+                            .map(|_| {
+                                let step = || {
+                                    for _ in 0..=YIELDS {
+                                        may::coroutine::yield_now();
+                                    }
+                                };
+                                // SAFETY: no thread-locals, no blocking.
+                                unsafe { may::coroutine::spawn(step) }
+                            })
+                            .collect();
+                        may::coroutine::yield_now();
+                        let start = Instant::now();
+                        for h in hs {
+                            h.join().unwrap();
+                        }
+                        start.elapsed()
+                    };
+                    // SAFETY: as above.
+                    total += unsafe { may::coroutine::spawn(body) }.join().unwrap();
+                }
+                total
+            })
+        });
+
+        g.bench_with_input(
+            BenchmarkId::new("bare_spindle_coroutines", n),
+            &n,
+            |b, &n| {
+                use spindle::coroutine::{Coroutine, Yielder};
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let mut ring: Vec<Coroutine<(), (), ()>> = (0..n)
+                            .map(|_| {
+                                Coroutine::new(|y: &Yielder<(), ()>, ()| {
+                                    for _ in 0..YIELDS {
+                                        y.suspend(());
+                                    }
+                                })
+                            })
+                            .collect();
+                        ring.iter_mut().for_each(|co| {
+                            let _ = co.resume(());
+                        });
+                        let start = Instant::now();
+                        for _ in 1..YIELDS {
+                            for co in ring.iter_mut() {
+                                let _ = co.resume(());
+                            }
+                        }
+                        total += start.elapsed() * YIELDS as u32 / (YIELDS as u32 - 1);
+                        ring.iter_mut().for_each(|co| {
+                            let _ = co.resume(());
+                        });
+                    }
+                    total
+                })
+            },
+        );
+
+        g.bench_with_input(BenchmarkId::new("bare_corosensei", n), &n, |b, &n| {
+            use corosensei::{Coroutine, Yielder};
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut ring: Vec<Coroutine<(), (), ()>> = (0..n)
+                        .map(|_| {
+                            Coroutine::new(|y: &Yielder<(), ()>, ()| {
+                                for _ in 0..YIELDS {
+                                    y.suspend(());
+                                }
+                            })
+                        })
+                        .collect();
+                    ring.iter_mut().for_each(|co| {
+                        let _ = co.resume(());
+                    });
+                    let start = Instant::now();
+                    for _ in 1..YIELDS {
+                        for co in ring.iter_mut() {
+                            let _ = co.resume(());
+                        }
+                    }
+                    total += start.elapsed() * YIELDS as u32 / (YIELDS as u32 - 1);
+                    ring.iter_mut().for_each(|co| {
+                        let _ = co.resume(());
+                    });
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, spawn_join, yield_ring);
+criterion_main!(benches);

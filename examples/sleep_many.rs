@@ -1,0 +1,138 @@
+//! N tasks each sleep for a while; prints wall time, peak memory and
+//! resumes. One implementation per process, so the peak (VmHWM) is its own.
+//!
+//! ```text
+//! cargo run --release --example sleep_many -- 100000              # spindle fibers
+//! cargo run --release --example sleep_many -- 10000 --threads     # OS threads
+//! cargo run --release --example sleep_many -- 10000 --tokio       # baseline: tokio current-thread
+//! cargo run --release --example sleep_many -- 10000 --may         # baseline: may, one worker
+//! options: --secs S (default 1), --stack BYTES (spindle's fiber stack size)
+//! ```
+
+use std::time::{Duration, Instant};
+
+fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+/// Returns (resumes, RSS growth while all sleep).
+fn spindle_fibers(n: usize, dur: Duration, stack: usize) -> (u64, u64) {
+    let rt = spindle::Runtime::builder()
+        .stack_size(stack)
+        .build()
+        .expect("runtime");
+    let before = status_bytes("VmRSS");
+    let growth = rt.block_on(move || {
+        let mut handles = Vec::with_capacity(n);
+        for i in 0..n {
+            match spindle::Builder::new().spawn(move || spindle::sleep(dur)) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    eprintln!("fiber {i} could not be created: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        let sampler = spindle::spawn(move || {
+            spindle::sleep(dur / 2);
+            status_bytes("VmRSS").saturating_sub(before)
+        });
+        for h in handles {
+            h.join().expect("fiber");
+        }
+        sampler.join().unwrap()
+    });
+    (rt.stats().resumes, growth)
+}
+
+fn os_threads(n: usize, dur: Duration) {
+    let handles: Vec<_> = (0..n)
+        .map(|_| std::thread::spawn(move || std::thread::sleep(dur)))
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+fn tokio_tasks(n: usize, dur: Duration) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let handles: Vec<_> = (0..n)
+            .map(|_| tokio::spawn(tokio::time::sleep(dur)))
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+}
+
+fn may_coroutines(n: usize, dur: Duration) {
+    may::config().set_workers(1);
+    let handles: Vec<_> = (0..n)
+        // SAFETY: the closure uses no thread-local storage and does not
+        // block the thread (may's own sleep parks the coroutine), which is
+        // what may asks of a coroutine.
+        .map(|_| unsafe { may::coroutine::spawn(move || may::coroutine::sleep(dur)) })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args
+        .iter()
+        .find_map(|a| a.replace('_', "").parse().ok())
+        .unwrap_or(10_000);
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let dur = Duration::from_secs_f64(value("--secs").unwrap_or(1.0));
+    let stack = value("--stack").map_or(spindle::Stack::DEFAULT_SIZE, |v| v as usize);
+    let which = ["--threads", "--tokio", "--may"]
+        .into_iter()
+        .find(|f| args.iter().any(|a| a == f))
+        .unwrap_or("--spindle");
+
+    let before = status_bytes("VmRSS");
+    let start = Instant::now();
+    let (resumes, growth) = match which {
+        "--threads" => (os_threads(n, dur), (0, 0)).1,
+        "--tokio" => (tokio_tasks(n, dur), (0, 0)).1,
+        "--may" => (may_coroutines(n, dur), (0, 0)).1,
+        _ => spindle_fibers(n, dur, stack),
+    };
+    let wall = start.elapsed();
+    let peak = status_bytes("VmHWM");
+    println!(
+        "{:<8} n={n:<8} sleep={dur:?} wall={:.3}s peak_rss={:.1}MiB ({} B/task over the start)",
+        which.trim_start_matches("--"),
+        wall.as_secs_f64(),
+        mib(peak),
+        peak.saturating_sub(before) / n.max(1) as u64,
+    );
+    if which == "--spindle" {
+        println!(
+            "         resumes={resumes} (switches={}), RSS growth while all asleep={:.1}MiB ({} B/fiber)",
+            2 * resumes,
+            mib(growth),
+            growth / n.max(1) as u64
+        );
+    }
+}
