@@ -126,10 +126,12 @@
 //!   `block_on`, which a leaked fiber under `panic = "abort"` would break.
 
 mod blocking;
+mod fiber_table;
 mod join;
 mod reactor;
 mod run_queue;
 mod scheduler;
+mod shutdown;
 mod slab;
 mod task;
 mod timeout;
@@ -338,7 +340,7 @@ impl Runtime {
     pub fn stats(&self) -> RuntimeStats {
         let core = self.sched.core.borrow();
         RuntimeStats {
-            resumes: core.resumes,
+            resumes: self.sched.resumes.get(),
             spawned: core.spawned,
             finished: core.finished,
         }

@@ -17,10 +17,10 @@
 //!   switch or a call into user code (a closure, a destructor of a user
 //!   value, a panic payload's drop): values that belong to users are moved
 //!   out of the borrow and dropped after it ends.
-//! - A task's fiber (its `Coroutine`) lives in its record, except while it
-//!   runs: the scheduler moves it out before `resume` and back after, so the
-//!   slab may grow (a fiber may spawn) without moving a coroutine that is
-//!   being resumed.
+//! - A task's fiber (its `Coroutine`) lives in the
+//!   [`FiberTable`](super::fiber_table), which only the scheduler's own
+//!   frames touch; the task's record here holds what fibers may read and
+//!   write about each other (state, cancellation, timers).
 //! - The thread-local `CURRENT` holds the running fiber's key and a pointer
 //!   to its `Yielder`. The yielder lives in the fiber's root frame (inside
 //!   the coroutine layer's entry function), so it is valid for as long as
@@ -34,7 +34,6 @@
 //!   own stack it is "none" and the free functions refuse to park.
 
 use std::cell::{Cell, RefCell};
-use std::fmt::Write as _;
 use std::io;
 use std::panic;
 use std::ptr;
@@ -46,6 +45,7 @@ use std::time::{Duration, Instant};
 use crate::coroutine::{Coroutine, CoroutineResult, Yielder};
 
 use super::blocking::Remote;
+use super::fiber_table::FiberTable;
 use super::reactor::Reactor;
 use super::run_queue::RunQueue;
 use super::slab::{Key, Slab};
@@ -104,8 +104,6 @@ pub(crate) enum Cancel {
 
 /// What the scheduler knows of one task.
 pub(crate) struct TaskRecord {
-    /// `None` exactly while the fiber runs (moved out for the resume).
-    pub(crate) fiber: Option<Fiber>,
     pub(crate) id: TaskId,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) state: TaskState,
@@ -127,8 +125,6 @@ pub(crate) struct Core {
     pub(crate) sleep_queue: SleepQueue,
     /// Set while the runtime unwinds its remaining fibers.
     pub(crate) shutting_down: bool,
-    /// Resumes so far (each is one switch into a fiber and one back).
-    pub(crate) resumes: u64,
     /// Tasks spawned so far, the main fibers included.
     pub(crate) spawned: u64,
     /// Tasks finished so far; also the finish order stamped on join slots.
@@ -159,6 +155,9 @@ impl Core {
 
 /// One runtime's scheduler; see the module docs.
 pub(crate) struct Scheduler {
+    pub(crate) fibers: FiberTable,
+    /// Resumes so far (each is one switch into a fiber and one back).
+    pub(crate) resumes: Cell<u64>,
     /// Unique per runtime (never reused), so that a [`Key`] kept in a
     /// [`Task`](super::Task) is only looked up in the table it came from.
     pub(crate) id: u64,
@@ -186,6 +185,7 @@ impl Drop for Enter {
 ///
 /// Outside a runtime, with a message naming `what`.
 #[track_caller]
+#[inline(always)]
 pub(crate) fn with_scheduler<R>(what: &str, f: impl FnOnce(&Scheduler) -> R) -> R {
     let s = SCHEDULER.with(Cell::get);
     if s.is_null() {
@@ -209,6 +209,7 @@ pub(crate) fn with_scheduler<R>(what: &str, f: impl FnOnce(&Scheduler) -> R) -> 
 /// Outside a runtime, or on the scheduler's own stack (for instance in a
 /// destructor the scheduler runs), with a message naming `what`.
 #[track_caller]
+#[inline(always)]
 pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&Scheduler, Key) -> R) -> R {
     with_scheduler(what, |s| match CURRENT.with(Cell::get).key {
         Some(key) => f(s, key),
@@ -239,13 +240,14 @@ impl Scheduler {
         let reactor = Reactor::new(remote.event_fd())?;
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Scheduler {
+            fibers: FiberTable::new(),
+            resumes: Cell::new(0),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             core: RefCell::new(Core {
                 tasks: Slab::new(),
                 run_queue: RunQueue::new(),
                 sleep_queue: SleepQueue::new(),
                 shutting_down: false,
-                resumes: 0,
                 spawned: 0,
                 finished: 0,
             }),
@@ -280,7 +282,6 @@ impl Scheduler {
             Cancel::No
         };
         let key = core.tasks.insert(TaskRecord {
-            fiber: Some(fiber),
             id,
             name,
             state: TaskState::Ready,
@@ -292,6 +293,8 @@ impl Scheduler {
         });
         core.run_queue.push(key);
         core.spawned += 1;
+        drop(core);
+        self.fibers.add(key, fiber);
         key
     }
 
@@ -373,6 +376,13 @@ impl Scheduler {
             t.state = state;
             t.waiting_on = waiting_on;
         }
+        self.suspend(key)
+    }
+
+    /// Switches from the running fiber `key` (its state already set) to the
+    /// scheduler; on return, restores `CURRENT` and checks for a cancel.
+    #[inline(always)]
+    fn suspend(&self, key: Key) -> Result<(), Interrupted> {
         let cur = CURRENT.with(Cell::get);
         debug_assert!(!cur.yielder.is_null() && cur.key == Some(key));
         // SAFETY: `CURRENT` names the running fiber (module docs), and we
@@ -384,51 +394,63 @@ impl Scheduler {
     }
 
     /// Parks the running fiber at the back of the run queue.
+    #[inline(always)]
     pub(crate) fn yield_now(&self, key: Key) -> Result<(), Interrupted> {
-        self.checkpoint(key)?;
+        {
+            let mut core = self.core.borrow_mut();
+            let shutting_down = core.shutting_down;
+            let t = core
+                .tasks
+                .get_mut(key)
+                .expect("a running task has a record");
+            if t.cancel == Cancel::Pending || shutting_down {
+                drop(core);
+                self.checkpoint(key)?;
+            } else {
+                t.state = TaskState::Ready;
+                core.run_queue.push(key);
+                drop(core);
+                return self.suspend(key);
+            }
+        }
         self.core.borrow_mut().run_queue.push(key);
         self.park(key, TaskState::Ready, 0)
     }
 
-    /// Resumes one task. Returns whether it finished.
-    fn resume(&self, key: Key, shutdown: bool) -> bool {
-        let mut fiber = {
-            let mut core = self.core.borrow_mut();
-            match core.tasks.get_mut(key) {
-                Some(t) if t.fiber.is_some() && (shutdown || t.state == TaskState::Ready) => {
-                    t.state = TaskState::Running;
-                    t.fiber.take().expect("checked above")
-                }
-                _ => return false,
-            }
-        };
+    /// Resumes the task `key`, whatever its state (shutdown). Returns
+    /// whether it finished.
+    pub(crate) fn resume_any(&self, key: Key) -> bool {
+        match self.core.borrow_mut().tasks.get_mut(key) {
+            Some(t) => t.state = TaskState::Running,
+            None => return false,
+        }
+        self.resume_running(key)
+    }
+
+    /// Resumes `key`, whose state the caller has set to `Running`.
+    #[inline(always)]
+    fn resume_running(&self, key: Key) -> bool {
         CURRENT.with(|c| {
             c.set(Current {
                 yielder: ptr::null(),
                 key: Some(key),
             })
         });
-        let outcome = fiber.resume(());
+        let outcome = self.fibers.resume(key);
         CURRENT.with(|c| c.set(Current::NONE));
-        let mut core = self.core.borrow_mut();
-        core.resumes += 1;
+        self.resumes.set(self.resumes.get() + 1);
         match outcome {
-            CoroutineResult::Yield(()) => {
-                if let Some(t) = core.tasks.get_mut(key) {
-                    t.fiber = Some(fiber);
-                    return false;
-                }
-                unreachable!("a suspended fiber's record vanished");
-            }
-            CoroutineResult::Return(()) => {
-                let record = core.tasks.remove(key);
-                drop(core);
-                // The name (an Arc) and the fiber (its stack) go here,
-                // outside the borrow.
-                drop(record);
+            Some(CoroutineResult::Yield(())) => false,
+            Some(CoroutineResult::Return(())) => {
+                // Fiber first (its slot must be free before its index is),
+                // then the record; both dropped outside any borrow.
+                let fiber = self.fibers.remove(key);
                 drop(fiber);
+                let record = self.core.borrow_mut().tasks.remove(key);
+                drop(record);
                 true
             }
+            None => false,
         }
     }
 
@@ -442,9 +464,18 @@ impl Scheduler {
         loop {
             let budget = self.core.borrow().run_queue.len();
             for _ in 0..budget {
-                let next = self.core.borrow_mut().run_queue.pop();
-                let Some(key) = next else { break };
-                if self.resume(key, false) && key == main {
+                let key = {
+                    let mut core = self.core.borrow_mut();
+                    let Some(key) = core.run_queue.pop() else {
+                        break;
+                    };
+                    match core.tasks.get_mut(key) {
+                        Some(t) if t.state == TaskState::Ready => t.state = TaskState::Running,
+                        _ => continue,
+                    }
+                    key
+                };
+                if self.resume_running(key) && key == main {
                     return Ok(());
                 }
             }
@@ -532,77 +563,6 @@ impl Scheduler {
             t.io_events = events;
             core.wake(key);
         }
-    }
-
-    /// Go's "all goroutines are asleep", with the list of waiting fibers.
-    fn deadlock_report(&self) -> String {
-        let core = self.core.borrow();
-        let mut tasks: Vec<_> = core.tasks.iter().map(|(_, t)| t).collect();
-        tasks.sort_by_key(|t| t.id);
-        let mut report = String::from("all fibers are asleep - deadlock!\n");
-        for t in tasks {
-            let _ = write!(report, "\nfiber {}", t.id);
-            if let Some(name) = &t.name {
-                let _ = write!(report, " {name:?}");
-            }
-            let _ = write!(report, " [{}", t.state);
-            match t.state {
-                TaskState::WaitingJoin => {
-                    let _ = write!(report, ": fiber {}", t.waiting_on);
-                }
-                TaskState::WaitingIo => {
-                    let _ = write!(report, ": fd {}", t.waiting_on);
-                }
-                _ => {}
-            }
-            report.push(']');
-        }
-        report
-    }
-
-    /// Cancels and unwinds every task still in the table, in id order (and
-    /// any they spawn while unwinding), then empties the queues.
-    pub(crate) fn shutdown(&self) {
-        self.core.borrow_mut().shutting_down = true;
-        loop {
-            let mut live: Vec<(TaskId, Key)> = {
-                let core = self.core.borrow();
-                core.tasks.iter().map(|(k, t)| (t.id, k)).collect()
-            };
-            if live.is_empty() {
-                break;
-            }
-            live.sort_unstable_by_key(|&(id, _)| id);
-            for (_, key) in live {
-                {
-                    let mut core = self.core.borrow_mut();
-                    let Some(t) = core.tasks.get_mut(key) else {
-                        continue;
-                    };
-                    t.cancel = Cancel::Pending;
-                }
-                if !self.resume(key, true) {
-                    // The fiber suspended again although no suspension
-                    // point parks during shutdown. Dropping the coroutine
-                    // unwinds it (the coroutine layer's forced unwind);
-                    // its record stays until then, so that the suspension
-                    // points its destructors reach answer `Interrupted`.
-                    let fiber = self
-                        .core
-                        .borrow_mut()
-                        .tasks
-                        .get_mut(key)
-                        .and_then(|t| t.fiber.take());
-                    drop(fiber);
-                    let record = self.core.borrow_mut().tasks.remove(key);
-                    drop(record);
-                }
-            }
-        }
-        let mut core = self.core.borrow_mut();
-        core.run_queue.clear();
-        core.sleep_queue.clear();
-        core.shutting_down = false;
     }
 
     /// A snapshot of every live task, in id order.

@@ -28,6 +28,15 @@ pub(crate) struct Key {
     generation: u32,
 }
 
+impl Key {
+    /// The entry's position: also the position of the task's fiber in the
+    /// fiber table.
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
 struct Entry<T> {
     generation: u32,
     value: Option<T>,

@@ -351,6 +351,7 @@ pub fn tasks() -> Vec<Task> {
 /// Outside a fiber of a runtime; and as a cancellation point, if the fiber
 /// has been cancelled (see [`JoinHandle::cancel`]).
 #[track_caller]
+#[inline]
 pub fn yield_now() {
     with_current("spindle::yield_now", |s, key| {
         let _ = s.yield_now(key);

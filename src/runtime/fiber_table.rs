@@ -1,0 +1,99 @@
+//! The fiber table: every task's [`Fiber`] (its coroutine and stack),
+//! indexed like the task table, and the one place fibers are resumed.
+//!
+//! ## Why a table of its own
+//!
+//! `Coroutine::resume` takes `&mut self` for the whole time the fiber runs,
+//! and the fiber may spawn, which grows the task table. A coroutine kept in
+//! the task table would then move under its own resume. Moving it out of
+//! its record and back around every resume is sound but costs two copies of
+//! the coroutine per switch. Instead, fibers live here, and:
+//!
+//! - `slots` is touched only from the scheduler's own frames, and is
+//!   mutably borrowed (a `RefCell`) for the whole of each resume. Nothing a
+//!   fiber can call reaches it, so that borrow is never contended; were it
+//!   ever, the `RefCell` would panic instead of allowing an alias.
+//! - A fiber that spawns puts the new fiber in `pending` (another `RefCell`,
+//!   borrowed only briefly). The scheduler moves pending fibers into
+//!   `slots` the first time it is asked for one of them, before borrowing a
+//!   slot for a resume; `slots` therefore only grows while no fiber runs.
+//!
+//! ## Invariants
+//!
+//! - The fiber of the task with key `k` is in `slots[k.index()]` or in
+//!   `pending`, never both, from its spawn until the scheduler removes it.
+//! - A slot is emptied (and the fiber dropped, freeing its stack) before
+//!   the task's record leaves the task table, so a slot index is free
+//!   again exactly when the task table can reuse it.
+
+use std::cell::RefCell;
+
+use crate::coroutine::CoroutineResult;
+
+use super::scheduler::Fiber;
+use super::slab::Key;
+
+/// The fibers of one runtime; see the [module docs](self).
+pub(crate) struct FiberTable {
+    slots: RefCell<Vec<Option<Fiber>>>,
+    pending: RefCell<Vec<(Key, Fiber)>>,
+}
+
+impl FiberTable {
+    pub(crate) const fn new() -> FiberTable {
+        FiberTable {
+            slots: RefCell::new(Vec::new()),
+            pending: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Adds the fiber of a task just inserted in the task table.
+    pub(crate) fn add(&self, key: Key, fiber: Fiber) {
+        self.pending.borrow_mut().push((key, fiber));
+    }
+
+    fn adopt(&self, slots: &mut Vec<Option<Fiber>>) {
+        for (key, fiber) in self.pending.borrow_mut().drain(..) {
+            let i = key.index();
+            if slots.len() <= i {
+                slots.resize_with(i + 1, || None);
+            }
+            debug_assert!(slots[i].is_none(), "slot {i} still holds a fiber");
+            slots[i] = Some(fiber);
+        }
+    }
+
+    /// Resumes the fiber of `key` until it suspends or returns; `None` if
+    /// there is no such fiber.
+    ///
+    /// # Panics
+    ///
+    /// If called while a fiber runs (from a fiber): the scheduler alone
+    /// resumes fibers.
+    #[inline(always)]
+    pub(crate) fn resume(&self, key: Key) -> Option<CoroutineResult<(), ()>> {
+        let mut slots = self.slots.borrow_mut();
+        let i = key.index();
+        if slots.get(i).map_or(true, Option::is_none) {
+            self.adopt(&mut slots);
+        }
+        let fiber = slots.get_mut(i)?.as_mut()?;
+        Some(fiber.resume(()))
+    }
+
+    /// Takes the fiber of `key` out (to drop it once no borrow is held:
+    /// dropping a suspended fiber runs its destructors).
+    pub(crate) fn remove(&self, key: Key) -> Option<Fiber> {
+        let mut slots = self.slots.borrow_mut();
+        self.adopt(&mut slots);
+        slots.get_mut(key.index())?.take()
+    }
+
+    /// Whether the task `key` has a fiber that has not started yet or is
+    /// suspended (it is not running, and it is not gone).
+    pub(crate) fn contains(&self, key: Key) -> bool {
+        let mut slots = self.slots.borrow_mut();
+        self.adopt(&mut slots);
+        slots.get(key.index()).is_some_and(Option::is_some)
+    }
+}

@@ -1,0 +1,98 @@
+//! Shutdown and the deadlock report: how a runtime ends.
+//!
+//! ## Shutdown
+//!
+//! When the main fiber has finished (or `block_on` gives up on a deadlock,
+//! or a runtime is dropped with fibers left), [`Scheduler::shutdown`] sets
+//! `shutting_down` and then, in rounds until the task table is empty,
+//! cancels every remaining task in id order and resumes it. Every
+//! suspension point refuses to park while `shutting_down` is set: it raises
+//! the cancellation unwind, or, in a fiber that is already unwinding, returns
+//! early (a wait reports `Interrupted`). So each resume runs the fiber to
+//! its end: its destructors run, its join slot says `Cancelled`, its stack
+//! and fd registrations go. Fibers spawned meanwhile are born cancelled and
+//! are taken by the next round. A fiber that somehow suspends anyway is
+//! dropped, which makes the coroutine layer unwind it.
+//!
+//! ## Deadlock
+//!
+//! The scheduler reports a deadlock when it would block with nothing that
+//! could ever wake a fiber (see `Scheduler::poll`). The report names every
+//! task with what it waits for, in id order, after Go's.
+
+use std::fmt::Write as _;
+
+use super::scheduler::{Cancel, Scheduler};
+use super::slab::Key;
+use super::task::{TaskId, TaskState};
+
+impl Scheduler {
+    /// Go's "all goroutines are asleep", with the list of waiting fibers.
+    pub(crate) fn deadlock_report(&self) -> String {
+        let core = self.core.borrow();
+        let mut tasks: Vec<_> = core.tasks.iter().map(|(_, t)| t).collect();
+        tasks.sort_by_key(|t| t.id);
+        let mut report = String::from("all fibers are asleep - deadlock!\n");
+        for t in tasks {
+            let _ = write!(report, "\nfiber {}", t.id);
+            if let Some(name) = &t.name {
+                let _ = write!(report, " {name:?}");
+            }
+            let _ = write!(report, " [{}", t.state);
+            match t.state {
+                TaskState::WaitingJoin => {
+                    let _ = write!(report, ": fiber {}", t.waiting_on);
+                }
+                TaskState::WaitingIo => {
+                    let _ = write!(report, ": fd {}", t.waiting_on);
+                }
+                _ => {}
+            }
+            report.push(']');
+        }
+        report
+    }
+
+    /// Cancels and unwinds every task still in the table, in id order (and
+    /// any they spawn while unwinding), then empties the queues.
+    pub(crate) fn shutdown(&self) {
+        self.core.borrow_mut().shutting_down = true;
+        loop {
+            let mut live: Vec<(TaskId, Key)> = {
+                let core = self.core.borrow();
+                core.tasks.iter().map(|(k, t)| (t.id, k)).collect()
+            };
+            if live.is_empty() {
+                break;
+            }
+            live.sort_unstable_by_key(|&(id, _)| id);
+            for (_, key) in live {
+                {
+                    let mut core = self.core.borrow_mut();
+                    let Some(t) = core.tasks.get_mut(key) else {
+                        continue;
+                    };
+                    t.cancel = Cancel::Pending;
+                }
+                if !self.fibers.contains(key) {
+                    continue;
+                }
+                if !self.resume_any(key) {
+                    // The fiber suspended again although no suspension
+                    // point parks during shutdown. Dropping the coroutine
+                    // unwinds it (the coroutine layer's forced unwind);
+                    // its record stays until then, so that the suspension
+                    // points its destructors reach answer `Interrupted`.
+                    let fiber = self.fibers.remove(key);
+                    drop(fiber);
+                    let record = self.core.borrow_mut().tasks.remove(key);
+                    drop(record);
+                }
+            }
+        }
+        let mut core = self.core.borrow_mut();
+        core.run_queue.clear();
+        core.sleep_queue.clear();
+        core.shutting_down = false;
+    }
+}
