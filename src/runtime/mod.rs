@@ -151,6 +151,7 @@ pub use task::{
 pub use timeout::{timeout, Elapsed};
 pub use timer::{sleep, sleep_until};
 
+use fiber_table::FiberTable;
 use scheduler::Scheduler;
 
 /// Runs `f` as the main fiber of a new runtime on this thread and returns
@@ -349,9 +350,19 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        if self.sched.core.borrow().tasks.len() > 0 && !scheduler::in_runtime() {
-            let _enter = self.sched.enter();
-            self.sched.shutdown();
+        if self.sched.core.borrow().tasks.len() == 0 {
+            return;
         }
+        if scheduler::in_runtime() {
+            // Another runtime is entered on this thread (not reachable
+            // through the public API: `block_on` always leaves an empty
+            // table). Unwinding our fibers now would let their suspension
+            // points see the other runtime's scheduler, so they are leaked
+            // instead, stacks and all.
+            std::mem::forget(std::mem::replace(&mut self.sched.fibers, FiberTable::new()));
+            return;
+        }
+        let _enter = self.sched.enter();
+        self.sched.shutdown();
     }
 }
