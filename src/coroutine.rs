@@ -40,7 +40,7 @@
 //! ## Messages
 //!
 //! Each switch carries one word: a pointer to a message on the sender's
-//! stack ([`Input`] going in, [`Output`] coming out). The receiver moves the
+//! stack (`Input` going in, `Output` coming out). The receiver moves the
 //! message out with `ptr::read` before anything else; the sender holds it in
 //! `ManuallyDrop` so it is never dropped twice.
 //!
@@ -49,7 +49,7 @@
 //! The fiber's root catches every panic (nothing unwinds through the
 //! assembly) and sends the payload out; `resume` re-raises it in the resumer
 //! with [`std::panic::resume_unwind`]. Dropping a suspended coroutine resumes
-//! it one last time with [`Input::Unwind`]: `suspend` then unwinds the fiber
+//! it one last time with `Input::Unwind`: `suspend` then unwinds the fiber
 //! with a private payload, so every destructor on its stack runs exactly
 //! once. A fiber that catches that payload and suspends again is unwound
 //! again. With `panic = "abort"` nothing can unwind, so a suspended
@@ -420,15 +420,17 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         // parent link; the stack stays mapped while `self` lives.
         let t = unsafe { arch::resume(msg as usize, self.sp, self.link) };
         overflow::swap_current(prev);
-        // SAFETY (both reads): the fiber sent a pointer to a value it holds
-        // in ManuallyDrop on its stack (still mapped) and never touches
-        // again: a Y when it suspended, an Exit<R> when it finished.
+        // The fiber sent a pointer to a value it holds in ManuallyDrop on
+        // its stack (still mapped) and never touches again: a Y when it
+        // suspended, an Exit<R> when it finished.
         if t.sp.is_null() {
             self.state = State::Done;
+            // SAFETY: see above; a finished fiber sends an Exit<R>.
             Output::Exit(unsafe { ptr::read(t.arg as *const Exit<R>) })
         } else {
             self.sp = t.sp;
             self.state = State::Suspended;
+            // SAFETY: see above; a suspended fiber sends a Y.
             Output::Yield(unsafe { ptr::read(t.arg as *const Y) })
         }
     }

@@ -4,6 +4,7 @@ use std::cell::Cell;
 
 /// What the overflow handler needs to know about the running fiber.
 #[derive(Debug)]
+#[allow(dead_code)] // read by the overflow handler (full stack layer)
 pub(crate) struct FiberInfo {
     pub(crate) guard_start: usize,
     pub(crate) guard_end: usize,
