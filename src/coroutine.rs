@@ -389,6 +389,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     ///
     /// If the coroutine has already finished; and, with the same payload, if
     /// the coroutine panics (it is then finished).
+    #[inline]
     pub fn resume(&mut self, input: I) -> CoroutineResult<Y, R> {
         assert!(
             self.state != State::Done,
@@ -413,6 +414,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     ///
     /// The coroutine must not be done, and `msg` must stay valid until the
     /// fiber has read it (it reads it first thing).
+    #[inline]
     unsafe fn switch_in(&mut self, msg: *const Input<I>) -> Output<Y, R> {
         let prev = overflow::swap_current(self.info);
         // SAFETY: `sp` is the saved stack pointer of this (not done) fiber,
@@ -585,6 +587,7 @@ impl<I, Y> Yielder<I, Y> {
     /// When the coroutine is dropped while suspended here, this unwinds the
     /// fiber instead of returning (see [`Coroutine`], "Dropping"). Catching
     /// that unwind is allowed, but the next `suspend` unwinds again.
+    #[inline]
     pub fn suspend(&self, value: Y) -> I {
         if self.unwinding.get() {
             self.unwind();
@@ -604,6 +607,7 @@ impl<I, Y> Yielder<I, Y> {
 
     /// Switches to the resumer, sending `arg` (a pointer to a `Y` it will
     /// move out); returns the word of the next resume.
+    #[inline(always)]
     fn switch_out(&self, arg: usize) -> usize {
         // SAFETY: a Yielder exists only inside its coroutine's closure, so
         // we run on that fiber (or on one it resumed that suspends the whole
