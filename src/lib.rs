@@ -29,7 +29,10 @@
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
 compile_error!("spindle supports Linux on x86_64 and aarch64 only");
 
 mod arch;
@@ -39,5 +42,5 @@ pub mod greenlet;
 pub mod stack;
 
 pub use coroutine::{Coroutine, CoroutineResult, Yielder};
-pub use generator::Generator;
+// pub use generator::Generator;
 pub use stack::Stack;

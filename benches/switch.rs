@@ -1,0 +1,73 @@
+//! The context switch, side by side with corosensei (the reference stackful
+//! coroutine library for Rust) on the same work, in the same run.
+//!
+//! - `resume_suspend`: one round trip into a suspended coroutine and back.
+//! - `create_run_drop`: create a coroutine, run it to completion, drop it.
+//!
+//! Run: `cargo bench --bench switch`. Figures and ratios go to BENCHMARKS.md.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+
+fn resume_suspend(c: &mut Criterion) {
+    let mut g = c.benchmark_group("resume_suspend");
+
+    g.bench_function("spindle", |b| {
+        let mut co = spindle::Coroutine::new(|y: &spindle::Yielder<u64, u64>, mut x: u64| loop {
+            x = y.suspend(x + 1);
+        });
+        let mut i = 0u64;
+        b.iter(|| {
+            i = co.resume(black_box(i)).as_yield().unwrap_or(0);
+        });
+    });
+
+    g.bench_function("corosensei", |b| {
+        let mut co =
+            corosensei::Coroutine::new(|y: &corosensei::Yielder<u64, u64>, mut x: u64| loop {
+                x = y.suspend(x + 1);
+            });
+        let mut i = 0u64;
+        b.iter(|| {
+            i = match co.resume(black_box(i)) {
+                corosensei::CoroutineResult::Yield(v) => v,
+                corosensei::CoroutineResult::Return(()) => 0,
+            };
+        });
+    });
+    g.finish();
+}
+
+fn create_run_drop(c: &mut Criterion) {
+    let mut g = c.benchmark_group("create_run_drop");
+
+    g.bench_function("spindle/pooled_stack", |b| {
+        b.iter(|| {
+            let mut co = spindle::Coroutine::new(|_: &spindle::Yielder<u64, ()>, x: u64| x + 1);
+            black_box(co.resume(black_box(1)));
+        });
+    });
+
+    g.bench_function("corosensei/reused_stack", |b| {
+        let mut stack = Some(corosensei::stack::DefaultStack::default());
+        b.iter(|| {
+            let mut co = corosensei::Coroutine::with_stack(
+                stack.take().unwrap(),
+                |_: &corosensei::Yielder<u64, ()>, x: u64| x + 1,
+            );
+            black_box(co.resume(black_box(1)));
+            stack = Some(co.into_stack());
+        });
+    });
+
+    g.bench_function("corosensei/fresh_stack", |b| {
+        b.iter(|| {
+            let mut co =
+                corosensei::Coroutine::new(|_: &corosensei::Yielder<u64, ()>, x: u64| x + 1);
+            black_box(co.resume(black_box(1)));
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, resume_suspend, create_run_drop);
+criterion_main!(benches);

@@ -1,0 +1,121 @@
+//! The context switch: the thin Rust side of `asm/<arch>.S`.
+//!
+//! Everything above this module sees four operations and never touches a
+//! register or a stack pointer itself:
+//!
+//! | operation | who calls it | what happens |
+//! |---|---|---|
+//! | [`init_stack`] | the coroutine, once | writes a fresh stack's first saved frame |
+//! | [`resume`] | the resumer | saves it, runs the fiber until it suspends or exits |
+//! | [`suspend`] | the running fiber | saves it, returns from the resumer's [`resume`] |
+//! | [`exit`] | the finished fiber | returns from [`resume`] for the last time |
+//!
+//! A word (`usize`) travels with each switch; the coroutine layer uses it as a
+//! pointer to the message being sent, which stays on the sender's stack until
+//! the receiver has moved it out.
+//!
+//! The assembly files hold the full story of the frame layout, the parent
+//! link, unwinding (CFI) and return-address prediction; `x86_64.rs` and
+//! `aarch64.rs` mirror the two kinds of saved frame (the resumer's, the
+//! fiber's) as `#[repr(C)]` structs whose sizes and offsets are checked at
+//! compile time, so Rust and assembly cannot drift.
+//!
+//! ## Invariants
+//!
+//! - A saved stack pointer always points at a complete saved frame, 16-byte
+//!   aligned: a fiber frame for a suspended fiber, a resumer frame in a
+//!   parent link. It is valid until the context is resumed once.
+//! - [`suspend`] preserves only what no `asm!` block can declare clobbered
+//!   (the frame pointer and its neighbour, the FP control state on x86_64);
+//!   the other callee-saved registers are declared clobbered, so the compiler
+//!   saves the ones it uses. [`resume`] is an ordinary C call and preserves
+//!   everything a call must.
+//! - The parent link of a running fiber holds the saved stack pointer of
+//!   whoever resumed it last. Only [`resume`] writes it.
+//! - Control never unwinds through any of these functions: panics are caught
+//!   at the fiber's root (the coroutine layer), above [`exit`].
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) use aarch64::{exit, init_frame, suspend, FiberFrame};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86_64::{exit, init_frame, suspend, FiberFrame};
+
+#[cfg(test)]
+mod tests;
+
+/// What [`resume`] returns: the word the fiber sent, and its new saved stack
+/// pointer (null when the fiber finished through [`exit`]).
+///
+/// Two machine words, returned in `rax:rdx` (x86_64) or `x0:x1` (aarch64).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transfer {
+    pub(crate) arg: usize,
+    pub(crate) sp: *mut u8,
+}
+
+/// The entry point of a fiber: called once, on the fiber's stack, with the
+/// first resume's word, the address of the parent link and the `data` given
+/// to [`init_stack`]. It must leave through [`exit`].
+pub(crate) type EntryFn = unsafe extern "C" fn(arg: usize, link: *mut *mut u8, data: *mut u8) -> !;
+
+extern "C" {
+    /// See `asm/<arch>.S`.
+    fn spindle_resume(arg: usize, sp: *mut u8, link: *mut *mut u8) -> Transfer;
+    /// Never called from Rust: its address is the resume address of a fresh
+    /// stack.
+    fn spindle_fiber_start();
+}
+
+/// Stack space [`init_stack`] uses below the link: the first saved frame.
+pub(crate) const INIT_FRAME_SIZE: usize = core::mem::size_of::<FiberFrame>();
+
+/// Writes the first saved frame of a fresh stack and returns the stack
+/// pointer to pass to the first [`resume`].
+///
+/// `link` is the parent link: a 16-byte-aligned word near the top of the
+/// stack, with at least 8 writable bytes above it and [`INIT_FRAME_SIZE`]
+/// below it. The first resume starts `entry(arg, link, data)` on this stack.
+///
+/// # Safety
+///
+/// `link` must satisfy the above, lie inside a stack that stays mapped until
+/// the fiber exits, and nothing else may use that stack meanwhile.
+pub(crate) unsafe fn init_stack(link: *mut *mut u8, entry: EntryFn, data: *mut u8) -> *mut u8 {
+    debug_assert_eq!(link as usize % 16, 0);
+    let frame = init_frame(
+        entry as *const () as usize,
+        data as usize,
+        spindle_fiber_start as *const () as usize,
+    );
+    // SAFETY: the caller guarantees INIT_FRAME_SIZE writable bytes below the
+    // link, which is 16-byte aligned, so the frame is aligned too.
+    unsafe {
+        link.write(core::ptr::null_mut());
+        let sp = (link as *mut u8).sub(INIT_FRAME_SIZE) as *mut FiberFrame;
+        sp.write(frame);
+        sp as *mut u8
+    }
+}
+
+/// Switches into the fiber whose saved stack pointer is `sp`, sending `arg`.
+/// Returns when the fiber suspends (with its new stack pointer) or exits
+/// (with a null one).
+///
+/// # Safety
+///
+/// `sp` must be a saved stack pointer that has not been resumed since it was
+/// saved (or the result of [`init_stack`], resumed at most once), `link` that
+/// fiber's parent link, and the fiber's stack must stay mapped.
+#[inline]
+pub(crate) unsafe fn resume(arg: usize, sp: *mut u8, link: *mut *mut u8) -> Transfer {
+    // SAFETY: forwarded from the caller; spindle_resume follows the C ABI as
+    // far as the resumer can tell: it preserves every callee-saved register
+    // and returns a Transfer.
+    unsafe { spindle_resume(arg, sp, link) }
+}

@@ -1,0 +1,2 @@
+//! The spindle tour (filled in by the demos).
+fn main() {}
