@@ -48,9 +48,13 @@ fn assert_faulted(out: &Output) {
     );
 }
 
-/// Asserts that the child's test passed (exit 0).
+/// Asserts that the child's test passed (exit 0); repeats a skip notice.
 fn assert_passed(out: &Output) {
     assert!(out.status.success(), "child failed:\n{}", text(out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Some(line) = stderr.lines().find(|l| l.contains("SKIPPED")) {
+        eprintln!("child: {line}");
+    }
 }
 
 fn page() -> usize {
@@ -158,6 +162,8 @@ fn sizes_round_up_to_whole_pages() {
 
 #[test]
 fn addresses_are_consistent_and_aligned() {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Stack>();
     for kind in [GuardKind::preferred(), GuardKind::Mprotect] {
         let s = Stack::with_guard(40_000, kind).unwrap();
         let (base, limit) = (s.base() as usize, s.limit() as usize);
@@ -184,12 +190,6 @@ fn usable_memory_is_writable_end_to_end() {
     }
 }
 
-#[test]
-fn stack_is_send_and_sync() {
-    fn check<T: Send + Sync>() {}
-    check::<Stack>();
-}
-
 // ---- guards --------------------------------------------------------------
 
 #[test]
@@ -210,6 +210,7 @@ fn preferred_guard_kind_is_honest() {
         assert_eq!(err.kind(), io::ErrorKind::Unsupported);
         assert!(err.to_string().contains("MADV_GUARD_INSTALL"), "{err}");
     }
+    StackPool::clear(); // a pooled stack of the other kind would do for new()
     assert_eq!(Stack::new(Stack::MIN_SIZE).unwrap().guard_kind(), kind);
     assert!(GuardKind::Mprotect.is_available());
 }
@@ -484,13 +485,9 @@ fn address_space_limit_gives_a_clean_error() {
         let out = run_child("address_space_limit_gives_a_clean_error", "rlimit");
         assert_passed(&out);
         let text = text(&out);
-        if text.contains("SKIPPED") {
-            eprintln!("{text}");
-        } else {
-            assert!(
-                text.contains("error as reported:") && text.contains("RLIMIT_AS"),
-                "{text}"
-            );
+        if !text.contains("SKIPPED") {
+            assert!(text.contains("error as reported:"), "{text}");
+            assert!(text.contains("RLIMIT_AS"), "{text}");
         }
         return;
     }
@@ -584,6 +581,14 @@ fn mprotect_stacks_run_into_max_map_count_cleanly() {
         .trim()
         .parse()
         .unwrap();
+    if max > 1 << 18 {
+        // Some distributions raise the limit to 1,048,576; exhausting that
+        // takes too long for a unit test, and the limit is not ours to lower.
+        eprintln!(
+            "SKIPPED mprotect_stacks_run_into_max_map_count_cleanly: vm.max_map_count = {max}"
+        );
+        return;
+    }
     let mut stacks = Vec::with_capacity(max);
     let err = loop {
         match Stack::with_guard(Stack::MIN_SIZE, GuardKind::Mprotect) {
