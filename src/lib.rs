@@ -42,5 +42,6 @@ pub mod greenlet;
 pub mod stack;
 
 pub use coroutine::{Coroutine, CoroutineResult, Yielder};
-// pub use generator::Generator;
+pub use generator::{Generator, YieldFrom};
+pub use greenlet::Greenlet;
 pub use stack::Stack;
