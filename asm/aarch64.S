@@ -25,7 +25,10 @@
  *     the resumer's `bl spindle_resume` is matched by the `ret` at the end of
  *     spindle_suspend / spindle_exit; every other transfer is `b` or `br`.
  *
- * THE SAVED FRAME (160 bytes; src/arch/aarch64.rs mirrors it as SavedFrame)
+ * THE TWO KINDS OF SAVED FRAME (src/arch/aarch64.rs mirrors both)
+ *
+ * The resumer's frame (160 bytes), pushed by spindle_resume: everything a
+ * call must preserve.
  *
  *      offset  contents
  *      ------  -------------------
@@ -38,16 +41,28 @@
  *       +96    x23, x24
  *      +112    x25, x26
  *      +128    x27, x28
- *      +144    x29, x30 (x30 = resume address)
+ *      +144    x29, x30 (x30 = the resumer's return address)
  *      +160    (the CFA)
  *
- * x29 and x30 sit together at the top, in that order, so they form an
- * ordinary AAPCS64 frame record for frame-pointer walkers.
+ * The fiber's frame (32 bytes), pushed by spindle_suspend. The fiber's
+ * inline asm declares x20-x28 and v8-v15 clobbered, so the compiler saves
+ * the ones it uses; the assembly saves what an asm! block cannot declare:
+ * x19 (LLVM's base pointer), x29 (the frame pointer), sp, and x30 as the
+ * resume address.
  *
- * The stack diagrams of x86_64.S hold here with this frame in place of the
- * 64-byte one. In a fresh stack: x30 = spindle_fiber_start, x19 = the entry
- * function, x20 = data, x29 and the other registers 0, and sp after the
- * frame is popped = the parent link's address.
+ *      offset  contents
+ *      ------  -------------------
+ *        +0    x19, (unused)
+ *       +16    x29, x30 (x30 = resume address)
+ *       +32    (the CFA)
+ *
+ * In both, x29 and x30 sit together at the top, in that order, so they form
+ * an ordinary AAPCS64 frame record for frame-pointer walkers.
+ *
+ * The stack diagrams of x86_64.S hold here with these frames in place of
+ * the x86_64 ones. In a fresh stack's fiber frame: x30 = spindle_fiber_start,
+ * x19 = the entry function, x29 = data; after it is popped, sp = the parent
+ * link's address.
  *
  * BTI: the jumps into a context (`br x30`) would need `bti j` landing pads on
  * a system that enforces Branch Target Identification. This object does not
@@ -57,9 +72,9 @@
 
 #include "header.h"
 
-/* Save the callee-saved registers into a 160-byte frame just reserved at sp,
- * with the CFI for each pair (offsets are from the CFA, which must already
- * be sp + 160). Kept as a macro so the three users stay identical. */
+/* Save the callee-saved registers into a 160-byte resumer frame just
+ * reserved at sp, with the CFI for each pair (offsets are from the CFA,
+ * which must already be sp + 160). */
 .macro SAVE_FRAME
     stp x29, x30, [sp, #144]
     .cfi_offset x29, -16
@@ -93,7 +108,8 @@
     .cfi_offset d9, -152
 .endm
 
-/* Load the frame at sp back into the callee-saved registers and release it.
+/* Load the resumer frame at sp back into the callee-saved registers and
+ * release it. Kept as a macro so its two users stay identical.
  * (No CFI: from here on the unwinder keeps describing the frame that was
  * just saved, through the register that .cfi_def_cfa names.) */
 .macro RESTORE_FRAME
@@ -131,7 +147,10 @@ FUNCTION(spindle_resume)
     str x3, [x2]
     .cfi_def_cfa x3, 160
     mov sp, x1
-    RESTORE_FRAME
+    /* Pop the fiber frame. */
+    ldr x19, [sp, #0]
+    ldp x29, x30, [sp, #16]
+    add sp, sp, #32
     /* x30 = the fiber's resume address. `br`, not `ret`: a `ret` would pop
      * the predictor entry our caller's `bl` pushed. x0 still holds arg. */
     br x30
@@ -143,16 +162,23 @@ END_FUNCTION(spindle_resume)
  *
  *   Rust: reached only from the inline asm in src/arch/aarch64.rs:
  *     adr x30, 2f; b spindle_suspend; 2:
+ *   with x20-x28, v8-v15 and every caller-saved register declared clobbered.
  *
- * Contract: as on x86_64; spindle_resume returns x0 = arg, x1 = our sp.
+ * Contract: as on x86_64; pushes a fiber frame, pops the resumer frame;
+ * spindle_resume returns x0 = arg, x1 = our sp.
  * ---------------------------------------------------------------------- */
 FUNCTION(spindle_suspend)
     .cfi_startproc
-    sub sp, sp, #160
-    .cfi_def_cfa_offset 160
-    SAVE_FRAME
+    /* Push the fiber frame. */
+    sub sp, sp, #32
+    .cfi_def_cfa_offset 32
+    stp x29, x30, [sp, #16]
+    .cfi_offset x29, -16
+    .cfi_offset x30, -8
+    str x19, [sp, #0]
+    .cfi_offset x19, -32
     mov x2, sp
-    .cfi_def_cfa x2, 160
+    .cfi_def_cfa x2, 32
     ldr x3, [x1]
     mov sp, x3
     RESTORE_FRAME
@@ -185,7 +211,7 @@ END_FUNCTION(spindle_exit)
  * spindle_fiber_start: the first code a fiber runs. Never returns.
  *
  * On entry: sp = &parent link, x0 = arg, x19 = entry function,
- * x20 = data, x29 = 0.
+ * x29 = data.
  * ---------------------------------------------------------------------- */
 FUNCTION(spindle_fiber_start)
     .cfi_startproc
@@ -219,9 +245,11 @@ FUNCTION(spindle_fiber_start)
     .cfi_offset d11, -136
     .cfi_offset d8, -160
     .cfi_offset d9, -152
-    /* Arguments: x0 = arg (already), x1 = &parent link, x2 = data. */
+    /* Arguments: x0 = arg (already), x1 = &parent link, x2 = data.
+     * x29 = 0 ends frame-pointer walks. */
     mov x1, sp
-    mov x2, x20
+    mov x2, x29
+    mov x29, xzr
     /* A return address for the unwinder only, inside this function; `br`
      * rather than `blr` keeps the return predictor paired (see x86_64.S). */
     adr x30, 3f

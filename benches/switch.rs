@@ -2,7 +2,10 @@
 //! coroutine library for Rust) on the same work, in the same run.
 //!
 //! - `resume_suspend`: one round trip into a suspended coroutine and back.
-//! - `create_run_drop`: create a coroutine, run it to completion, drop it.
+//! - `create_run_drop`: create a coroutine, run it to completion, drop it;
+//!   with a stack from the pool (spindle's default) or reused by hand
+//!   (corosensei's `with_stack`/`into_stack`), and with a fresh stack each
+//!   time (mmap, guard, first touch, unmap).
 //!
 //! Run: `cargo bench --bench switch`. Figures and ratios go to BENCHMARKS.md.
 
@@ -44,6 +47,18 @@ fn create_run_drop(c: &mut Criterion) {
         b.iter(|| {
             let mut co = spindle::Coroutine::new(|_: &spindle::Yielder<u64, ()>, x: u64| x + 1);
             black_box(co.resume(black_box(1)));
+        });
+    });
+
+    // Empty the pool after each fiber, so every Stack::new maps (or carves)
+    // and guards a new stack, and every drop gives it back to the kernel:
+    // the cost of a fiber when nothing is cached.
+    g.bench_function("spindle/fresh_stack", |b| {
+        b.iter(|| {
+            let mut co = spindle::Coroutine::new(|_: &spindle::Yielder<u64, ()>, x: u64| x + 1);
+            black_box(co.resume(black_box(1)));
+            drop(co);
+            spindle::stack::StackPool::clear();
         });
     });
 

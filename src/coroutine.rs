@@ -40,7 +40,7 @@
 //! ## Messages
 //!
 //! Each switch carries one word: a pointer to a message on the sender's
-//! stack ([`Input`] going in, [`Output`] coming out). The receiver moves the
+//! stack (`Input` going in, `Output` coming out). The receiver moves the
 //! message out with `ptr::read` before anything else; the sender holds it in
 //! `ManuallyDrop` so it is never dropped twice.
 //!
@@ -49,7 +49,7 @@
 //! The fiber's root catches every panic (nothing unwinds through the
 //! assembly) and sends the payload out; `resume` re-raises it in the resumer
 //! with [`std::panic::resume_unwind`]. Dropping a suspended coroutine resumes
-//! it one last time with [`Input::Unwind`]: `suspend` then unwinds the fiber
+//! it one last time with `Input::Unwind`: `suspend` then unwinds the fiber
 //! with a private payload, so every destructor on its stack runs exactly
 //! once. A fiber that catches that payload and suspends again is unwound
 //! again. With `panic = "abort"` nothing can unwind, so a suspended
@@ -389,6 +389,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     ///
     /// If the coroutine has already finished; and, with the same payload, if
     /// the coroutine panics (it is then finished).
+    #[inline]
     pub fn resume(&mut self, input: I) -> CoroutineResult<Y, R> {
         assert!(
             self.state != State::Done,
@@ -413,6 +414,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     ///
     /// The coroutine must not be done, and `msg` must stay valid until the
     /// fiber has read it (it reads it first thing).
+    #[inline]
     unsafe fn switch_in(&mut self, msg: *const Input<I>) -> Output<Y, R> {
         let prev = overflow::swap_current(self.info);
         // SAFETY: `sp` is the saved stack pointer of this (not done) fiber,
@@ -420,15 +422,17 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         // parent link; the stack stays mapped while `self` lives.
         let t = unsafe { arch::resume(msg as usize, self.sp, self.link) };
         overflow::swap_current(prev);
-        // SAFETY (both reads): the fiber sent a pointer to a value it holds
-        // in ManuallyDrop on its stack (still mapped) and never touches
-        // again: a Y when it suspended, an Exit<R> when it finished.
+        // The fiber sent a pointer to a value it holds in ManuallyDrop on
+        // its stack (still mapped) and never touches again: a Y when it
+        // suspended, an Exit<R> when it finished.
         if t.sp.is_null() {
             self.state = State::Done;
+            // SAFETY: see above; a finished fiber sends an Exit<R>.
             Output::Exit(unsafe { ptr::read(t.arg as *const Exit<R>) })
         } else {
             self.sp = t.sp;
             self.state = State::Suspended;
+            // SAFETY: see above; a suspended fiber sends a Y.
             Output::Yield(unsafe { ptr::read(t.arg as *const Y) })
         }
     }
@@ -583,6 +587,7 @@ impl<I, Y> Yielder<I, Y> {
     /// When the coroutine is dropped while suspended here, this unwinds the
     /// fiber instead of returning (see [`Coroutine`], "Dropping"). Catching
     /// that unwind is allowed, but the next `suspend` unwinds again.
+    #[inline]
     pub fn suspend(&self, value: Y) -> I {
         if self.unwinding.get() {
             self.unwind();
@@ -602,6 +607,7 @@ impl<I, Y> Yielder<I, Y> {
 
     /// Switches to the resumer, sending `arg` (a pointer to a `Y` it will
     /// move out); returns the word of the next resume.
+    #[inline(always)]
     fn switch_out(&self, arg: usize) -> usize {
         // SAFETY: a Yielder exists only inside its coroutine's closure, so
         // we run on that fiber (or on one it resumed that suspends the whole

@@ -44,7 +44,8 @@ pub mod runtime;
 pub mod stack;
 
 pub use coroutine::{Coroutine, CoroutineResult, Yielder};
-// pub use generator::Generator;
+pub use generator::{Generator, YieldFrom};
+pub use greenlet::Greenlet;
 pub use runtime::{
     current, join_all, park, run, sleep, sleep_until, spawn, spawn_blocking, tasks, timeout,
     wait_any, yield_now, Builder, Elapsed, JoinError, JoinHandle, Runtime, Task, TaskId, TaskState,

@@ -16,13 +16,20 @@
 //!
 //! The assembly files hold the full story of the frame layout, the parent
 //! link, unwinding (CFI) and return-address prediction; `x86_64.rs` and
-//! `aarch64.rs` mirror the saved frame as a `#[repr(C)]` struct whose size and
-//! offsets are checked at compile time, so Rust and assembly cannot drift.
+//! `aarch64.rs` mirror the two kinds of saved frame (the resumer's, the
+//! fiber's) as `#[repr(C)]` structs whose sizes and offsets are checked at
+//! compile time, so Rust and assembly cannot drift.
 //!
 //! ## Invariants
 //!
 //! - A saved stack pointer always points at a complete saved frame, 16-byte
-//!   aligned. It is valid until the context is resumed once.
+//!   aligned: a fiber frame for a suspended fiber, a resumer frame in a
+//!   parent link. It is valid until the context is resumed once.
+//! - [`suspend`] preserves only what no `asm!` block can declare clobbered
+//!   (the frame pointer and its neighbour, the FP control state on x86_64);
+//!   the other callee-saved registers are declared clobbered, so the compiler
+//!   saves the ones it uses. [`resume`] is an ordinary C call and preserves
+//!   everything a call must.
 //! - The parent link of a running fiber holds the saved stack pointer of
 //!   whoever resumed it last. Only [`resume`] writes it.
 //! - Control never unwinds through any of these functions: panics are caught
@@ -34,9 +41,9 @@ mod aarch64;
 mod x86_64;
 
 #[cfg(target_arch = "aarch64")]
-pub(crate) use aarch64::{exit, init_frame, suspend, SavedFrame};
+pub(crate) use aarch64::{exit, init_frame, suspend, FiberFrame};
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86_64::{exit, init_frame, suspend, SavedFrame};
+pub(crate) use x86_64::{exit, init_frame, suspend, FiberFrame};
 
 #[cfg(test)]
 mod tests;
@@ -66,7 +73,7 @@ extern "C" {
 }
 
 /// Stack space [`init_stack`] uses below the link: the first saved frame.
-pub(crate) const INIT_FRAME_SIZE: usize = core::mem::size_of::<SavedFrame>();
+pub(crate) const INIT_FRAME_SIZE: usize = core::mem::size_of::<FiberFrame>();
 
 /// Writes the first saved frame of a fresh stack and returns the stack
 /// pointer to pass to the first [`resume`].
@@ -90,7 +97,7 @@ pub(crate) unsafe fn init_stack(link: *mut *mut u8, entry: EntryFn, data: *mut u
     // link, which is 16-byte aligned, so the frame is aligned too.
     unsafe {
         link.write(core::ptr::null_mut());
-        let sp = (link as *mut u8).sub(INIT_FRAME_SIZE) as *mut SavedFrame;
+        let sp = (link as *mut u8).sub(INIT_FRAME_SIZE) as *mut FiberFrame;
         sp.write(frame);
         sp as *mut u8
     }

@@ -3,11 +3,13 @@
 use core::arch::asm;
 use core::mem::{offset_of, size_of};
 
-/// A suspended context's saved registers, exactly as `asm/x86_64.S` pushes
-/// them; its stack pointer points at the first field.
+/// The frame `spindle_resume` pushes on the resumer's stack (see "Two kinds
+/// of saved frame" in `asm/x86_64.S`). Never built in Rust: it mirrors the
+/// assembly so the offsets below, which the trampoline's CFI also uses, are
+/// checked.
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SavedFrame {
+#[allow(dead_code)]
+pub(crate) struct ResumerFrame {
     /// MXCSR in the low 32 bits, the x87 control word in bits 32-47.
     pub(crate) fp_control: u64,
     pub(crate) r15: usize,
@@ -16,18 +18,38 @@ pub(crate) struct SavedFrame {
     pub(crate) r12: usize,
     pub(crate) rbx: usize,
     pub(crate) rbp: usize,
-    /// Where execution continues when the context is resumed.
+    /// Pushed by the resumer's `call spindle_resume`.
+    pub(crate) return_address: usize,
+}
+
+/// The frame a suspended fiber's stack pointer points at: pushed by
+/// `spindle_suspend`, or written by `init_stack` for a fresh stack.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FiberFrame {
+    /// MXCSR in the low 32 bits, the x87 control word in bits 32-47.
+    pub(crate) fp_control: u64,
+    pub(crate) rbx: usize,
+    pub(crate) rbp: usize,
+    /// Where execution continues when the fiber is resumed.
     pub(crate) resume_address: usize,
 }
 
 // The offsets the assembly uses. Change both sides together.
-const _: () = assert!(size_of::<SavedFrame>() == 64);
-const _: () = assert!(offset_of!(SavedFrame, fp_control) == 0);
-const _: () = assert!(offset_of!(SavedFrame, r15) == 8);
-const _: () = assert!(offset_of!(SavedFrame, r12) == 32);
-const _: () = assert!(offset_of!(SavedFrame, rbx) == 40);
-const _: () = assert!(offset_of!(SavedFrame, rbp) == 48);
-const _: () = assert!(offset_of!(SavedFrame, resume_address) == 56);
+const _: () = assert!(size_of::<ResumerFrame>() == 64);
+const _: () = assert!(offset_of!(ResumerFrame, fp_control) == 0);
+const _: () = assert!(offset_of!(ResumerFrame, r15) == 8);
+const _: () = assert!(offset_of!(ResumerFrame, r14) == 16);
+const _: () = assert!(offset_of!(ResumerFrame, r13) == 24);
+const _: () = assert!(offset_of!(ResumerFrame, r12) == 32);
+const _: () = assert!(offset_of!(ResumerFrame, rbx) == 40);
+const _: () = assert!(offset_of!(ResumerFrame, rbp) == 48);
+const _: () = assert!(offset_of!(ResumerFrame, return_address) == 56);
+const _: () = assert!(size_of::<FiberFrame>() == 32);
+const _: () = assert!(offset_of!(FiberFrame, fp_control) == 0);
+const _: () = assert!(offset_of!(FiberFrame, rbx) == 8);
+const _: () = assert!(offset_of!(FiberFrame, rbp) == 16);
+const _: () = assert!(offset_of!(FiberFrame, resume_address) == 24);
 
 extern "C" {
     fn spindle_suspend();
@@ -35,11 +57,10 @@ extern "C" {
 }
 
 /// The first frame of a fresh stack: `spindle_fiber_start` finds the entry
-/// function in rbx and its data in r12; rbp = 0 ends frame-pointer walks.
-/// The floating-point control state is the creating thread's, as a new
-/// thread would inherit it.
+/// function in rbx and its data in rbp. The floating-point control state is
+/// the creating thread's, as a new thread would inherit it.
 #[inline]
-pub(crate) fn init_frame(entry: usize, data: usize, start: usize) -> SavedFrame {
+pub(crate) fn init_frame(entry: usize, data: usize, start: usize) -> FiberFrame {
     let mut fp_control: u64 = 0;
     // SAFETY: stmxcsr and fnstcw only store 4 and 2 bytes into the local.
     unsafe {
@@ -50,14 +71,10 @@ pub(crate) fn init_frame(entry: usize, data: usize, start: usize) -> SavedFrame 
             options(nostack, preserves_flags),
         );
     }
-    SavedFrame {
+    FiberFrame {
         fp_control,
-        r15: 0,
-        r14: 0,
-        r13: 0,
-        r12: data,
         rbx: entry,
-        rbp: 0,
+        rbp: data,
         resume_address: start,
     }
 }
@@ -78,9 +95,10 @@ pub(crate) unsafe fn suspend(arg: usize, link: *mut *mut u8) -> usize {
     let ret: usize;
     // SAFETY: the caller guarantees we run on a fiber resumed through
     // `link`. The pushed address is popped by spindle_resume before it jumps
-    // back to label 2, so rsp is unchanged at the end of the block. All
-    // callee-saved state is preserved by the assembly; the caller-saved
-    // registers are declared clobbered by clobber_abi.
+    // back to label 2, so rsp is unchanged at the end of the block. The
+    // assembly preserves rbx, rbp and the FP control state; r12-r15 and the
+    // caller-saved registers are declared clobbered, so the compiler saves
+    // whatever it keeps in them (the split is explained in asm/x86_64.S).
     unsafe {
         asm!(
             "lea rax, [rip + 2f]",
@@ -90,6 +108,7 @@ pub(crate) unsafe fn suspend(arg: usize, link: *mut *mut u8) -> usize {
             suspend = sym spindle_suspend,
             inlateout("rdi") arg => ret,
             in("rsi") link,
+            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
             clobber_abi("C"),
         );
     }

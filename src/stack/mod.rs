@@ -1,48 +1,313 @@
-//! Fiber stacks (interim minimal version; replaced by the full stack layer).
+//! Fiber stacks: mmap'd memory with a guard region at the low end, a
+//! per-thread pool that reuses them without syscalls, and the handler that
+//! turns a fiber's stack overflow into a report instead of a bare `SIGSEGV`.
+//!
+//! # Layout
+//!
+//! Stacks live in *slots*, and slots in *chunks*: one `mmap` holds many slots
+//! of one size (one slot per chunk for mprotect guards, below). A stack grows
+//! down, from [`Stack::base`] toward [`Stack::limit`]; the page(s) just below
+//! the limit are its guard.
+//!
+//! ```text
+//!  low addresses                                                 high addresses
+//!  chunk start                                                        chunk end
+//!  |<-------- slot 0 -------->|<-------- slot 1 -------->|     |<-- slot n-1 -->|
+//!  +-------+------------------+-------+------------------+ ... +-------+--------+
+//!  | guard | usable  <- grows |  guard | usable <- grows |     | guard | usable |
+//!  +-------+------------------+-------+------------------+ ... +-------+--------+
+//!  ^       ^                  ^       ^
+//!  |       limit() of 0       |       limit() of 1
+//!  guard() of 0               base() of 0 == guard() start of 1
+//! ```
+//!
+//! A stack that runs past its limit touches its own guard; one that pops
+//! past its base touches the next slot's guard. Either way the access faults.
+//!
+//! # Invariants
+//!
+//! - Every [`Stack`] has a guard of at least one page installed below
+//!   [`limit`](Stack::limit) for its whole life, whether it came fresh from a
+//!   chunk or from a pool.
+//! - [`base`](Stack::base) and [`limit`](Stack::limit) are page-aligned (so
+//!   16-byte aligned, as both ABIs want), and
+//!   `base - limit == size`, a multiple of the page size.
+//! - A stack's memory is used by its owner only. Each slot is owned by
+//!   exactly one of: a `Stack`, a thread's pool, or the allocator.
+//! - A stack from a pool holds whatever its last user left there; a stack
+//!   from the allocator reads as zeros.
+//! - A chunk is mapped exactly while one of its stacks is out (created and
+//!   not given back to the allocator); see `chunk.rs`.
+//!
+//! # Guard regions
+//!
+//! [`GuardKind::Madvise`] uses `madvise(MADV_GUARD_INSTALL)` (Linux 6.13+),
+//! which marks pages inaccessible *without splitting the mapping*: all the
+//! stacks of a chunk share one of the process's `vm.max_map_count` maps
+//! (65,530 by default), so the number of fibers is bounded by memory, not
+//! by maps. [`GuardKind::Mprotect`] is the fallback: a mapping per stack and
+//! `mprotect(PROT_NONE)` on its guard, two maps per stack, so about 32,000
+//! stacks per process at the default limit. The fallback is used when the
+//! kernel answers `EINVAL` and when a once-per-process probe finds that the
+//! guard is not enforced (qemu-user accepts any `madvise` and does nothing):
+//! see [`GuardKind::preferred`].
+//!
+//! # The default size, 256 KiB
+//!
+//! A stack cannot grow, so it must fit the deepest thing ordinary Rust code
+//! does, with room to spare: capturing and symbolizing a backtrace on panic
+//! (DWARF parsing), `format!` chains, `std::io::copy`'s 8 KiB buffer.
+//! Measured inside a fiber (x86_64, debug build), capturing, symbolizing and
+//! formatting a backtrace and then an `io::copy` touch about 21 KiB, so the
+//! default leaves more than ten times that for the fiber's own frames.
+//! Only touched pages cost memory; the rest is
+//! address space (`MAP_NORESERVE`), of which a million 256 KiB stacks take
+//! 260 GiB out of 128 TiB. [`Stack::MIN_SIZE`] (16 KiB) leaves room for a
+//! signal frame (AVX-512 or SVE state is several KiB) and a few small frames
+//! above the coroutine's own bookkeeping.
+//!
+//! # Cost of each path
+//!
+//! | operation | syscalls | locks |
+//! |---|---|---|
+//! | [`Stack::new`], a pooled stack of that size exists | 0 | 0 |
+//! | [`Stack::new`], a freed slot exists in a chunk | 0 | allocator mutex |
+//! | [`Stack::new`], fresh slot (madvise) | 1 `madvise`, + 1 `mmap` per new chunk | allocator mutex |
+//! | [`Stack::new`], mprotect guards | `mmap` + `mprotect` | allocator mutex |
+//! | drop, pool has room | 0 | 0 |
+//! | drop, pool full | `madvise(MADV_DONTNEED)`, + `munmap` if the chunk empties | allocator mutex |
+//! | first stack of the process | + the guard probe: 7 syscalls, once | |
+//! | first coroutine of a thread | + `sigaltstack` (+ handler install, once per process) | |
+//!
+//! The pool's bounds are on [`StackPool`].
+//!
+//! # Stack overflow
+//!
+//! The `overflow` submodule (crate-private) installs, once per process, a
+//! `SIGSEGV`/`SIGBUS` handler running on an alternate signal stack. A fault
+//! in the running fiber's guard prints
+//! `fiber '<name>' overflowed its <N> KiB stack` and aborts; any other fault
+//! goes to the handler that was installed before (normally Rust's own, which
+//! reports overflows of ordinary threads). Creating a coroutine installs it;
+//! [`install_overflow_handler`] does it explicitly.
 
 use std::io;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod altstack;
+mod chunk;
+mod error;
+mod guard;
 pub(crate) mod overflow;
+mod pool;
 
-/// A fiber stack: an mmap'd region with a guard page at its low end.
-#[derive(Debug)]
+pub use error::StackError;
+pub use guard::GuardKind;
+pub use pool::{StackPool, StackStats};
+
+use chunk::Slot;
+
+/// A fiber stack: a page-aligned region of memory with a guard region below
+/// it.
+///
+/// Dropping a `Stack` puts it in the current thread's pool
+/// ([`StackPool`]) for [`Stack::new`] to reuse; when that pool is full, its
+/// memory goes back to the system.
+///
+/// # Examples
+///
+/// ```
+/// use spindle::stack::Stack;
+///
+/// let stack = Stack::new(64 * 1024)?;
+/// assert_eq!(stack.size(), 64 * 1024);
+/// assert_eq!(stack.base() as usize - stack.limit() as usize, stack.size());
+/// assert_eq!(stack.guard().end, stack.limit() as usize);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Dropping
+///
+/// Never panics. Goes to this thread's pool if it has room (no syscall),
+/// else back to the allocator (`MADV_DONTNEED` on the usable pages, and
+/// `munmap` of the chunk when it was the last stack of it).
+///
+/// # `Send`
+///
+/// A `Stack` is only memory, so it is `Send` and `Sync`; one dropped on
+/// another thread goes to that thread's pool.
 pub struct Stack {
-    map: memmap2::MmapMut,
-    guard: usize,
+    slot: Slot,
+}
+
+/// The page size, read once.
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// The system's page size.
+#[inline]
+pub(crate) fn page_size() -> usize {
+    match PAGE_SIZE.load(Ordering::Relaxed) {
+        0 => read_page_size(),
+        page => page,
+    }
+}
+
+#[cold]
+fn read_page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = if page > 0 { page as usize } else { 4096 };
+    PAGE_SIZE.store(page, Ordering::Relaxed);
+    page
 }
 
 impl Stack {
-    /// The default usable size of a stack.
+    /// The usable size of a stack when none is given: 256 KiB. See the
+    /// [module documentation](self#the-default-size-256-kib) for why.
     pub const DEFAULT_SIZE: usize = 256 * 1024;
 
-    /// Maps a new stack of at least `size` usable bytes.
+    /// The smallest usable size accepted: 16 KiB.
+    pub const MIN_SIZE: usize = 16 * 1024;
+
+    /// The largest usable size accepted: 128 TiB, the whole user address
+    /// space of x86_64 (and of aarch64 with 48-bit addresses). Beyond it,
+    /// page rounding plus the guard could overflow.
+    pub const MAX_SIZE: usize = 1 << 47;
+
+    /// A stack with at least `size` usable bytes (rounded up to whole pages)
+    /// and a guard of the [preferred](GuardKind::preferred) kind.
+    ///
+    /// Takes a stack of the same rounded size from this thread's pool when
+    /// there is one: no syscall, no lock.
+    ///
+    /// # Errors
+    ///
+    /// - [`io::ErrorKind::InvalidInput`] if `size` is 0, below
+    ///   [`MIN_SIZE`](Stack::MIN_SIZE) or above
+    ///   [`MAX_SIZE`](Stack::MAX_SIZE);
+    /// - the OS error's kind (usually [`io::ErrorKind::OutOfMemory`]) with a
+    ///   [`StackError`] inside if the memory cannot be mapped or guarded; its
+    ///   message names the likely cause (`vm.max_map_count` or `RLIMIT_AS`).
+    #[inline]
     pub fn new(size: usize) -> io::Result<Stack> {
-        let page = 4096;
-        let size = size.div_ceil(page) * page;
-        let map = memmap2::MmapOptions::new().len(size + page).map_anon()?;
-        // SAFETY: the range is the first page of a mapping we own.
-        let r = unsafe { libc::mprotect(map.as_ptr() as *mut _, page, libc::PROT_NONE) };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
+        let size = round_size(size)?;
+        match pool::take(size, None) {
+            Some(slot) => Ok(Stack { slot }),
+            None => Stack::fresh(size, None),
         }
-        Ok(Stack { map, guard: page })
     }
 
-    /// The highest address of the stack (exclusive); 16-byte aligned.
+    /// A stack like [`Stack::new`]'s whose guard is made by `kind`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::new`], and [`io::ErrorKind::Unsupported`] for
+    /// [`GuardKind::Madvise`] where madvise guards are not enforced (see
+    /// [`GuardKind::is_available`]).
+    pub fn with_guard(size: usize, kind: GuardKind) -> io::Result<Stack> {
+        let size = round_size(size)?;
+        match pool::take(size, Some(kind)) {
+            Some(slot) => Ok(Stack { slot }),
+            None => Stack::fresh(size, Some(kind)),
+        }
+    }
+
+    /// A stack from the allocator (the pool had none).
+    #[cold]
+    fn fresh(size: usize, kind: Option<GuardKind>) -> io::Result<Stack> {
+        let slot = match kind {
+            Some(GuardKind::Madvise) if !GuardKind::Madvise.is_available() => {
+                return Err(error::madvise_unsupported())
+            }
+            Some(kind) => chunk::allocate(size, kind)?,
+            None => {
+                let kind = GuardKind::preferred();
+                match chunk::allocate(size, kind) {
+                    // The kernel turned madvise guards down after all (and
+                    // the process is now demoted to mprotect): use those.
+                    Err(_) if kind == GuardKind::Madvise && !kind.is_available() => {
+                        chunk::allocate(size, GuardKind::Mprotect)?
+                    }
+                    other => other?,
+                }
+            }
+        };
+        Ok(Stack { slot })
+    }
+
+    /// The highest address of the stack, exclusive: where a fiber's stack
+    /// pointer starts. Page-aligned, hence 16-byte aligned.
+    #[inline]
     pub fn base(&self) -> *mut u8 {
-        // SAFETY: one past the end of the mapping.
-        unsafe { (self.map.as_ptr() as *mut u8).add(self.map.len()) }
+        self.limit().wrapping_add(self.slot.size())
     }
 
-    /// Usable bytes (the guard excluded).
+    /// The lowest usable address, just above the guard.
+    #[inline]
+    pub fn limit(&self) -> *mut u8 {
+        self.slot.limit()
+    }
+
+    /// Usable bytes (`base - limit`): the requested size rounded up to pages.
+    #[inline]
     pub fn size(&self) -> usize {
-        self.map.len() - self.guard
+        self.slot.size()
     }
 
-    /// The guard region's addresses.
+    /// The guard region's addresses: `limit - guard size .. limit`. Any
+    /// access there faults.
+    #[inline]
     pub fn guard(&self) -> Range<usize> {
-        let lo = self.map.as_ptr() as usize;
-        lo..lo + self.guard
+        let limit = self.slot.limit() as usize;
+        limit - self.slot.guard_len()..limit
     }
+
+    /// How the guard was made.
+    #[inline]
+    pub fn guard_kind(&self) -> GuardKind {
+        self.slot.kind()
+    }
+}
+
+impl Drop for Stack {
+    #[inline]
+    fn drop(&mut self) {
+        if let Err(slot) = pool::put(self.slot.take()) {
+            chunk::release(slot);
+        }
+    }
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("limit", &self.limit())
+            .field("base", &self.base())
+            .field("size", &self.size())
+            .field("guard_kind", &self.guard_kind())
+            .finish()
+    }
+}
+
+/// Validates `size` and rounds it up to whole pages.
+#[inline]
+fn round_size(size: usize) -> io::Result<usize> {
+    if !(Stack::MIN_SIZE..=Stack::MAX_SIZE).contains(&size) {
+        return Err(error::bad_size(size));
+    }
+    let page = page_size();
+    // Cannot overflow: size <= 2^47 and the page size is far below 2^16.
+    Ok((size + page - 1) & !(page - 1))
+}
+
+/// Installs spindle's stack-overflow reporter (once per process) and gives
+/// this thread an alternate signal stack if it has none.
+///
+/// Creating a coroutine does this by itself; call it only to have the
+/// handler in place earlier, for example before other code installs its own
+/// `SIGSEGV` handler that should chain to spindle's. Cheap after the first
+/// call on a thread (one thread-local check).
+pub fn install_overflow_handler() {
+    overflow::ensure_installed();
 }

@@ -1,0 +1,412 @@
+//! The slot allocator: chunks of address space carved into stack slots.
+//!
+//! This is the slow path behind the per-thread pool: it runs when a pool has
+//! no stack of the wanted size, and when a pool is full and a stack goes back.
+//!
+//! ## Glossary
+//!
+//! - **slot**: `guard + usable` bytes, page-aligned; the guard at the low end.
+//! - **chunk**: one `mmap` (`MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+//!   MAP_STACK`) holding `nslots` slots of one size and one [`GuardKind`].
+//!   Madvise chunks start at [`FIRST_SLOTS`] slots and double per class up to
+//!   [`CHUNK_BYTES`]; mprotect chunks always hold one slot (the protection
+//!   change splits the mapping anyway, so packing gains nothing).
+//! - **class**: all chunks of one (usable size, guard kind).
+//!
+//! ## Invariants (all state is under the one [`ALLOCATOR`] mutex)
+//!
+//! - A slot is in exactly one of three states: *fresh* (index `>=
+//!   chunk.fresh`: never handed out, no guard yet, untouched), *out* (owned
+//!   by one [`Slot`] value: a `Stack` or a thread's pool), or *free* (in
+//!   `chunk.free`: guard installed, usable pages discarded with
+//!   `MADV_DONTNEED`, so they read as zero and cost no memory).
+//! - `chunk.live` is the number of *out* slots. A chunk with `live == 0` is
+//!   unmapped at once: the chunk is mapped exactly while a stack of it is out.
+//! - A slot's guard is installed before the slot is handed out, and stays for
+//!   as long as the chunk is mapped (guard markers survive `MADV_DONTNEED`).
+//! - A class's `open` list holds exactly the chunks of that class that have a
+//!   free or fresh slot (`chunk.listed` mirrors membership).
+//!
+//! ## Costs
+//!
+//! Taking a free slot: the lock, no syscall. Taking a fresh slot: the lock
+//! and one `madvise` or `mprotect`, plus one `mmap` when a new chunk is
+//! needed. Returning a slot: one `madvise(MADV_DONTNEED)` (skipped for
+//! one-slot chunks, which are unmapped instead) and the lock, plus one
+//! `munmap` (outside the lock) when it was the chunk's last slot out.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::ptr::NonNull;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::error::{os_failure, Op};
+use super::guard::{self, GuardKind};
+use super::page_size;
+
+/// The most address space one madvise chunk reserves (unless one slot is
+/// bigger). A million 256 KiB stacks then take about 4,000 chunks, far below
+/// `vm.max_map_count`; one chunk costs no memory until its pages are touched.
+const CHUNK_BYTES: usize = 64 << 20;
+
+/// Slots in a class's first madvise chunk; each next chunk doubles, up to
+/// [`CHUNK_BYTES`]. Keeps the reservation of a program with a few fibers small.
+const FIRST_SLOTS: usize = 16;
+
+/// A stack slot that is *out*: the descriptor a `Stack` or a pool owns.
+///
+/// Two words, so that moving one (in and out of a pool, inside an
+/// `io::Result`) is two register moves: the address of the usable memory's
+/// low end, and the usable size with the guard kind in bit 0 (sizes are
+/// page multiples, so that bit is free). The guard is always the one page
+/// below `limit`.
+///
+/// Not `Clone`: exactly one value describes each out slot, and giving it back
+/// to [`release`] ends it.
+#[derive(Debug)]
+pub(super) struct Slot {
+    /// Lowest usable address, just above the guard.
+    limit: NonNull<u8>,
+    /// Usable bytes, `| 1` for an mprotect guard.
+    size_kind: usize,
+}
+
+// SAFETY: a `Slot` describes memory that only its owner uses; the pointer is
+// never dereferenced through the descriptor, so moving it to another thread
+// moves nothing but the right to use that memory.
+unsafe impl Send for Slot {}
+// SAFETY: `&Slot` only reads addresses and sizes.
+unsafe impl Sync for Slot {}
+
+/// Bit 0 of `Slot::size_kind`: set for an mprotect guard.
+const MPROTECT_BIT: usize = 1;
+
+impl Slot {
+    fn new(limit: NonNull<u8>, size: usize, kind: GuardKind) -> Slot {
+        let bit = match kind {
+            GuardKind::Madvise => 0,
+            GuardKind::Mprotect => MPROTECT_BIT,
+        };
+        Slot {
+            limit,
+            size_kind: size | bit,
+        }
+    }
+
+    /// Lowest usable address, just above the guard.
+    #[inline]
+    pub(super) fn limit(&self) -> *mut u8 {
+        self.limit.as_ptr()
+    }
+
+    /// Guard bytes below [`limit`](Slot::limit): one page.
+    #[inline]
+    pub(super) fn guard_len(&self) -> usize {
+        page_size()
+    }
+
+    /// Usable bytes.
+    #[inline]
+    pub(super) fn size(&self) -> usize {
+        self.size_kind & !MPROTECT_BIT
+    }
+
+    /// The guard mechanism.
+    #[inline]
+    pub(super) fn kind(&self) -> GuardKind {
+        if self.size_kind & MPROTECT_BIT == 0 {
+            GuardKind::Madvise
+        } else {
+            GuardKind::Mprotect
+        }
+    }
+
+    /// Moves the descriptor out of a place that is about to be forgotten
+    /// (`Stack::drop`), leaving a stale copy behind that must not be used.
+    #[inline]
+    pub(super) fn take(&mut self) -> Slot {
+        Slot {
+            limit: self.limit,
+            size_kind: self.size_kind,
+        }
+    }
+}
+
+/// One mapping of `nslots` slots.
+struct Chunk {
+    /// The mapping; unmapped when the chunk is dropped.
+    map: memmap2::MmapMut,
+    /// Index of the chunk's class in [`Allocator::classes`].
+    class: usize,
+    /// Bytes per slot (guard + usable).
+    slot_bytes: usize,
+    /// Slots in the mapping.
+    nslots: usize,
+    /// Slots `fresh..nslots` were never handed out.
+    fresh: usize,
+    /// Indices of free slots (guarded, discarded).
+    free: Vec<usize>,
+    /// Slots out.
+    live: usize,
+    /// Whether the chunk is in its class's `open` list.
+    listed: bool,
+}
+
+impl Chunk {
+    fn start(&self) -> usize {
+        self.map.as_ptr() as usize
+    }
+
+    fn has_room(&self) -> bool {
+        !self.free.is_empty() || self.fresh < self.nslots
+    }
+}
+
+/// All chunks of one usable size and guard kind.
+struct Class {
+    size: usize,
+    kind: GuardKind,
+    /// Start addresses of this class's chunks with room.
+    open: Vec<usize>,
+    /// Slots in the next chunk this class maps.
+    next_slots: usize,
+}
+
+/// The process-wide slot allocator.
+struct Allocator {
+    /// Classes are never removed, so an index stays valid.
+    classes: Vec<Class>,
+    /// Every mapped chunk, by start address (to find a slot's chunk).
+    chunks: BTreeMap<usize, Chunk>,
+    /// Slots ever handed out.
+    allocated: u64,
+    /// Slots ever given back.
+    released: u64,
+    /// Sum of the chunks' lengths.
+    mapped_bytes: usize,
+}
+
+static ALLOCATOR: Mutex<Allocator> = Mutex::new(Allocator {
+    classes: Vec::new(),
+    chunks: BTreeMap::new(),
+    allocated: 0,
+    released: 0,
+    mapped_bytes: 0,
+});
+
+/// Locks the allocator. Nothing panics while holding it, but if something
+/// ever did, the state is still consistent between statements, so a poisoned
+/// lock is used as is rather than turned into a panic (drops must not panic).
+fn lock() -> MutexGuard<'static, Allocator> {
+    ALLOCATOR.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the allocator has done so far; see `StackStats`.
+pub(super) struct Counters {
+    pub(super) allocated: u64,
+    pub(super) released: u64,
+    pub(super) chunks: usize,
+    pub(super) mapped_bytes: usize,
+}
+
+/// A snapshot of the allocator's counters.
+pub(super) fn counters() -> Counters {
+    let a = lock();
+    Counters {
+        allocated: a.allocated,
+        released: a.released,
+        chunks: a.chunks.len(),
+        mapped_bytes: a.mapped_bytes,
+    }
+}
+
+/// Hands out a slot of `size` usable bytes (page-rounded, validated) with a
+/// guard of `kind`.
+///
+/// # Errors
+///
+/// A [`StackError`](super::StackError) in an `io::Error` of the OS error's
+/// kind when `mmap` or the guard installation fails. For `Madvise`, an
+/// `EINVAL` also demotes the process to mprotect guards.
+pub(super) fn allocate(size: usize, kind: GuardKind) -> io::Result<Slot> {
+    let guard = page_size();
+    let slot_bytes = size + guard;
+    let mut locked = lock();
+    let a = &mut *locked;
+    let class = a.class_index(size, kind);
+    loop {
+        if let Some(result) = a.take_open(class, slot_bytes, guard) {
+            let (result, unmap) = result;
+            drop(locked);
+            drop(unmap);
+            return result;
+        }
+        let nslots = a.classes[class].next_slots;
+        let chunk = match map_chunk(class, slot_bytes, nslots) {
+            Ok(chunk) => chunk,
+            // A tight RLIMIT_AS may still leave room for a single slot.
+            Err(_) if nslots > 1 => match map_chunk(class, slot_bytes, 1) {
+                Ok(chunk) => chunk,
+                Err(e) => return Err(os_failure(Op::Map, size, slot_bytes, e)),
+            },
+            Err(e) => return Err(os_failure(Op::Map, size, slot_bytes * nslots, e)),
+        };
+        let max_slots = (CHUNK_BYTES / slot_bytes).max(1);
+        let c = &mut a.classes[class];
+        if c.kind == GuardKind::Madvise {
+            c.next_slots = (nslots * 2).min(max_slots);
+        }
+        let start = chunk.start();
+        a.mapped_bytes += chunk.map.len();
+        a.chunks.insert(start, chunk);
+        a.classes[class].open.push(start);
+    }
+}
+
+/// Maps a chunk of `nslots` slots for `class` (no guards yet).
+fn map_chunk(class: usize, slot_bytes: usize, nslots: usize) -> io::Result<Chunk> {
+    let len = slot_bytes
+        .checked_mul(nslots)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    let map = memmap2::MmapOptions::new()
+        .len(len)
+        .stack()
+        .no_reserve_swap()
+        .map_anon()?;
+    Ok(Chunk {
+        map,
+        class,
+        slot_bytes,
+        nslots,
+        fresh: 0,
+        free: Vec::new(),
+        live: 0,
+        listed: true,
+    })
+}
+
+/// The outcome of taking from an open chunk, and a chunk to unmap once the
+/// lock is released.
+type Taken = (io::Result<Slot>, Option<Chunk>);
+
+impl Allocator {
+    /// The index of the class (size, kind), created if new.
+    fn class_index(&mut self, size: usize, kind: GuardKind) -> usize {
+        if let Some(i) = self
+            .classes
+            .iter()
+            .position(|c| c.size == size && c.kind == kind)
+        {
+            return i;
+        }
+        let slot_bytes = size + page_size();
+        let next_slots = match kind {
+            GuardKind::Madvise => FIRST_SLOTS.min((CHUNK_BYTES / slot_bytes).max(1)),
+            GuardKind::Mprotect => 1,
+        };
+        self.classes.push(Class {
+            size,
+            kind,
+            open: Vec::new(),
+            next_slots,
+        });
+        self.classes.len() - 1
+    }
+
+    /// Takes a slot from the class's open chunks, or `None` if it has none.
+    fn take_open(&mut self, class: usize, slot_bytes: usize, guard: usize) -> Option<Taken> {
+        let (size, kind) = (self.classes[class].size, self.classes[class].kind);
+        let start = *self.classes[class].open.last()?;
+        let Some(chunk) = self.chunks.get_mut(&start) else {
+            // Cannot happen (open lists only mapped chunks): drop the stale
+            // entry and report it rather than hide it.
+            self.classes[class].open.pop();
+            return Some((Err(io::Error::other("stack allocator lost a chunk")), None));
+        };
+        let index = if let Some(index) = chunk.free.pop() {
+            index
+        } else {
+            let index = chunk.fresh;
+            let low = chunk.start() + index * slot_bytes;
+            // SAFETY: `low` is the start of a fresh slot of this chunk:
+            // page-aligned (chunk and slot sizes are page multiples), inside
+            // our mapping, and never handed out, so no one uses it.
+            if let Err(e) = unsafe { guard::install(kind, low as *mut u8, guard) } {
+                if kind == GuardKind::Madvise && e.raw_os_error() == Some(libc::EINVAL) {
+                    guard::demote_madvise();
+                }
+                let err = os_failure(Op::Guard, size, guard, e);
+                let unmap = (chunk.live == 0).then(|| self.remove(start)).flatten();
+                return Some((Err(err), unmap));
+            }
+            chunk.fresh += 1;
+            index
+        };
+        chunk.live += 1;
+        let low = chunk.start() + index * slot_bytes;
+        if !chunk.has_room() {
+            chunk.listed = false;
+            self.classes[class].open.pop();
+        }
+        self.allocated += 1;
+        // SAFETY: `low + guard` lies inside a live mapping, so it is not null.
+        let limit = unsafe { NonNull::new_unchecked((low + guard) as *mut u8) };
+        let slot = Slot::new(limit, size, kind);
+        Some((Ok(slot), None))
+    }
+
+    /// Unlinks the chunk at `start` from the allocator; the caller drops
+    /// (unmaps) it after releasing the lock.
+    fn remove(&mut self, start: usize) -> Option<Chunk> {
+        let chunk = self.chunks.remove(&start)?;
+        if chunk.listed {
+            let open = &mut self.classes[chunk.class].open;
+            if let Some(i) = open.iter().rposition(|&s| s == start) {
+                open.swap_remove(i);
+            }
+        }
+        self.mapped_bytes -= chunk.map.len();
+        Some(chunk)
+    }
+}
+
+/// Gives an out slot back: its usable pages are discarded and it becomes
+/// free, or its chunk is unmapped if no other slot of it is out. Never
+/// panics.
+pub(super) fn release(slot: Slot) {
+    let low = slot.limit() as usize - slot.guard_len();
+    if slot.kind() == GuardKind::Madvise {
+        // Discard the usable pages so their memory returns to the system now;
+        // the guard below them stays. Done before the slot is marked free,
+        // while we still own it. Cannot fail on a range of our own mapping,
+        // and nothing useful could be done if it did.
+        // SAFETY: the usable range belongs to this out slot, which we own
+        // and which nothing uses any more.
+        unsafe {
+            libc::madvise(slot.limit().cast(), slot.size(), libc::MADV_DONTNEED);
+        }
+    }
+    let mut locked = lock();
+    let a = &mut *locked;
+    a.released += 1;
+    let Some((&start, chunk)) = a.chunks.range_mut(..=low).next_back() else {
+        return;
+    };
+    if low >= start + chunk.map.len() {
+        return; // Not ours (cannot happen); leave it alone.
+    }
+    chunk.live -= 1;
+    let unmap = if chunk.live == 0 {
+        a.remove(start)
+    } else {
+        chunk.free.push((low - start) / chunk.slot_bytes);
+        if !chunk.listed {
+            chunk.listed = true;
+            let class = chunk.class;
+            a.classes[class].open.push(start);
+        }
+        None
+    };
+    drop(locked);
+    drop(unmap);
+}

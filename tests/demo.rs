@@ -1,0 +1,85 @@
+//! The tour (`cargo run --release`): runs the binary and checks that what it
+//! prints contains each section's expected lines, in order.
+
+use std::process::Command;
+
+/// The binary's standard output, after checking that it succeeded.
+fn tour() -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .output()
+        .expect("the tour binary runs");
+    assert!(
+        output.status.success(),
+        "the tour failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("the tour prints UTF-8")
+}
+
+/// Checks that `expected` appear in `output` as whole lines (ignoring
+/// indentation), in this order, possibly with other lines between them.
+fn assert_lines_in_order(output: &str, expected: &[&str]) {
+    let mut lines = output.lines().map(str::trim);
+    for want in expected {
+        assert!(
+            lines.any(|line| line == *want),
+            "missing (or out of order): {want:?}\nin the tour's output:\n{output}"
+        );
+    }
+}
+
+#[test]
+fn sections_appear_in_order() {
+    assert_lines_in_order(
+        &tour(),
+        &[
+            "== Generator: Fibonacci ==",
+            "== Delegation: yield from ==",
+            "== Producer and consumer ==",
+            "== Greenlets: explicit switches ==",
+        ],
+    );
+}
+
+#[test]
+fn fibonacci() {
+    assert_lines_in_order(
+        &tour(),
+        &["== Generator: Fibonacci ==", "0 1 1 2 3 5 8 13 21 34"],
+    );
+}
+
+#[test]
+fn delegation() {
+    assert_lines_in_order(&tour(), &["== Delegation: yield from ==", "1 3 4 2"]);
+}
+
+#[test]
+fn producer_consumer() {
+    let mut expected = vec![String::from("== Producer and consumer ==")];
+    for n in 1..=5 {
+        expected.push(format!("[PRODUCER] Producing {n}..."));
+        expected.push(format!("[CONSUMER] Consuming {n}..."));
+        expected.push(String::from("[PRODUCER] Consumer return: 200 OK"));
+    }
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    let output = tour();
+    assert_lines_in_order(&output, &expected);
+    // Nothing else in between: the fifteen lines follow one another.
+    let section: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| !l.starts_with("[PRODUCER]"))
+        .take(15)
+        .collect();
+    assert_eq!(section, expected[1..]);
+}
+
+#[test]
+fn greenlet_order() {
+    assert_lines_in_order(
+        &tour(),
+        &["== Greenlets: explicit switches ==", "1 3 2 4 5"],
+    );
+}

@@ -1,0 +1,252 @@
+//! Stack overflows: a fiber's is reported by name, anything else is left to
+//! the handler that was there before (Rust's own for ordinary threads).
+//!
+//! Every case crashes, so each test re-runs this binary as a child process
+//! on itself (`--exact`), with [`CASE`] telling the child to crash, and
+//! checks the child's signal and stderr.
+
+use std::hint::black_box;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Output};
+
+use spindle::coroutine::{Builder, Coroutine, Yielder};
+use spindle::stack::{GuardKind, Stack};
+
+/// Environment variable telling a child which case to run.
+const CASE: &str = "SPINDLE_OVERFLOW_TEST_CASE";
+
+/// Runs `test` again in a child with `CASE=test`, unless this process *is*
+/// that child, in which case it runs `crash` (which should not return).
+fn crash_in_child(test: &str, crash: impl FnOnce()) -> Option<Output> {
+    if std::env::var(CASE).is_ok_and(|c| c == test) {
+        crash();
+        eprintln!("the crash case returned");
+        return None;
+    }
+    Some(
+        Command::new(std::env::current_exe().expect("current_exe"))
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CASE, test)
+            .output()
+            .expect("spawn child"),
+    )
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_signal(out: &Output, signal: libc::c_int) {
+    assert_eq!(
+        out.status.signal(),
+        Some(signal),
+        "expected signal {signal}, got {:?}; stderr:\n{}",
+        out.status,
+        stderr(out)
+    );
+}
+
+/// Recurses until the stack runs out; each frame keeps 256 bytes live.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 32]);
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1).wrapping_add(frame[depth as usize % 32])
+}
+
+/// Writes through a null pointer (not a guard hit).
+fn null_write() {
+    // SAFETY: deliberately faults: address 0 is never mapped.
+    unsafe { std::ptr::write_volatile(black_box(std::ptr::null_mut::<u8>()), 1) };
+}
+
+/// Overflows an ordinary thread with a 64 KiB stack and waits for it.
+fn overflow_a_thread() {
+    std::thread::Builder::new()
+        .name("plain".into())
+        .stack_size(64 * 1024)
+        .spawn(|| recurse(0))
+        .unwrap()
+        .join()
+        .ok();
+}
+
+// ---- needs spindle::coroutine ---------------------------------------------
+
+#[test]
+fn fiber_overflow_is_reported_by_name() {
+    let Some(out) = crash_in_child("fiber_overflow_is_reported_by_name", || {
+        let mut co = Builder::new()
+            .name("deep")
+            .stack_size(64 * 1024)
+            .build(|_y: &Yielder<(), ()>, ()| recurse(0))
+            .unwrap();
+        co.resume(());
+    }) else {
+        return;
+    };
+    assert_signal(&out, libc::SIGABRT);
+    assert!(
+        stderr(&out).contains("fiber 'deep' overflowed its 64 KiB stack"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn unnamed_fiber_overflow_is_reported() {
+    let Some(out) = crash_in_child("unnamed_fiber_overflow_is_reported", || {
+        let stack = Stack::new(128 * 1024).unwrap();
+        let mut co = Coroutine::with_stack(stack, |_y: &Yielder<(), ()>, ()| recurse(0));
+        co.resume(());
+    }) else {
+        return;
+    };
+    assert_signal(&out, libc::SIGABRT);
+    assert!(
+        stderr(&out).contains("fiber '<unnamed>' overflowed its 128 KiB stack"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn fiber_overflow_with_mprotect_guard_is_reported() {
+    let Some(out) = crash_in_child("fiber_overflow_with_mprotect_guard_is_reported", || {
+        let stack = Stack::with_guard(64 * 1024, GuardKind::Mprotect).unwrap();
+        let mut co = Builder::new()
+            .name("fallback")
+            .stack(stack)
+            .build(|_y: &Yielder<(), ()>, ()| recurse(0))
+            .unwrap();
+        co.resume(());
+    }) else {
+        return;
+    };
+    assert_signal(&out, libc::SIGABRT);
+    assert!(
+        stderr(&out).contains("fiber 'fallback' overflowed its 64 KiB stack"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn overflow_of_a_fiber_resumed_by_a_fiber_names_the_inner_one() {
+    let Some(out) = crash_in_child(
+        "overflow_of_a_fiber_resumed_by_a_fiber_names_the_inner_one",
+        || {
+            let mut outer = Builder::new()
+                .name("outer")
+                .build(|_y: &Yielder<(), ()>, ()| {
+                    let mut inner = Builder::new()
+                        .name("inner")
+                        .stack_size(32 * 1024)
+                        .build(|_y: &Yielder<(), ()>, ()| recurse(0))
+                        .unwrap();
+                    inner.resume(());
+                })
+                .unwrap();
+            outer.resume(());
+        },
+    ) else {
+        return;
+    };
+    assert_signal(&out, libc::SIGABRT);
+    assert!(
+        stderr(&out).contains("fiber 'inner' overflowed its 32 KiB stack"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn null_write_in_a_fiber_is_a_plain_segfault() {
+    let Some(out) = crash_in_child("null_write_in_a_fiber_is_a_plain_segfault", || {
+        let mut co = Builder::new()
+            .name("deep")
+            .stack_size(64 * 1024)
+            .build(|_y: &Yielder<(), ()>, ()| null_write())
+            .unwrap();
+        co.resume(());
+    }) else {
+        return;
+    };
+    assert_signal(&out, libc::SIGSEGV);
+    assert!(!stderr(&out).contains("overflowed"), "{}", stderr(&out));
+}
+
+#[test]
+fn thread_overflow_after_a_coroutine_keeps_rusts_report() {
+    let Some(out) = crash_in_child(
+        "thread_overflow_after_a_coroutine_keeps_rusts_report",
+        || {
+            let mut co = Coroutine::new(|_y: &Yielder<u32, ()>, x: u32| x + 1);
+            co.resume(1);
+            overflow_a_thread();
+        },
+    ) else {
+        return;
+    };
+    assert_signal(&out, libc::SIGABRT);
+    let err = stderr(&out);
+    // Rust's report: "thread 'plain' (<tid>) has overflowed its stack".
+    assert!(err.contains("thread 'plain'"), "{err}");
+    assert!(err.contains("has overflowed its stack"), "{err}");
+    assert!(!err.contains("fiber '"), "{err}");
+}
+
+// ---- needs only the stack layer --------------------------------------------
+
+#[test]
+fn thread_overflow_with_handler_installed_keeps_rusts_report() {
+    let Some(out) = crash_in_child(
+        "thread_overflow_with_handler_installed_keeps_rusts_report",
+        || {
+            spindle::stack::install_overflow_handler();
+            overflow_a_thread();
+        },
+    ) else {
+        return;
+    };
+    assert_signal(&out, libc::SIGABRT);
+    let err = stderr(&out);
+    // Rust's report: "thread 'plain' (<tid>) has overflowed its stack".
+    assert!(err.contains("thread 'plain'"), "{err}");
+    assert!(err.contains("has overflowed its stack"), "{err}");
+    assert!(!err.contains("fiber '"), "{err}");
+}
+
+#[test]
+fn null_write_with_handler_installed_is_a_plain_segfault() {
+    let Some(out) = crash_in_child(
+        "null_write_with_handler_installed_is_a_plain_segfault",
+        || {
+            spindle::stack::install_overflow_handler();
+            null_write();
+        },
+    ) else {
+        return;
+    };
+    assert_signal(&out, libc::SIGSEGV);
+    assert!(!stderr(&out).contains("overflowed"), "{}", stderr(&out));
+}
+
+#[test]
+fn handler_install_on_a_thread_is_idempotent() {
+    // Many threads, several calls each: no crash, nothing leaks.
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..3 {
+                    spindle::stack::install_overflow_handler();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
