@@ -9,6 +9,8 @@
 //! options: --secs S (default 1), --stack BYTES (spindle's fiber stack size)
 //! ```
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 fn status_bytes(field: &str) -> u64 {
@@ -31,10 +33,28 @@ fn spindle_fibers(n: usize, dur: Duration, stack: usize) -> (u64, u64) {
         .build()
         .expect("runtime");
     let before = status_bytes("VmRSS");
+    let t0 = Instant::now();
+    let phases = Rc::new(Cell::new([Duration::ZERO; 3]));
+    let (ph, started) = (phases.clone(), Rc::new(Cell::new(0usize)));
     let growth = rt.block_on(move || {
         let mut handles = Vec::with_capacity(n);
         for i in 0..n {
-            match spindle::Builder::new().spawn(move || spindle::sleep(dur)) {
+            let (fph, fstarted) = (ph.clone(), started.clone());
+            let fiber = move || {
+                fstarted.set(fstarted.get() + 1);
+                if fstarted.get() == n {
+                    let mut p = fph.get();
+                    p[1] = t0.elapsed();
+                    fph.set(p);
+                }
+                spindle::sleep(dur)
+            };
+            if i + 1 == n {
+                let mut p = ph.get();
+                p[0] = t0.elapsed();
+                ph.set(p);
+            }
+            match spindle::Builder::new().spawn(fiber) {
                 Ok(h) => handles.push(h),
                 Err(e) => {
                     eprintln!("fiber {i} could not be created: {e}");
@@ -49,8 +69,19 @@ fn spindle_fibers(n: usize, dur: Duration, stack: usize) -> (u64, u64) {
         for h in handles {
             h.join().expect("fiber");
         }
+        let mut p = ph.get();
+        p[2] = t0.elapsed();
+        ph.set(p);
         sampler.join().unwrap()
     });
+    let [spawned, asleep, joined] = phases.get();
+    println!(
+        "         phases: spawned all {:.3}s, all asleep {:.3}s, all joined {:.3}s, runtime done {:.3}s",
+        spawned.as_secs_f64(),
+        asleep.as_secs_f64(),
+        joined.as_secs_f64(),
+        t0.elapsed().as_secs_f64()
+    );
     (rt.stats().resumes, growth)
 }
 

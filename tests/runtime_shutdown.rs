@@ -1,6 +1,7 @@
 //! Shutdown leaks nothing: dropping out of `block_on` with fibers still
 //! alive (asleep, waiting on fds, joining, never started) unwinds them all,
-//! and the process's fd count and memory maps come back to where they were.
+//! and the process's fd count, live stack count and memory maps come back to
+//! where they were.
 //!
 //! One test in its own binary, so no other test opens fds meanwhile.
 
@@ -12,6 +13,10 @@ use std::time::Duration;
 
 fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn live_stacks() -> usize {
+    spindle::stack::StackPool::stats().live
 }
 
 fn map_count() -> usize {
@@ -62,6 +67,8 @@ fn leave_fibers_behind(n: usize, dropped: Rc<Cell<usize>>) -> usize {
             spawned += 1;
         }
         assert_eq!(spindle::tasks().len(), 1 + spawned + n);
+        // Not vacuous: every one of them holds a stack now.
+        assert!(live_stacks() > spawned + n, "{} stacks live", live_stacks());
         spawned
     })
 }
