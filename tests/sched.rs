@@ -1,15 +1,15 @@
-//! The scheduler: order, timers, join, cancel, timeout, deadlock, fds,
-//! blocking offload, and 10,000 fibers.
+//! The scheduler: order, timers, join, cancel, timeout, park, deadlock,
+//! and 10,000 fibers. (fds and blocking offload: `runtime_io.rs`.)
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use spindle::runtime::{wait_readable, wait_writable};
+use spindle::runtime::wait_readable;
 use spindle::{JoinError, JoinHandle, Runtime, TaskState};
 
 type Log = Rc<RefCell<Vec<String>>>;
@@ -486,95 +486,6 @@ fn joining_oneself_panics() {
             "{}",
             msg.borrow()
         );
-    });
-}
-
-#[test]
-fn fd_waits_readable_writable_deadline_and_errors() {
-    spindle::run(|| {
-        let (mut a, b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        let fd = a.as_raw_fd();
-
-        // A reader and a writer on the same fd at once.
-        let reader = spindle::spawn(move || wait_readable(fd, None));
-        let writer = spindle::spawn(move || wait_writable(fd, None));
-        assert!(writer.join().unwrap().is_ok());
-        let mut b2 = b.try_clone().unwrap();
-        b2.write_all(b"hi").unwrap();
-        reader.join().unwrap().unwrap();
-        let mut buf = [0u8; 2];
-        a.read_exact(&mut buf).unwrap();
-
-        // Nothing to read: the deadline ends the wait, never early.
-        let start = Instant::now();
-        let deadline = start + Duration::from_millis(15);
-        let e = wait_readable(fd, Some(deadline)).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        assert!(Instant::now() >= deadline);
-
-        // An invalid fd is an error at once.
-        let e = wait_readable(987_654, None).unwrap_err();
-        assert!(e.to_string().contains("fd 987654"), "{e}");
-
-        // The other end hangs up: a reader sees the end of the stream.
-        drop(b);
-        drop(b2);
-        wait_readable(fd, None).unwrap();
-        assert_eq!(a.read(&mut buf).unwrap(), 0);
-
-        // A regular file is always ready.
-        let f = std::fs::File::open("Cargo.toml").unwrap();
-        wait_readable(f.as_raw_fd(), None).unwrap();
-        wait_writable(f.as_raw_fd(), None).unwrap();
-    });
-}
-
-#[test]
-fn an_fd_closed_under_a_waiting_fiber_is_an_error_not_a_hang() {
-    spindle::run(|| {
-        let (a, _b) = UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
-        let h = spindle::spawn(move || wait_readable(fd, None));
-        spindle::yield_now();
-        drop(a); // closes fd while the fiber waits on it
-        let e = h.join().unwrap().unwrap_err();
-        assert!(e.to_string().contains("closed while a fiber waited"), "{e}");
-    });
-}
-
-#[test]
-fn spawn_blocking_runs_on_a_helper_thread_while_others_run() {
-    spindle::run(|| {
-        let main_thread = std::thread::current().id();
-        let ticks = Rc::new(Cell::new(0));
-        let t = ticks.clone();
-        let ticker = spindle::spawn(move || {
-            for _ in 0..5 {
-                spindle::sleep(Duration::from_millis(2));
-                t.set(t.get() + 1);
-            }
-        });
-        let (thread, v) = spindle::spawn_blocking(|| {
-            std::thread::sleep(Duration::from_millis(40));
-            (std::thread::current().id(), 99)
-        });
-        assert_ne!(thread, main_thread);
-        assert_eq!(v, 99);
-        assert_eq!(ticks.get(), 5, "the other fiber was held up");
-        ticker.join().unwrap();
-
-        let p = panic::catch_unwind(|| spindle::spawn_blocking(|| panic!("in helper")));
-        assert_eq!(panic_message(&*p.unwrap_err()), "in helper");
-
-        // Cancelled while its call runs: unwinds at once.
-        let h = spindle::spawn(|| {
-            spindle::spawn_blocking(|| std::thread::sleep(Duration::from_millis(50)))
-        });
-        spindle::yield_now();
-        assert_eq!(spindle::tasks()[1].state(), TaskState::WaitingBlocking);
-        h.cancel();
-        assert!(h.join().unwrap_err().is_cancelled());
     });
 }
 

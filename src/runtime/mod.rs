@@ -126,7 +126,9 @@
 //!   `block_on`, which a leaked fiber under `panic = "abort"` would break.
 
 mod blocking;
+mod fd_wait;
 mod fiber_table;
+mod find_runnable;
 mod join;
 mod reactor;
 mod run_queue;
@@ -143,8 +145,8 @@ use std::panic;
 use crate::stack::Stack;
 
 pub use blocking::{spawn_blocking, KEEP_ALIVE, MAX_BLOCKING_THREADS};
+pub use fd_wait::{wait_readable, wait_writable};
 pub use join::{join_all, wait_any, JoinError, JoinHandle};
-pub use reactor::{wait_readable, wait_writable};
 pub use task::{
     current, park, spawn, tasks, try_current, yield_now, Builder, Task, TaskId, TaskState,
 };

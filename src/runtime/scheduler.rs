@@ -40,7 +40,6 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
 
 use crate::coroutine::{Coroutine, CoroutineResult, Yielder};
 
@@ -486,85 +485,6 @@ impl Scheduler {
         }
     }
 
-    /// Between two rounds: fires expired timers, collects wake-ups from other
-    /// threads, and polls the reactor (without blocking if anything is
-    /// ready, else until the next deadline).
-    ///
-    /// # Errors
-    ///
-    /// The deadlock report when nothing is ready and nothing could ever
-    /// make anything ready.
-    fn poll(&self) -> Result<(), String> {
-        let timeout = {
-            let mut core = self.core.borrow_mut();
-            let core = &mut *core;
-            let now = if core.sleep_queue.is_empty() {
-                None
-            } else {
-                let now = Instant::now();
-                let Core {
-                    tasks,
-                    sleep_queue,
-                    run_queue,
-                    ..
-                } = core;
-                while let Some(key) = sleep_queue
-                    .pop_expired(now, |k, seq| tasks.get(k).is_some_and(|t| t.timer == seq))
-                {
-                    let t = tasks.get_mut(key).expect("a live timer has a task");
-                    t.timer = 0;
-                    if t.state.is_parked() {
-                        t.state = TaskState::Ready;
-                        run_queue.push(key);
-                    }
-                }
-                Some(now)
-            };
-            self.remote.drain(|key| wake_blocked(core, key));
-            if !core.run_queue.is_empty() {
-                Some(Duration::ZERO)
-            } else {
-                let Core {
-                    tasks, sleep_queue, ..
-                } = core;
-                sleep_queue
-                    .next_deadline(|k, seq| tasks.get(k).is_some_and(|t| t.timer == seq))
-                    .map(|d| d.saturating_duration_since(now.unwrap_or_else(Instant::now)))
-            }
-        };
-        if timeout == Some(Duration::ZERO) && self.reactor.waiters() == 0 {
-            return Ok(());
-        }
-        if timeout.is_none() {
-            if self.reactor.waiters() == 0 && !self.remote.may_wake() {
-                return Err(self.deadlock_report());
-            }
-            // About to block with no deadline: make sure no fiber waits on
-            // an fd that was closed under it (epoll forgets those silently).
-            if self.reactor.find_closed(|key, ev| self.wake_io(key, ev)) > 0 {
-                return Ok(());
-            }
-        }
-        let remote = self
-            .reactor
-            .poll(timeout, |key, ev| self.wake_io(key, ev))
-            .unwrap_or_else(|e| panic!("spindle reactor: {e}"));
-        if remote {
-            let mut core = self.core.borrow_mut();
-            self.remote.drain(|key| wake_blocked(&mut core, key));
-        }
-        Ok(())
-    }
-
-    /// The reactor saw `events` for the fd `key` waits on.
-    fn wake_io(&self, key: Key, events: u32) {
-        let mut core = self.core.borrow_mut();
-        if let Some(t) = core.tasks.get_mut(key) {
-            t.io_events = events;
-            core.wake(key);
-        }
-    }
-
     /// A snapshot of every live task, in id order.
     pub(crate) fn snapshot(&self) -> Vec<(Key, TaskId, Option<Arc<str>>, TaskState)> {
         let core = self.core.borrow();
@@ -614,16 +534,5 @@ impl Scheduler {
                 return;
             }
         }
-    }
-}
-
-/// A blocking call's helper thread finished for `key`.
-fn wake_blocked(core: &mut Core, key: Key) {
-    if core
-        .tasks
-        .get(key)
-        .is_some_and(|t| t.state == TaskState::WaitingBlocking)
-    {
-        core.wake(key);
     }
 }

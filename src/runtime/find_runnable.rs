@@ -1,0 +1,114 @@
+//! What the scheduler does between two rounds: find the fibers that can
+//! run next (Go's `findRunnable`), or find that none ever can.
+//!
+//! In this order: wake the sleepers whose deadline has passed (the sleep
+//! queue, in deadline order); wake the fibers whose helper threads finished
+//! (the [`Remote`](super::blocking::Remote)); poll the reactor for fd
+//! events. The poll does not block if some fiber is ready (and is skipped
+//! entirely when no fiber waits on an fd); otherwise it blocks until the
+//! earliest deadline, or for good if there is none.
+//!
+//! Blocking for good is right only if something outside the runtime can
+//! still wake a fiber: an fd a fiber waits on, or a helper thread holding a
+//! waker. If neither exists, nothing will ever run again and this step
+//! returns the deadlock report instead. Just before blocking for good, the
+//! reactor also fails the waits on fds that were closed under their
+//! fibers, which epoll itself would never report.
+
+use std::time::{Duration, Instant};
+
+use super::scheduler::{Core, Scheduler};
+use super::slab::Key;
+use super::task::TaskState;
+
+impl Scheduler {
+    /// Between two rounds: fires expired timers, collects wake-ups from other
+    /// threads, and polls the reactor (without blocking if anything is
+    /// ready, else until the next deadline).
+    ///
+    /// # Errors
+    ///
+    /// The deadlock report when nothing is ready and nothing could ever
+    /// make anything ready.
+    pub(crate) fn poll(&self) -> Result<(), String> {
+        let timeout = {
+            let mut core = self.core.borrow_mut();
+            let core = &mut *core;
+            let now = if core.sleep_queue.is_empty() {
+                None
+            } else {
+                let now = Instant::now();
+                let Core {
+                    tasks,
+                    sleep_queue,
+                    run_queue,
+                    ..
+                } = core;
+                while let Some(key) = sleep_queue
+                    .pop_expired(now, |k, seq| tasks.get(k).is_some_and(|t| t.timer == seq))
+                {
+                    let t = tasks.get_mut(key).expect("a live timer has a task");
+                    t.timer = 0;
+                    if t.state.is_parked() {
+                        t.state = TaskState::Ready;
+                        run_queue.push(key);
+                    }
+                }
+                Some(now)
+            };
+            self.remote.drain(|key| wake_blocked(core, key));
+            if !core.run_queue.is_empty() {
+                Some(Duration::ZERO)
+            } else {
+                let Core {
+                    tasks, sleep_queue, ..
+                } = core;
+                sleep_queue
+                    .next_deadline(|k, seq| tasks.get(k).is_some_and(|t| t.timer == seq))
+                    .map(|d| d.saturating_duration_since(now.unwrap_or_else(Instant::now)))
+            }
+        };
+        if timeout == Some(Duration::ZERO) && self.reactor.waiters() == 0 {
+            return Ok(());
+        }
+        if timeout.is_none() {
+            if self.reactor.waiters() == 0 && !self.remote.may_wake() {
+                return Err(self.deadlock_report());
+            }
+            // About to block with no deadline: make sure no fiber waits on
+            // an fd that was closed under it (epoll forgets those silently).
+            if self.reactor.find_closed(|key, ev| self.wake_io(key, ev)) > 0 {
+                return Ok(());
+            }
+        }
+        let remote = self
+            .reactor
+            .poll(timeout, |key, ev| self.wake_io(key, ev))
+            .unwrap_or_else(|e| panic!("spindle reactor: {e}"));
+        if remote {
+            let mut core = self.core.borrow_mut();
+            self.remote.drain(|key| wake_blocked(&mut core, key));
+        }
+        Ok(())
+    }
+
+    /// The reactor saw `events` for the fd `key` waits on.
+    fn wake_io(&self, key: Key, events: u32) {
+        let mut core = self.core.borrow_mut();
+        if let Some(t) = core.tasks.get_mut(key) {
+            t.io_events = events;
+            core.wake(key);
+        }
+    }
+}
+
+/// A blocking call's helper thread finished for `key`.
+fn wake_blocked(core: &mut Core, key: Key) {
+    if core
+        .tasks
+        .get(key)
+        .is_some_and(|t| t.state == TaskState::WaitingBlocking)
+    {
+        core.wake(key);
+    }
+}
