@@ -102,3 +102,14 @@ fn ten_thousand_fibers_sleep_together() {
     let t = runtime_demos::threads_sleep(50, Duration::from_millis(20));
     assert!(t.wall >= Duration::from_millis(20));
 }
+
+#[test]
+fn tour_sections_are_ready_for_the_tour() {
+    let titles: Vec<&str> = runtime_demos::SECTIONS.iter().map(|s| s.0).collect();
+    assert_eq!(titles.len(), 5, "{titles:?}");
+    let first = (runtime_demos::SECTIONS[0].2)();
+    assert_eq!(
+        first,
+        ["---1---", "---2---", "---1---", "---2---", "---1---", "---2---"]
+    );
+}

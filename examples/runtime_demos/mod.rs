@@ -3,8 +3,10 @@
 //! sleep benchmark beside OS threads.
 //!
 //! Each demo starts its own runtime and writes its lines to a [`Log`], which
-//! prints them as they come (the tour) or only records them (the tests,
-//! which check their order). Include this file with
+//! prints them as they come or only records them (the tests, which check
+//! their order). [`SECTIONS`] has them in the shape of the tour in
+//! `src/main.rs` (title, one line of explanation, `fn() -> Vec<String>`).
+//! Include this file with
 //! `#[path = "../examples/runtime_demos/mod.rs"] mod runtime_demos;`.
 #![allow(dead_code)]
 
@@ -358,6 +360,57 @@ pub fn ten_thousand(log: &Log, n: usize, dur: Duration) -> (SleepReport, SleepRe
         mib(t.peak_rss)
     ));
     (f, t)
+}
+
+/// A tour section: title, one line of what it shows, and the demo, which
+/// returns the lines to print.
+pub type Section = (&'static str, &'static str, fn() -> Vec<String>);
+
+/// The demos as tour sections.
+pub const SECTIONS: &[Section] = &[
+    (
+        "Fibers: false multitasking",
+        "Two fibers print in turn, each yielding to the other: concurrency on one thread.",
+        || lines(|log| false_multitasking(log, 3)),
+    ),
+    (
+        "Fibers: the crawler",
+        "Four pages of 1-4 units (1 unit = 100 ms): one after another, then a fiber each.",
+        || {
+            lines(|log| {
+                let _ = crawler(log, Duration::from_millis(100));
+            })
+        },
+    ),
+    (
+        "Fibers: cancellation",
+        "asyncio's three workers: one returns, one panics, one is cancelled mid-sleep.",
+        || lines(|log| drop(cancel_three_workers(log, Duration::from_millis(50)))),
+    ),
+    (
+        "Fibers: gevent's three workers",
+        "Two wait on a socket for 2 units while the third works for 1: it all takes 2.",
+        || {
+            lines(|log| {
+                let _ = gevent_three_workers(log, Duration::from_millis(100));
+            })
+        },
+    ),
+    (
+        "Fibers: 10,000 tasks",
+        "10,000 fibers each sleep 1 s, then the same with 10,000 OS threads.",
+        || {
+            lines(|log| {
+                let _ = ten_thousand(log, 10_000, Duration::from_secs(1));
+            })
+        },
+    ),
+];
+
+fn lines(demo: impl FnOnce(&Log)) -> Vec<String> {
+    let log = Log::quiet();
+    demo(&log);
+    log.lines()
 }
 
 /// Every demo, with the tour's settings.
