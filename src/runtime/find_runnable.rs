@@ -40,6 +40,7 @@ impl Scheduler {
                 let now = Instant::now();
                 let Core {
                     tasks,
+                    hot,
                     sleep_queue,
                     run_queue,
                     ..
@@ -49,8 +50,9 @@ impl Scheduler {
                 {
                     let t = tasks.get_mut(key).expect("a live timer has a task");
                     t.timer = 0;
-                    if t.state.is_parked() {
-                        t.state = TaskState::Ready;
+                    let h = &mut hot[key.index()];
+                    if h.state.is_parked() {
+                        h.state = TaskState::Ready;
                         run_queue.push(key);
                     }
                 }
@@ -105,9 +107,8 @@ impl Scheduler {
 /// A blocking call's helper thread finished for `key`.
 fn wake_blocked(core: &mut Core, key: Key) {
     if core
-        .tasks
-        .get(key)
-        .is_some_and(|t| t.state == TaskState::WaitingBlocking)
+        .hot(key)
+        .is_some_and(|h| h.state == TaskState::WaitingBlocking)
     {
         core.wake(key);
     }

@@ -101,12 +101,20 @@ pub(crate) enum Cancel {
     Delivered,
 }
 
-/// What the scheduler knows of one task.
+/// The two bytes of a task that every switch reads or writes, kept apart
+/// from its [`TaskRecord`] in a dense array (`Core::hot`, indexed like the
+/// task table) so that a yield touches them and not the record's cache
+/// line: with 10,000 fibers that is 20 KB instead of 560 KB.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hot {
+    pub(crate) state: TaskState,
+    pub(crate) cancel: Cancel,
+}
+
+/// What the scheduler knows of one task, apart from its [`Hot`] bytes.
 pub(crate) struct TaskRecord {
     pub(crate) id: TaskId,
     pub(crate) name: Option<Arc<str>>,
-    pub(crate) state: TaskState,
-    pub(crate) cancel: Cancel,
     /// Sequence number of this task's live sleep-queue entry; 0 for none.
     pub(crate) timer: u64,
     /// Readiness the reactor reported for this task's fd wait; 0 for none.
@@ -120,6 +128,10 @@ pub(crate) struct TaskRecord {
 /// The state all of a runtime's fibers share; see the module docs.
 pub(crate) struct Core {
     pub(crate) tasks: Slab<TaskRecord>,
+    /// `hot[k.index()]` belongs to the task `k` while it is in `tasks`;
+    /// other entries are leftovers, never read (every reader either holds
+    /// a key known to be live, or checks it against `tasks` first).
+    pub(crate) hot: Vec<Hot>,
     pub(crate) run_queue: RunQueue,
     pub(crate) sleep_queue: SleepQueue,
     /// Set while the runtime unwinds its remaining fibers.
@@ -131,13 +143,29 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// The hot bytes of a task whose key is known to be live (the running
+    /// task's, or one popped from the run queue), without asking the task
+    /// table.
+    #[inline(always)]
+    pub(crate) fn hot_live(&mut self, key: Key) -> &mut Hot {
+        debug_assert!(self.tasks.get(key).is_some(), "stale key {key:?}");
+        &mut self.hot[key.index()]
+    }
+
+    /// The hot bytes of the task `key`, if it is still alive.
+    #[inline]
+    pub(crate) fn hot(&mut self, key: Key) -> Option<&mut Hot> {
+        self.tasks.get(key)?;
+        Some(&mut self.hot[key.index()])
+    }
+
     /// Makes a parked task ready. A task that is ready or running already,
     /// or gone, is left alone: wake-ups are idempotent.
     #[inline]
     pub(crate) fn wake(&mut self, key: Key) {
-        if let Some(t) = self.tasks.get_mut(key) {
-            if t.state.is_parked() {
-                t.state = TaskState::Ready;
+        if let Some(h) = self.hot(key) {
+            if h.state.is_parked() {
+                h.state = TaskState::Ready;
                 self.run_queue.push(key);
             }
         }
@@ -145,8 +173,8 @@ impl Core {
 
     /// Marks a task cancelled and wakes it if it is parked.
     pub(crate) fn cancel(&mut self, key: Key) {
-        if let Some(t) = self.tasks.get_mut(key) {
-            t.cancel = Cancel::Pending;
+        if let Some(h) = self.hot(key) {
+            h.cancel = Cancel::Pending;
             self.wake(key);
         }
     }
@@ -244,6 +272,7 @@ impl Scheduler {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             core: RefCell::new(Core {
                 tasks: Slab::new(),
+                hot: Vec::new(),
                 run_queue: RunQueue::new(),
                 sleep_queue: SleepQueue::new(),
                 shutting_down: false,
@@ -283,13 +312,19 @@ impl Scheduler {
         let key = core.tasks.insert(TaskRecord {
             id,
             name,
-            state: TaskState::Ready,
-            cancel,
             timer: 0,
             io_events: 0,
             waiting_on: 0,
             unparked: false,
         });
+        let hot = Hot {
+            state: TaskState::Ready,
+            cancel,
+        };
+        match core.hot.get_mut(key.index()) {
+            Some(h) => *h = hot,
+            None => core.hot.push(hot),
+        }
         core.run_queue.push(key);
         core.spawned += 1;
         drop(core);
@@ -313,13 +348,10 @@ impl Scheduler {
         });
         let mut core = self.core.borrow_mut();
         let shutting_down = core.shutting_down;
-        let t = core
-            .tasks
-            .get_mut(key)
-            .expect("a running task has a record");
-        let cancelled = t.cancel == Cancel::Pending || shutting_down;
+        let h = core.hot_live(key);
+        let cancelled = h.cancel == Cancel::Pending || shutting_down;
         if cancelled {
-            t.cancel = Cancel::Delivered;
+            h.cancel = Cancel::Delivered;
         }
         (key, cancelled)
     }
@@ -335,11 +367,9 @@ impl Scheduler {
     pub(crate) fn checkpoint(&self, key: Key) -> Result<(), Interrupted> {
         let mut core = self.core.borrow_mut();
         let shutting_down = core.shutting_down;
-        let Some(t) = core.tasks.get_mut(key) else {
-            return Ok(());
-        };
-        if (t.cancel == Cancel::Pending || shutting_down) && !thread::panicking() {
-            t.cancel = Cancel::Delivered;
+        let h = core.hot_live(key);
+        if (h.cancel == Cancel::Pending || shutting_down) && !thread::panicking() {
+            h.cancel = Cancel::Delivered;
             drop(core);
             panic::resume_unwind(Box::new(CancelUnwind));
         }
@@ -372,8 +402,8 @@ impl Scheduler {
                 .tasks
                 .get_mut(key)
                 .expect("a running task has a record");
-            t.state = state;
             t.waiting_on = waiting_on;
+            core.hot_live(key).state = state;
         }
         self.suspend(key)
     }
@@ -398,15 +428,12 @@ impl Scheduler {
         {
             let mut core = self.core.borrow_mut();
             let shutting_down = core.shutting_down;
-            let t = core
-                .tasks
-                .get_mut(key)
-                .expect("a running task has a record");
-            if t.cancel == Cancel::Pending || shutting_down {
+            let h = core.hot_live(key);
+            if h.cancel == Cancel::Pending || shutting_down {
                 drop(core);
                 self.checkpoint(key)?;
             } else {
-                t.state = TaskState::Ready;
+                h.state = TaskState::Ready;
                 core.run_queue.push(key);
                 drop(core);
                 return self.suspend(key);
@@ -419,8 +446,8 @@ impl Scheduler {
     /// Resumes the task `key`, whatever its state (shutdown). Returns
     /// whether it finished.
     pub(crate) fn resume_any(&self, key: Key) -> bool {
-        match self.core.borrow_mut().tasks.get_mut(key) {
-            Some(t) => t.state = TaskState::Running,
+        match self.core.borrow_mut().hot(key) {
+            Some(h) => h.state = TaskState::Running,
             None => return false,
         }
         self.resume_running(key)
@@ -468,10 +495,12 @@ impl Scheduler {
                     let Some(key) = core.run_queue.pop() else {
                         break;
                     };
-                    match core.tasks.get_mut(key) {
-                        Some(t) if t.state == TaskState::Ready => t.state = TaskState::Running,
-                        _ => continue,
+                    // Run-queue keys are live (run_queue.rs, invariants).
+                    let h = core.hot_live(key);
+                    if h.state != TaskState::Ready {
+                        continue;
                     }
+                    h.state = TaskState::Running;
                     key
                 };
                 if self.resume_running(key) && key == main {
@@ -491,7 +520,7 @@ impl Scheduler {
         let mut v: Vec<_> = core
             .tasks
             .iter()
-            .map(|(k, t)| (k, t.id, t.name.clone(), t.state))
+            .map(|(k, t)| (k, t.id, t.name.clone(), core.hot[k.index()].state))
             .collect();
         v.sort_unstable_by_key(|t| t.1);
         v
@@ -510,7 +539,7 @@ impl Scheduler {
         let mut core = self.core.borrow_mut();
         if let Some(t) = core.tasks.get_mut(key) {
             t.unparked = true;
-            if t.state == TaskState::Parked {
+            if core.hot_live(key).state == TaskState::Parked {
                 core.wake(key);
             }
         }

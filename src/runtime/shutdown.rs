@@ -30,16 +30,20 @@ impl Scheduler {
     /// Go's "all goroutines are asleep", with the list of waiting fibers.
     pub(crate) fn deadlock_report(&self) -> String {
         let core = self.core.borrow();
-        let mut tasks: Vec<_> = core.tasks.iter().map(|(_, t)| t).collect();
-        tasks.sort_by_key(|t| t.id);
+        let mut tasks: Vec<_> = core
+            .tasks
+            .iter()
+            .map(|(k, t)| (t, core.hot[k.index()].state))
+            .collect();
+        tasks.sort_by_key(|(t, _)| t.id);
         let mut report = String::from("all fibers are asleep - deadlock!\n");
-        for t in tasks {
+        for (t, state) in tasks {
             let _ = write!(report, "\nfiber {}", t.id);
             if let Some(name) = &t.name {
                 let _ = write!(report, " {name:?}");
             }
-            let _ = write!(report, " [{}", t.state);
-            match t.state {
+            let _ = write!(report, " [{state}");
+            match state {
                 TaskState::WaitingJoin => {
                     let _ = write!(report, ": fiber {}", t.waiting_on);
                 }
@@ -69,10 +73,10 @@ impl Scheduler {
             for (_, key) in live {
                 {
                     let mut core = self.core.borrow_mut();
-                    let Some(t) = core.tasks.get_mut(key) else {
+                    let Some(h) = core.hot(key) else {
                         continue;
                     };
-                    t.cancel = Cancel::Pending;
+                    h.cancel = Cancel::Pending;
                 }
                 if !self.fibers.contains(key) {
                     continue;
