@@ -14,6 +14,11 @@ use std::rc::Rc;
 
 use spindle::{Generator, Greenlet, YieldFrom};
 
+// The runtime's sections (fibers as tasks) live beside the examples that
+// also run them one by one (`cargo run --release --example runtime_tour`).
+#[path = "../examples/runtime_demos/mod.rs"]
+mod runtime_demos;
+
 /// One part of the tour.
 struct Section {
     /// The heading.
@@ -49,13 +54,15 @@ const SECTIONS: &[Section] = &[
 ];
 
 fn main() {
-    for (i, section) in SECTIONS.iter().enumerate() {
+    let core = SECTIONS.iter().map(|s| (s.title, s.about, s.run));
+    let runtime = runtime_demos::SECTIONS.iter().copied();
+    for (i, (title, about, run)) in core.chain(runtime).enumerate() {
         if i > 0 {
             println!();
         }
-        println!("== {} ==", section.title);
-        println!("{}", section.about);
-        for line in (section.run)() {
+        println!("== {title} ==");
+        println!("{about}");
+        for line in run() {
             println!("  {line}");
         }
     }

@@ -2,19 +2,25 @@
 //! prints contains each section's expected lines, in order.
 
 use std::process::Command;
+use std::sync::OnceLock;
 
-/// The binary's standard output, after checking that it succeeded.
-fn tour() -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
-        .output()
-        .expect("the tour binary runs");
-    assert!(
-        output.status.success(),
-        "the tour failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("the tour prints UTF-8")
+/// The binary's standard output, after checking that it succeeded. The
+/// tour takes a few seconds (the 10,000-task section sleeps for real), so it
+/// runs once and every test reads the same output.
+fn tour() -> &'static str {
+    static OUTPUT: OnceLock<String> = OnceLock::new();
+    OUTPUT.get_or_init(|| {
+        let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .output()
+            .expect("the tour binary runs");
+        assert!(
+            output.status.success(),
+            "the tour failed: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("the tour prints UTF-8")
+    })
 }
 
 /// Checks that `expected` appear in `output` as whole lines (ignoring
@@ -32,12 +38,31 @@ fn assert_lines_in_order(output: &str, expected: &[&str]) {
 #[test]
 fn sections_appear_in_order() {
     assert_lines_in_order(
-        &tour(),
+        tour(),
         &[
             "== Generator: Fibonacci ==",
             "== Delegation: yield from ==",
             "== Producer and consumer ==",
             "== Greenlets: explicit switches ==",
+            "== Fibers: false multitasking ==",
+            "== Fibers: the crawler ==",
+            "== Fibers: cancellation ==",
+            "== Fibers: gevent's three workers ==",
+            "== Fibers: 10,000 tasks ==",
+        ],
+    );
+}
+
+#[test]
+fn false_multitasking_takes_turns() {
+    assert_lines_in_order(
+        tour(),
+        &[
+            "== Fibers: false multitasking ==",
+            "---1---",
+            "---2---",
+            "---1---",
+            "---2---",
         ],
     );
 }
@@ -45,14 +70,14 @@ fn sections_appear_in_order() {
 #[test]
 fn fibonacci() {
     assert_lines_in_order(
-        &tour(),
+        tour(),
         &["== Generator: Fibonacci ==", "0 1 1 2 3 5 8 13 21 34"],
     );
 }
 
 #[test]
 fn delegation() {
-    assert_lines_in_order(&tour(), &["== Delegation: yield from ==", "1 3 4 2"]);
+    assert_lines_in_order(tour(), &["== Delegation: yield from ==", "1 3 4 2"]);
 }
 
 #[test]
@@ -78,8 +103,5 @@ fn producer_consumer() {
 
 #[test]
 fn greenlet_order() {
-    assert_lines_in_order(
-        &tour(),
-        &["== Greenlets: explicit switches ==", "1 3 2 4 5"],
-    );
+    assert_lines_in_order(tour(), &["== Greenlets: explicit switches ==", "1 3 2 4 5"]);
 }
