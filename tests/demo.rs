@@ -90,7 +90,7 @@ fn producer_consumer() {
     }
     let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
     let output = tour();
-    assert_lines_in_order(&output, &expected);
+    assert_lines_in_order(output, &expected);
     // Nothing else in between: the fifteen lines follow one another.
     let section: Vec<&str> = output
         .lines()
