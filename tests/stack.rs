@@ -408,9 +408,9 @@ fn counters_show_reuse_release_and_no_leak() {
     assert_eq!(stats.allocated, allocated);
     assert_eq!((stats.live, stats.pooled, stats.pooled_here), (0, 1, 1));
 
-    // A stack given back to its chunk reads as zeros when handed out again
-    // (MADV_DONTNEED), and keeps its guard; the chunk stays mapped while
-    // another stack of it is out.
+    // A stack given back to its chunk while another stack of it is out is
+    // retained: handed out again first, with its pages as they were (no
+    // page fault, no syscall), and still guarded.
     StackPool::clear();
     let keep = Stack::new(Stack::MIN_SIZE).unwrap();
     let s = Stack::new(Stack::MIN_SIZE).unwrap();
@@ -419,21 +419,53 @@ fn counters_show_reuse_release_and_no_leak() {
     let base = s.base();
     drop(s);
     StackPool::clear();
-    let s = Stack::new(Stack::MIN_SIZE).unwrap();
-    if s.guard_kind() == GuardKind::Madvise {
+    let madvise = keep.guard_kind() == GuardKind::Madvise;
+    if madvise {
         // (An mprotect stack has a mapping of its own, unmapped on release.)
+        assert_eq!(StackPool::stats().retained_bytes, Stack::MIN_SIZE + page());
+    }
+    let s = Stack::new(Stack::MIN_SIZE).unwrap();
+    if madvise {
         assert_eq!(
             s.base(),
             base,
-            "the freed slot is the first handed out again"
+            "the retained slot is the first handed out again"
         );
-    }
-    // SAFETY: inside the usable memory of `s`.
-    unsafe {
-        assert_eq!(*s.base().sub(1), 0);
-        assert_eq!(*s.limit(), 0);
+        assert_eq!(StackPool::stats().retained_bytes, 0);
+        // SAFETY: inside the usable memory of `s`.
+        unsafe {
+            assert_eq!(*s.base().sub(1), 0x5a, "a retained slot keeps its pages");
+        }
     }
     assert!(kernel_refuses(s.limit() as usize - 1));
+
+    // Retention is bounded: with one stack in 16 kept alive (so no chunk
+    // empties), give back more than the budget's worth (80 MiB of slots)
+    // and the rest are discarded instead.
+    if madvise {
+        let budget = 64 << 20;
+        let slot = Stack::MIN_SIZE + page();
+        let mut many: Vec<Stack> = (0..4000)
+            .map(|_| Stack::new(Stack::MIN_SIZE).unwrap())
+            .collect();
+        for st in &many {
+            poke(st.base() as usize - 1);
+        }
+        let mut kept = Vec::new();
+        for (i, st) in many.drain(..).enumerate() {
+            if i % 16 == 0 {
+                kept.push(st);
+            }
+        }
+        StackPool::clear();
+        let retained = StackPool::stats().retained_bytes;
+        assert!(
+            retained <= budget && retained > budget - slot,
+            "retained {retained} bytes, budget {budget}"
+        );
+        drop(kept);
+        StackPool::clear();
+    }
 
     // Nothing alive: every chunk is unmapped.
     drop((s, keep));

@@ -15,11 +15,19 @@
 //!
 //! ## Invariants (all state is under the one [`ALLOCATOR`] mutex)
 //!
-//! - A slot is in exactly one of three states: *fresh* (index `>=
+//! - A slot is in exactly one of four states: *fresh* (index `>=
 //!   chunk.fresh`: never handed out, no guard yet, untouched), *out* (owned
-//!   by one [`Slot`] value: a `Stack` or a thread's pool), or *free* (in
-//!   `chunk.free`: guard installed, usable pages discarded with
-//!   `MADV_DONTNEED`, so they read as zero and cost no memory).
+//!   by one [`Slot`] value: a `Stack` or a thread's pool), *retained* (in
+//!   `chunk.retained`: guard installed, its pages kept as its last user
+//!   left them), or *free* (in `chunk.free`: guard installed, usable pages
+//!   discarded with `MADV_DONTNEED`, so they read as zero and cost no
+//!   memory).
+//! - A returned slot is *retained* rather than discarded while the
+//!   retained slots of all chunks stay within [`RETAINED_BYTES`]. That
+//!   bounds the memory kept, and saves the `madvise` (a system call and a TLB
+//!   flush) for the common case of many fibers ending together: their chunks
+//!   empty and are unmapped whole, and a retained slot taken again costs no
+//!   page fault. `retained_bytes` is the sum of their slot sizes.
 //! - `chunk.live` is the number of *out* slots. A chunk with `live == 0` is
 //!   unmapped at once: the chunk is mapped exactly while a stack of it is out.
 //! - A slot's guard is installed before the slot is handed out, and stays for
@@ -29,11 +37,12 @@
 //!
 //! ## Costs
 //!
-//! Taking a free slot: the lock, no syscall. Taking a fresh slot: the lock
-//! and one `madvise` or `mprotect`, plus one `mmap` when a new chunk is
-//! needed. Returning a slot: one `madvise(MADV_DONTNEED)` (skipped for
-//! one-slot chunks, which are unmapped instead) and the lock, plus one
-//! `munmap` (outside the lock) when it was the chunk's last slot out.
+//! Taking a retained or free slot: the lock, no syscall (and no page fault
+//! for a retained one). Taking a fresh slot: the lock and one `madvise` or
+//! `mprotect`, plus one `mmap` when a new chunk is needed. Returning a slot:
+//! the lock, plus one `munmap` (outside the lock) when it was the chunk's
+//! last slot out, or one `madvise(MADV_DONTNEED)` when the retained budget
+//! is spent.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -52,6 +61,13 @@ const CHUNK_BYTES: usize = 64 << 20;
 /// Slots in a class's first madvise chunk; each next chunk doubles, up to
 /// [`CHUNK_BYTES`]. Keeps the reservation of a program with a few fibers small.
 const FIRST_SLOTS: usize = 16;
+
+/// The most slot bytes kept *retained* (returned, pages not discarded),
+/// over all chunks. Like the pools' budget: memory a program that just
+/// finished many fibers may keep, to be reused or unmapped with its chunk.
+/// A retained default-size stack usually holds one or two touched pages, so
+/// the memory actually kept is far below this.
+const RETAINED_BYTES: usize = 64 << 20;
 
 /// A stack slot that is *out*: the descriptor a `Stack` or a pool owns.
 ///
@@ -146,6 +162,8 @@ struct Chunk {
     fresh: usize,
     /// Indices of free slots (guarded, discarded).
     free: Vec<usize>,
+    /// Indices of retained slots (guarded, pages kept).
+    retained: Vec<usize>,
     /// Slots out.
     live: usize,
     /// Whether the chunk is in its class's `open` list.
@@ -158,7 +176,7 @@ impl Chunk {
     }
 
     fn has_room(&self) -> bool {
-        !self.free.is_empty() || self.fresh < self.nslots
+        !self.retained.is_empty() || !self.free.is_empty() || self.fresh < self.nslots
     }
 }
 
@@ -184,6 +202,8 @@ struct Allocator {
     released: u64,
     /// Sum of the chunks' lengths.
     mapped_bytes: usize,
+    /// Sum of the slot sizes of all retained slots.
+    retained_bytes: usize,
 }
 
 static ALLOCATOR: Mutex<Allocator> = Mutex::new(Allocator {
@@ -192,6 +212,7 @@ static ALLOCATOR: Mutex<Allocator> = Mutex::new(Allocator {
     allocated: 0,
     released: 0,
     mapped_bytes: 0,
+    retained_bytes: 0,
 });
 
 /// Locks the allocator. Nothing panics while holding it, but if something
@@ -207,6 +228,7 @@ pub(super) struct Counters {
     pub(super) released: u64,
     pub(super) chunks: usize,
     pub(super) mapped_bytes: usize,
+    pub(super) retained_bytes: usize,
 }
 
 /// A snapshot of the allocator's counters.
@@ -217,6 +239,7 @@ pub(super) fn counters() -> Counters {
         released: a.released,
         chunks: a.chunks.len(),
         mapped_bytes: a.mapped_bytes,
+        retained_bytes: a.retained_bytes,
     }
 }
 
@@ -280,6 +303,7 @@ fn map_chunk(class: usize, slot_bytes: usize, nslots: usize) -> io::Result<Chunk
         nslots,
         fresh: 0,
         free: Vec::new(),
+        retained: Vec::new(),
         live: 0,
         listed: true,
     })
@@ -323,7 +347,10 @@ impl Allocator {
             self.classes[class].open.pop();
             return Some((Err(io::Error::other("stack allocator lost a chunk")), None));
         };
-        let index = if let Some(index) = chunk.free.pop() {
+        let index = if let Some(index) = chunk.retained.pop() {
+            self.retained_bytes -= slot_bytes;
+            index
+        } else if let Some(index) = chunk.free.pop() {
             index
         } else {
             let index = chunk.fresh;
@@ -366,47 +393,84 @@ impl Allocator {
             }
         }
         self.mapped_bytes -= chunk.map.len();
+        self.retained_bytes -= chunk.retained.len() * chunk.slot_bytes;
         Some(chunk)
     }
 }
 
-/// Gives an out slot back: its usable pages are discarded and it becomes
-/// free, or its chunk is unmapped if no other slot of it is out. Never
-/// panics.
+/// Gives an out slot back: its chunk is unmapped if no other slot of it is
+/// out; otherwise the slot is retained (pages kept) while the budget allows,
+/// or its pages are discarded and it becomes free. Never panics.
 pub(super) fn release(slot: Slot) {
     let low = slot.limit() as usize - slot.guard_len();
-    if slot.kind() == GuardKind::Madvise {
-        // Discard the usable pages so their memory returns to the system now;
-        // the guard below them stays. Done before the slot is marked free,
-        // while we still own it. Cannot fail on a range of our own mapping,
-        // and nothing useful could be done if it did.
-        // SAFETY: the usable range belongs to this out slot, which we own
-        // and which nothing uses any more.
-        unsafe {
-            libc::madvise(slot.limit().cast(), slot.size(), libc::MADV_DONTNEED);
+    let mut locked = lock();
+    locked.released += 1;
+    match locked.give_back(low, true) {
+        GiveBack::Done(unmap) => {
+            drop(locked);
+            drop(unmap);
+        }
+        GiveBack::Discard => {
+            drop(locked);
+            // Discard the usable pages so their memory returns to the system
+            // now; the guard below them stays. Done while the slot is still
+            // out (ours), outside the lock. Cannot fail on a range of our own
+            // mapping, and nothing useful could be done if it did.
+            // SAFETY: the usable range belongs to this out slot, which we own
+            // and which nothing uses any more.
+            unsafe {
+                libc::madvise(slot.limit().cast(), slot.size(), libc::MADV_DONTNEED);
+            }
+            let mut locked = lock();
+            let unmap = match locked.give_back(low, false) {
+                GiveBack::Done(unmap) => unmap,
+                GiveBack::Discard => None, // Not asked for: cannot happen.
+            };
+            drop(locked);
+            drop(unmap);
         }
     }
-    let mut locked = lock();
-    let a = &mut *locked;
-    a.released += 1;
-    let Some((&start, chunk)) = a.chunks.range_mut(..=low).next_back() else {
-        return;
-    };
-    if low >= start + chunk.map.len() {
-        return; // Not ours (cannot happen); leave it alone.
-    }
-    chunk.live -= 1;
-    let unmap = if chunk.live == 0 {
-        a.remove(start)
-    } else {
-        chunk.free.push((low - start) / chunk.slot_bytes);
+}
+
+/// What [`Allocator::give_back`] did with a slot.
+enum GiveBack {
+    /// The slot is back (retained or free), or its chunk is to be unmapped.
+    Done(Option<Chunk>),
+    /// The retained budget is spent: discard the slot's pages, then give it
+    /// back again with `may_retain = false`.
+    Discard,
+}
+
+impl Allocator {
+    /// Marks the out slot whose guard starts at `low` as given back.
+    fn give_back(&mut self, low: usize, may_retain: bool) -> GiveBack {
+        let Some((&start, chunk)) = self.chunks.range_mut(..=low).next_back() else {
+            return GiveBack::Done(None);
+        };
+        if low >= start + chunk.map.len() {
+            return GiveBack::Done(None); // Not ours (cannot happen); leave it alone.
+        }
+        if chunk.live == 1 {
+            // The last slot out: unmap the chunk, pages and all.
+            chunk.live = 0;
+            return GiveBack::Done(self.remove(start));
+        }
+        let index = (low - start) / chunk.slot_bytes;
+        if may_retain {
+            if self.retained_bytes + chunk.slot_bytes > RETAINED_BYTES {
+                return GiveBack::Discard;
+            }
+            self.retained_bytes += chunk.slot_bytes;
+            chunk.retained.push(index);
+        } else {
+            chunk.free.push(index);
+        }
+        chunk.live -= 1;
         if !chunk.listed {
             chunk.listed = true;
             let class = chunk.class;
-            a.classes[class].open.push(start);
+            self.classes[class].open.push(start);
         }
-        None
-    };
-    drop(locked);
-    drop(unmap);
+        GiveBack::Done(None)
+    }
 }

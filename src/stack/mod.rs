@@ -35,7 +35,8 @@
 //! - A stack's memory is used by its owner only. Each slot is owned by
 //!   exactly one of: a `Stack`, a thread's pool, or the allocator.
 //! - A stack from a pool holds whatever its last user left there; a stack
-//!   from the allocator reads as zeros.
+//!   from the allocator reads as zeros if it is fresh or was discarded,
+//!   and holds its last user's data if it was retained (see `chunk.rs`).
 //! - A chunk is mapped exactly while one of its stacks is out (created and
 //!   not given back to the allocator); see `chunk.rs`.
 //!
@@ -75,7 +76,7 @@
 //! | [`Stack::new`], fresh slot (madvise) | 1 `madvise`, + 1 `mmap` per new chunk | allocator mutex |
 //! | [`Stack::new`], mprotect guards | `mmap` + `mprotect` | allocator mutex |
 //! | drop, pool has room | 0 | 0 |
-//! | drop, pool full | `madvise(MADV_DONTNEED)`, + `munmap` if the chunk empties | allocator mutex |
+//! | drop, pool full | none while the retained budget lasts (64 MiB of slots), else `madvise(MADV_DONTNEED)`; `munmap` if the chunk empties | allocator mutex |
 //! | first stack of the process | + the guard probe: 7 syscalls, once | |
 //! | first coroutine of a thread | + `sigaltstack` (+ handler install, once per process) | |
 //!

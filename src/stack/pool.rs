@@ -268,6 +268,7 @@ impl StackPool {
             pooled_here: StackPool::pooled_here(),
             chunks: counters.chunks,
             mapped_bytes: counters.mapped_bytes,
+            retained_bytes: counters.retained_bytes,
             allocated: counters.allocated,
             released: counters.released,
         }
@@ -304,6 +305,10 @@ pub struct StackStats {
     /// Address space those chunks reserve, in bytes (not memory used: only
     /// touched pages cost memory).
     pub mapped_bytes: usize,
+    /// Slot bytes of stacks given back to a chunk that is still mapped but
+    /// whose pages were kept for reuse rather than discarded (bounded; the
+    /// memory really kept is only what those stacks had touched).
+    pub retained_bytes: usize,
     /// Stacks ever handed out by the allocator (not counting reuse from a
     /// pool, which never reaches it).
     pub allocated: u64,
