@@ -12,7 +12,8 @@
  * control bits of MXCSR (rounding mode, exception masks, FTZ/DAZ) and the x87
  * control word. Everything else (rax, rcx, rdx, rsi, rdi, r8-r11, all xmm
  * registers, the MXCSR status flags) may be clobbered by any call. That is
- * exactly what a suspended fiber needs saved, and all this file saves.
+ * exactly what a switched-out context needs kept: this file and the inline
+ * asm blocks that enter it keep it between them (see "Who saves what").
  *
  * THE THREE OPERATIONS
  *
@@ -22,54 +23,43 @@
  *
  * plus spindle_fiber_start, the first code a new fiber runs.
  *
- * TWO KINDS OF SAVED FRAME
+ * WHO SAVES WHAT
+ *
+ * Both sides enter the switch from an inline asm block in Rust
+ * (src/arch/x86_64.rs: resume() on the resumer's side, suspend() on the
+ * fiber's), never through an ordinary Rust call. Each block declares r12-r15
+ * and every caller-saved register clobbered, so the compiler itself saves
+ * whichever of them hold live values around the block (usually few, and once
+ * per function rather than once per switch when they sit in a loop). What no
+ * asm! block can declare clobbered is saved here: rbx and rbp (LLVM reserves
+ * them), rsp (it becomes the frame's address) and the floating-point control
+ * state. Between the two, everything the ABI says a call preserves is
+ * preserved.
+ *
+ * THE SAVED FRAME
  *
  * A context that is switched away from pushes its state on its own stack and
  * is then known by a single value: its stack pointer, which points at a saved
- * frame. There are two kinds, because the two sides of a switch are entered
- * differently (src/arch/x86_64.rs mirrors both as #[repr(C)] structs and
- * checks these offsets at compile time):
- *
- * The resumer's frame (64 bytes), pushed by spindle_resume. The resumer
- * entered with an ordinary `call`, so everything the ABI says a call
- * preserves must be saved here:
+ * frame. Resumers and suspended fibers push the same 32-byte frame
+ * (src/arch/x86_64.rs mirrors it as a #[repr(C)] struct and checks these
+ * offsets at compile time):
  *
  *      offset  contents
  *      ------  ----------------------------------------------------------
  *        +0    MXCSR (4 bytes) | x87 control word (2 bytes) | unused (2)
- *        +8    r15
- *       +16    r14
- *       +24    r13
- *       +32    r12
- *       +40    rbx
- *       +48    rbp
- *       +56    return address (pushed by the resumer's `call`)
- *       +64    (the CFA: the resumer's stack pointer before the call)
- *
- * The fiber's frame (32 bytes), pushed by spindle_suspend. The fiber enters
- * the switch from an inline asm block (src/arch/x86_64.rs, suspend) that
- * declares r12-r15 clobbered, so the compiler itself saves whichever of them
- * hold live values, usually none in a tight loop. What no asm! block can
- * declare clobbered must be saved here: rbx and rbp (LLVM reserves them),
- * rsp (the frame's address) and the floating-point control state:
- *
- *      offset  contents
- *      ------  ----------------------------------------------------------
- *        +0    MXCSR | x87 control word | unused
  *        +8    rbx
  *       +16    rbp
- *       +24    resume address (pushed by the fiber's inline asm)
- *       +32    (the CFA)
+ *       +24    return address: where this context goes on when it is
+ *              switched back to (pushed by the resumer's `call`, or by the
+ *              fiber's inline asm by hand)
+ *       +32    (the CFA: the context's stack pointer before the switch)
  *
- * This split is what makes the switch cheap: a round trip moves 11 words
- * through memory instead of 16, and the registers the compiler saves are
- * saved once per function, not once per switch. Resumers are always
- * resumer frames and suspended fibers always fiber frames, so each entry
- * point knows which kind it pushes and which it pops.
+ * rbp sits right below the address, so [rbp, address] is an ordinary frame
+ * record for profilers that walk frame pointers.
  *
- * In both, rbp sits right below the resume or return address, so that
- * [rbp, address] is an ordinary frame record for profilers that walk frame
- * pointers.
+ * A round trip (resume, then suspend) moves 8 words through memory. A switch
+ * that saved every callee-saved register itself, as a C function must, would
+ * move 16, most of them registers holding nothing the program needs.
  *
  * THE PARENT LINK
  *
@@ -84,20 +74,21 @@
  *                                       fiber runs:
  *   +-------------------+ base
  *   | closure, FiberInfo|                 |  resumer's frames  |
- *   +-------------------+                 +--------------------+
- *   | (unused word)     |                 | return address     | <- pushed by
- *   | parent link  -----+---------+       | rbp                |    "call
- *   +-------------------+         |       | rbx, r12 ... r15   |    spindle_resume"
- *   | fiber's frames    |         +-----> | MXCSR | x87 CW     |
- *   |  ...              |                 +--------------------+ <- parent link
- *   | resume address    |                                           points here
- *   | rbp, rbx          |
- *   | MXCSR | x87 CW    | <- saved stack pointer (kept in the Coroutine)
- *   +-------------------+
- *   | guard page(s)     |   (faults on touch: see src/stack/overflow.rs)
+ *   +-------------------+                 |  (r12-r15 saved by |
+ *   | (unused word)     |                 |  the compiler, if  |
+ *   | parent link  -----+---------+       |  they were live)   |
+ *   +-------------------+         |       +--------------------+
+ *   | fiber's frames    |         |       | return address     | <- pushed by
+ *   |  ...              |         |       | rbp                |    "call
+ *   | resume address    |         |       | rbx                |    spindle_resume"
+ *   | rbp, rbx          |         +-----> | MXCSR | x87 CW     |
+ *   | MXCSR | x87 CW    | <- saved sp     +--------------------+ <- parent link
+ *   +-------------------+    (kept in the                           points here
+ *   | guard page(s)     |     Coroutine)
+ *   |  (faults on touch: see src/stack/overflow.rs)
  *
  * A fresh stack before its first switch (written by src/arch/mod.rs,
- * init_stack): a fiber frame whose resume address is the trampoline.
+ * init_stack): a saved frame whose resume address is the trampoline.
  *
  *   +-------------------+ base
  *   | closure, FiberInfo|
@@ -129,10 +120,20 @@
  *
  * FLOATING-POINT CONTROL STATE
  *
- * Saving MXCSR and the x87 control word is cheap (two stores); loading them
- * is not (ldmxcsr and fldcw partly serialise the pipeline). They almost never
- * differ between two contexts, so the switch compares the saved copies and
- * loads only when the control bits differ.
+ * Each switch stores the current MXCSR and x87 control word into the frame it
+ * pushes (stmxcsr, fnstcw) and loads the ones of the frame it pops (ldmxcsr,
+ * fldcw), unconditionally. Only MXCSR's control bits (6-15) matter to the
+ * ABI; its status flags (0-5) travel along, which is harmless: no caller may
+ * rely on them across a call.
+ *
+ * Why not compare first and load only when the words differ? Because the
+ * comparison must read back the value stmxcsr has just stored, and on the
+ * CPUs measured (AMD EPYC, BENCHMARKS.md) that load cannot be forwarded from
+ * the store: it waits for the store to reach the cache, about 2.5 ns per
+ * switch, while the two loads cost about 0.6 ns together. The store itself
+ * (stmxcsr is microcoded there, about 2.4 ns) is the price of keeping the
+ * control state at all; it is the one cost the switch has that a switch
+ * which ignores the FP control state (corosensei's) does not.
  */
 
 #include "header.h"
@@ -140,115 +141,76 @@
     .intel_syntax noprefix
 
 /*
- * Save the floating-point control state into the quadword at [rsp]: MXCSR in
- * its low 4 bytes, the x87 control word in the next 2.
+ * Push the 32-byte saved frame (see above) below the address at [rsp]: rbp,
+ * rbx, then a quadword holding MXCSR and the x87 control word. Each push is
+ * followed by the CFI that says where it went: keep the two in the same
+ * order. On entry the CFA must be rsp + 8; on exit it is rsp + 32.
  */
-.macro SAVE_FP_CONTROL
-    stmxcsr [rsp]
-    fnstcw [rsp + 4]
-.endm
-
-/*
- * Compare the floating-point control state of two saved frames, at [rsp]
- * (the one about to be restored) and [\saved] (the one just saved); jump to
- * \load if it differs. MXCSR bits 6-15 are its control bits (DAZ, exception
- * masks, rounding, FTZ); bits 0-5 are status flags, which the ABI does not
- * preserve. The x87 control word is compared whole.
- *
- * The two halves are read with a 4-byte and a 2-byte load, each the exact
- * size of the stmxcsr / fnstcw store that wrote [\saved] a few instructions
- * earlier, so the CPU forwards the stored values to the loads. One 8-byte
- * load spanning both stores cannot be forwarded and stalls until they reach
- * the cache (measured here: +8 ns per round trip).
- *
- * Clobbers ecx and \tmp, \tmp2 (32-bit registers); keeps everything else.
- */
-.macro FP_CONTROL_DIFFERS saved, tmp, tmp2, load
-    mov ecx, [rsp]
-    xor ecx, [\saved]
-    and ecx, 0xFFC0
-    movzx \tmp, word ptr [rsp + 4]
-    movzx \tmp2, word ptr [\saved + 4]
-    xor \tmp, \tmp2
-    or ecx, \tmp
-    jnz \load
-.endm
-
-/* Load the floating-point control state of the frame at [rsp]. */
-.macro LOAD_FP_CONTROL
-    ldmxcsr [rsp]
-    fldcw [rsp + 4]
-.endm
-
-/* ------------------------------------------------------------------------
- * Transfer spindle_resume(usize arg, *mut u8 fiber_sp, *mut *mut u8 link)
- *
- *   Rust: extern "C" fn spindle_resume(arg: usize, sp: *mut u8,
- *                                      link: *mut *mut u8) -> Transfer
- *   where #[repr(C)] struct Transfer { arg: usize, sp: *mut u8 }
- *
- * Contract: called with `call` from Rust, by the resumer, on the resumer's
- * stack. `fiber_sp` is a fiber frame (a suspended fiber, or a fresh stack
- * from init_stack) and `link` is that fiber's parent link. Execution goes on
- * in the fiber with `arg` in rdi. It "returns" only when the fiber suspends
- * or exits: rax = the value the fiber sent, rdx = its new saved stack
- * pointer, or 0 if it finished. Preserves everything a C call must.
- * ---------------------------------------------------------------------- */
-FUNCTION(spindle_resume)
-    .cfi_startproc
-    /* rdi = arg, rsi = fiber's saved sp, rdx = &parent link.
-     * [rsp] = our return address; CFA = rsp + 8. */
-
-    /* Push the resumer frame. Each push is followed by the CFI that says
-     * where it went; keep the two in the same order. */
+.macro PUSH_FRAME
     push rbp
     .cfi_adjust_cfa_offset 8
     .cfi_rel_offset rbp, 0
     push rbx
     .cfi_adjust_cfa_offset 8
     .cfi_rel_offset rbx, 0
-    push r12
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset r12, 0
-    push r13
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset r13, 0
-    push r14
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset r14, 0
-    push r15
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset r15, 0
-    /* One more quadword for the floating-point control state. */
     sub rsp, 8
     .cfi_adjust_cfa_offset 8
-    SAVE_FP_CONTROL
+    stmxcsr [rsp]
+    fnstcw [rsp + 4]
+.endm
 
-    /* The frame is complete (rsp is 16-byte aligned again: 8 for the return
-     * address + 7 * 8). Publish it in the fiber's parent link, keep a copy
-     * in rax, and take the fiber's stack. From here until the final jmp the
-     * unwinder finds our frame through rax. */
-    mov [rdx], rsp
-    mov rax, rsp
-    .cfi_def_cfa rax, 64
-    mov rsp, rsi
-
-    /* rsp = the fiber frame, rax = our frame. */
-    FP_CONTROL_DIFFERS rax, edx, r8d, 2f
-1:
-    /* Pop the fiber frame. */
+/*
+ * Pop the saved frame at rsp, up to (not including) its address word, which
+ * is then at [rsp]. No CFI: by now each caller has pointed the CFA at the
+ * frame it pushed, through another register, and that stays true here.
+ */
+.macro POP_FRAME
+    ldmxcsr [rsp]
+    fldcw [rsp + 4]
     add rsp, 8
     pop rbx
     pop rbp
+.endm
+
+/* ------------------------------------------------------------------------
+ * spindle_resume: arg in rdi, fiber's saved sp in rsi, &parent link in rdx
+ *
+ *   Rust: reached only from the inline asm in src/arch/x86_64.rs, resume():
+ *     call spindle_resume
+ *   with r12-r15 and every caller-saved register declared clobbered. Like
+ *   spindle_suspend, it is not an extern "C" function: it keeps only rbx,
+ *   rbp, rsp and the FP control state (see "Who saves what").
+ *
+ * Contract: runs on the resumer's stack. `fiber_sp` is a saved frame (a
+ * suspended fiber, or a fresh stack from init_stack) and `link` is that
+ * fiber's parent link. Execution goes on in the fiber with `arg` in rdi. It
+ * "returns" only when the fiber suspends or exits: rax = the word the fiber
+ * sent, rdx = its new saved stack pointer, or 0 if it finished.
+ * ---------------------------------------------------------------------- */
+FUNCTION(spindle_resume)
+    .cfi_startproc
+    /* rdi = arg, rsi = fiber's saved sp, rdx = &parent link.
+     * [rsp] = our return address; CFA = rsp + 8. */
+    PUSH_FRAME
+
+    /* The frame is complete, and rsp is 16-byte aligned (the asm block's
+     * call came from an aligned rsp: 8 for the return address + 24). Publish
+     * it in the fiber's parent link, keep a copy in rax, and take the
+     * fiber's stack. From here until the final jmp the unwinder finds our
+     * frame through rax. */
+    mov [rdx], rsp
+    mov rax, rsp
+    .cfi_def_cfa rax, 32
+    mov rsp, rsi
+
+    /* rsp = the fiber's frame. Pop it. */
+    POP_FRAME
     /* [rsp] = the fiber's resume address. Pop it and jump: a `ret` here
      * would pop the return address our caller's `call` pushed on the
      * predictor's stack, which belongs to the matching suspend. rdi still
      * holds `arg`. */
     pop rcx
     jmp rcx
-2:
-    LOAD_FP_CONTROL
-    jmp 1b
     .cfi_endproc
 END_FUNCTION(spindle_resume)
 
@@ -258,11 +220,11 @@ END_FUNCTION(spindle_resume)
  *   Rust: reached only from the inline asm in src/arch/x86_64.rs, suspend():
  *     lea rax, [rip + 2f]; push rax; jmp spindle_suspend; 2:
  *   with r12-r15 and every caller-saved register declared clobbered. It is
- *   not an extern "C" function: it is entered by jmp with a return address
- *   pushed by hand, so the CPU's return predictor is not touched.
+ *   entered by jmp with a return address pushed by hand, so the CPU's return
+ *   predictor is not touched.
  *
  * Contract: runs on a fiber's stack; the fiber was resumed by spindle_resume,
- * whose frame is in the parent link. Pushes a fiber frame and returns from
+ * whose frame is in the parent link. Pushes a saved frame and returns from
  * that spindle_resume with rax = arg, rdx = the fiber's saved sp. When the
  * fiber is resumed again, execution continues at the pushed resume address
  * with the resumer's argument in rdi.
@@ -270,41 +232,21 @@ END_FUNCTION(spindle_resume)
 FUNCTION(spindle_suspend)
     .cfi_startproc
     /* Entered as if called: [rsp] = resume address, CFA = rsp + 8. */
-    push rbp
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset rbp, 0
-    push rbx
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset rbx, 0
-    sub rsp, 8
-    .cfi_adjust_cfa_offset 8
-    SAVE_FP_CONTROL
+    PUSH_FRAME
 
-    /* rdx = the fiber's saved sp (the second half of the Transfer the
-     * resumer receives); then take the resumer's stack from the link. */
+    /* rdx = the fiber's saved sp (the second half of what the resumer
+     * receives); then take the resumer's stack from the link. */
     mov rdx, rsp
     .cfi_def_cfa rdx, 32
     mov rsp, [rsi]
 
-    /* rsp = the resumer frame, rdx = ours. */
-    FP_CONTROL_DIFFERS rdx, eax, r8d, 2f
-1:
-    /* Pop the resumer frame. */
-    add rsp, 8
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbx
-    pop rbp
-    /* rax = arg, rdx = our sp: the Transfer spindle_resume returns. [rsp] is
-     * the address the resumer's `call spindle_resume` pushed, so this `ret`
-     * is the one the return predictor expects. */
+    /* rsp = the resumer's frame. Pop it. */
+    POP_FRAME
+    /* rax = arg, rdx = our sp: what spindle_resume returns. [rsp] is the
+     * address the resumer's `call spindle_resume` pushed, so this `ret` is
+     * the one the return predictor expects. */
     mov rax, rdi
     ret
-2:
-    LOAD_FP_CONTROL
-    jmp 1b
     .cfi_endproc
 END_FUNCTION(spindle_suspend)
 
@@ -325,16 +267,7 @@ FUNCTION(spindle_exit)
     /* Nothing of this frame is worth unwinding into. */
     .cfi_undefined rip
     mov rsp, [rsi]
-    /* The fiber's FP control state is not saved, so load the resumer's
-     * unconditionally (once per fiber lifetime). */
-    LOAD_FP_CONTROL
-    add rsp, 8
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbx
-    pop rbp
+    POP_FRAME
     mov rax, rdi
     xor edx, edx
     ret
@@ -365,23 +298,26 @@ FUNCTION(spindle_fiber_start)
     .cfi_signal_frame
     /* Where is the resumer's frame? Not at a fixed offset from anything the
      * unwinder knows, so the CFA is a DWARF expression: "read the parent link
-     * and add 64" -- the link holds the resumer's sp, and its CFA is 64 bytes
-     * above (the size of the resumer frame). The bytes:
+     * and add 32" -- the link holds the resumer's sp, and its CFA is 32 bytes
+     * above (the size of the saved frame). The bytes:
      *   0x0f        DW_CFA_def_cfa_expression
      *   5           the expression is 5 bytes long:
      *   0x77 0x00     DW_OP_breg7 (rsp) + 0   -> address of the parent link
      *   0x06          DW_OP_deref             -> the resumer's saved sp
-     *   0x23 0x40     DW_OP_plus_uconst 64    -> the resumer's CFA
+     *   0x23 0x20     DW_OP_plus_uconst 32    -> the resumer's CFA
      */
-    .cfi_escape 0x0f, 5, 0x77, 0x00, 0x06, 0x23, 0x40
-    /* The resumer's registers are in its frame, below that CFA. */
+    .cfi_escape 0x0f, 5, 0x77, 0x00, 0x06, 0x23, 0x20
+    /* The resumer's return address, rbp and rbx are in its frame, below that
+     * CFA. Its r12-r15 are wherever the compiler saved them (the resumer's
+     * asm block declared them clobbered): in the resumer's own frames, whose
+     * CFI says so. At the call itself they hold nothing, hence undefined. */
     .cfi_offset rip, -8
     .cfi_offset rbp, -16
     .cfi_offset rbx, -24
-    .cfi_offset r12, -32
-    .cfi_offset r13, -40
-    .cfi_offset r14, -48
-    .cfi_offset r15, -56
+    .cfi_undefined r12
+    .cfi_undefined r13
+    .cfi_undefined r14
+    .cfi_undefined r15
 
     /* Arguments of the entry function: rdi = arg (already there),
      * rsi = &parent link, rdx = data. rbp = 0 ends frame-pointer walks. */

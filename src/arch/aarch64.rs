@@ -3,48 +3,31 @@
 use core::arch::asm;
 use core::mem::{offset_of, size_of};
 
-/// The frame `spindle_resume` pushes on the resumer's stack (see "The two
-/// kinds of saved frame" in `asm/aarch64.S`). Never built in Rust: it
-/// mirrors the assembly so the offsets below, which the trampoline's CFI also
-/// uses, are checked.
-#[repr(C)]
-#[allow(dead_code)]
-pub(crate) struct ResumerFrame {
-    /// d8 to d15 (the low 64 bits of v8-v15), as raw bits.
-    pub(crate) d8_d15: [u64; 8],
-    /// x19 to x28.
-    pub(crate) x19_x28: [usize; 10],
-    /// The frame pointer.
-    pub(crate) x29: usize,
-    /// The resumer's return address.
-    pub(crate) x30: usize,
-}
+use super::Transfer;
 
-/// The frame a suspended fiber's stack pointer points at: pushed by
-/// `spindle_suspend`, or written by `init_stack` for a fresh stack.
+/// The frame every switched-out context leaves at its stack pointer (see
+/// "The saved frame" in `asm/aarch64.S`): pushed by `spindle_resume` on the
+/// resumer's stack and by `spindle_suspend` on the fiber's, or written by
+/// `init_stack` for a fresh stack.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct FiberFrame {
+pub(crate) struct SavedFrame {
     pub(crate) x19: usize,
     pub(crate) unused: usize,
     /// The frame pointer.
     pub(crate) x29: usize,
-    /// Where execution continues when the fiber is resumed.
+    /// Where execution continues when the context is switched back to.
     pub(crate) x30: usize,
 }
 
 // The offsets the assembly uses. Change both sides together.
-const _: () = assert!(size_of::<ResumerFrame>() == 160);
-const _: () = assert!(offset_of!(ResumerFrame, d8_d15) == 0);
-const _: () = assert!(offset_of!(ResumerFrame, x19_x28) == 64);
-const _: () = assert!(offset_of!(ResumerFrame, x29) == 144);
-const _: () = assert!(offset_of!(ResumerFrame, x30) == 152);
-const _: () = assert!(size_of::<FiberFrame>() == 32);
-const _: () = assert!(offset_of!(FiberFrame, x19) == 0);
-const _: () = assert!(offset_of!(FiberFrame, x29) == 16);
-const _: () = assert!(offset_of!(FiberFrame, x30) == 24);
+const _: () = assert!(size_of::<SavedFrame>() == 32);
+const _: () = assert!(offset_of!(SavedFrame, x19) == 0);
+const _: () = assert!(offset_of!(SavedFrame, x29) == 16);
+const _: () = assert!(offset_of!(SavedFrame, x30) == 24);
 
 extern "C" {
+    fn spindle_resume();
     fn spindle_suspend();
     fn spindle_exit();
 }
@@ -52,12 +35,50 @@ extern "C" {
 /// The first frame of a fresh stack: `spindle_fiber_start` finds the entry
 /// function in x19 and its data in x29.
 #[inline]
-pub(crate) fn init_frame(entry: usize, data: usize, start: usize) -> FiberFrame {
-    FiberFrame {
+pub(crate) fn init_frame(entry: usize, data: usize, start: usize) -> SavedFrame {
+    SavedFrame {
         x19: entry,
         unused: 0,
         x29: data,
         x30: start,
+    }
+}
+
+/// Switches into the fiber whose saved stack pointer is `sp`; see the
+/// x86_64 version. Entered with `bl` from an asm block that declares
+/// x20-x28 and v8-v15 clobbered.
+///
+/// # Safety
+///
+/// `sp` must be a saved stack pointer that has not been switched to since it
+/// was saved (or the result of `init_stack`, resumed at most once), `link`
+/// that fiber's parent link, and the fiber's stack must stay mapped.
+#[inline(always)]
+pub(crate) unsafe fn resume(arg: usize, sp: *mut u8, link: *mut *mut u8) -> Transfer {
+    let (word, new_sp): (usize, *mut u8);
+    // SAFETY: the caller guarantees that `sp` is a saved frame of a fiber
+    // whose parent link is `link`, on a stack that stays mapped.
+    // spindle_resume returns to the instruction after the `bl` with sp as
+    // it was and x19, x29 preserved; every other register it may change is
+    // an output or declared clobbered (x30 by the `bl` itself).
+    unsafe {
+        asm!(
+            "bl {resume}",
+            resume = sym spindle_resume,
+            inlateout("x0") arg => word,
+            inlateout("x1") sp => new_sp,
+            in("x2") link,
+            out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
+            out("x25") _, out("x26") _, out("x27") _, out("x28") _,
+            out("v8") _, out("v9") _, out("v10") _, out("v11") _,
+            out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+            lateout("x30") _,
+            clobber_abi("C"),
+        );
+    }
+    Transfer {
+        arg: word,
+        sp: new_sp,
     }
 }
 

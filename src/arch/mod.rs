@@ -16,20 +16,21 @@
 //!
 //! The assembly files hold the full story of the frame layout, the parent
 //! link, unwinding (CFI) and return-address prediction; `x86_64.rs` and
-//! `aarch64.rs` mirror the two kinds of saved frame (the resumer's, the
-//! fiber's) as `#[repr(C)]` structs whose sizes and offsets are checked at
+//! `aarch64.rs` mirror the saved frame (the same for resumers and suspended
+//! fibers) as a `#[repr(C)]` struct whose size and offsets are checked at
 //! compile time, so Rust and assembly cannot drift.
 //!
 //! ## Invariants
 //!
 //! - A saved stack pointer always points at a complete saved frame, 16-byte
-//!   aligned: a fiber frame for a suspended fiber, a resumer frame in a
-//!   parent link. It is valid until the context is resumed once.
-//! - [`suspend`] preserves only what no `asm!` block can declare clobbered
-//!   (the frame pointer and its neighbour, the FP control state on x86_64);
-//!   the other callee-saved registers are declared clobbered, so the compiler
-//!   saves the ones it uses. [`resume`] is an ordinary C call and preserves
-//!   everything a call must.
+//!   aligned: a suspended fiber's, or (in a parent link) its resumer's. It is
+//!   valid until the context is switched back to once.
+//! - [`resume`] and [`suspend`] are inline `asm!` blocks that enter the
+//!   assembly. The assembly preserves only what no `asm!` block can declare
+//!   clobbered (the frame pointer and its neighbour, plus the FP control
+//!   state on x86_64); the blocks declare every other register clobbered, so
+//!   the compiler saves the callee-saved ones that hold live values. Between
+//!   them, everything the ABI says a call preserves survives a switch.
 //! - The parent link of a running fiber holds the saved stack pointer of
 //!   whoever resumed it last. Only [`resume`] writes it.
 //! - Control never unwinds through any of these functions: panics are caught
@@ -41,9 +42,9 @@ mod aarch64;
 mod x86_64;
 
 #[cfg(target_arch = "aarch64")]
-pub(crate) use aarch64::{exit, init_frame, suspend, FiberFrame};
+pub(crate) use aarch64::{exit, init_frame, resume, suspend, SavedFrame};
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86_64::{exit, init_frame, suspend, FiberFrame};
+pub(crate) use x86_64::{exit, init_frame, resume, suspend, SavedFrame};
 
 #[cfg(test)]
 mod tests;
@@ -65,15 +66,13 @@ pub(crate) struct Transfer {
 pub(crate) type EntryFn = unsafe extern "C" fn(arg: usize, link: *mut *mut u8, data: *mut u8) -> !;
 
 extern "C" {
-    /// See `asm/<arch>.S`.
-    fn spindle_resume(arg: usize, sp: *mut u8, link: *mut *mut u8) -> Transfer;
     /// Never called from Rust: its address is the resume address of a fresh
     /// stack.
     fn spindle_fiber_start();
 }
 
 /// Stack space [`init_stack`] uses below the link: the first saved frame.
-pub(crate) const INIT_FRAME_SIZE: usize = core::mem::size_of::<FiberFrame>();
+pub(crate) const INIT_FRAME_SIZE: usize = core::mem::size_of::<SavedFrame>();
 
 /// Writes the first saved frame of a fresh stack and returns the stack
 /// pointer to pass to the first [`resume`].
@@ -97,25 +96,8 @@ pub(crate) unsafe fn init_stack(link: *mut *mut u8, entry: EntryFn, data: *mut u
     // link, which is 16-byte aligned, so the frame is aligned too.
     unsafe {
         link.write(core::ptr::null_mut());
-        let sp = (link as *mut u8).sub(INIT_FRAME_SIZE) as *mut FiberFrame;
+        let sp = (link as *mut u8).sub(INIT_FRAME_SIZE) as *mut SavedFrame;
         sp.write(frame);
         sp as *mut u8
     }
-}
-
-/// Switches into the fiber whose saved stack pointer is `sp`, sending `arg`.
-/// Returns when the fiber suspends (with its new stack pointer) or exits
-/// (with a null one).
-///
-/// # Safety
-///
-/// `sp` must be a saved stack pointer that has not been resumed since it was
-/// saved (or the result of [`init_stack`], resumed at most once), `link` that
-/// fiber's parent link, and the fiber's stack must stay mapped.
-#[inline]
-pub(crate) unsafe fn resume(arg: usize, sp: *mut u8, link: *mut *mut u8) -> Transfer {
-    // SAFETY: forwarded from the caller; spindle_resume follows the C ABI as
-    // far as the resumer can tell: it preserves every callee-saved register
-    // and returns a Transfer.
-    unsafe { spindle_resume(arg, sp, link) }
 }

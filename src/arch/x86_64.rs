@@ -3,55 +3,34 @@
 use core::arch::asm;
 use core::mem::{offset_of, size_of};
 
-/// The frame `spindle_resume` pushes on the resumer's stack (see "Two kinds
-/// of saved frame" in `asm/x86_64.S`). Never built in Rust: it mirrors the
-/// assembly so the offsets below, which the trampoline's CFI also uses, are
-/// checked.
-#[repr(C)]
-#[allow(dead_code)]
-pub(crate) struct ResumerFrame {
-    /// MXCSR in the low 32 bits, the x87 control word in bits 32-47.
-    pub(crate) fp_control: u64,
-    pub(crate) r15: usize,
-    pub(crate) r14: usize,
-    pub(crate) r13: usize,
-    pub(crate) r12: usize,
-    pub(crate) rbx: usize,
-    pub(crate) rbp: usize,
-    /// Pushed by the resumer's `call spindle_resume`.
-    pub(crate) return_address: usize,
-}
+use super::Transfer;
 
-/// The frame a suspended fiber's stack pointer points at: pushed by
-/// `spindle_suspend`, or written by `init_stack` for a fresh stack.
+/// The frame every switched-out context leaves at its stack pointer (see
+/// "The saved frame" in `asm/x86_64.S`): pushed by `spindle_resume` on the
+/// resumer's stack and by `spindle_suspend` on the fiber's, or written by
+/// `init_stack` for a fresh stack. Mirrored here so that the offsets below,
+/// which the assembly and the trampoline's CFI also use, are checked.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct FiberFrame {
+pub(crate) struct SavedFrame {
     /// MXCSR in the low 32 bits, the x87 control word in bits 32-47.
     pub(crate) fp_control: u64,
     pub(crate) rbx: usize,
     pub(crate) rbp: usize,
-    /// Where execution continues when the fiber is resumed.
+    /// Where execution continues when the context is switched back to: the
+    /// return address of the resumer's `call`, or a fiber's resume address.
     pub(crate) resume_address: usize,
 }
 
 // The offsets the assembly uses. Change both sides together.
-const _: () = assert!(size_of::<ResumerFrame>() == 64);
-const _: () = assert!(offset_of!(ResumerFrame, fp_control) == 0);
-const _: () = assert!(offset_of!(ResumerFrame, r15) == 8);
-const _: () = assert!(offset_of!(ResumerFrame, r14) == 16);
-const _: () = assert!(offset_of!(ResumerFrame, r13) == 24);
-const _: () = assert!(offset_of!(ResumerFrame, r12) == 32);
-const _: () = assert!(offset_of!(ResumerFrame, rbx) == 40);
-const _: () = assert!(offset_of!(ResumerFrame, rbp) == 48);
-const _: () = assert!(offset_of!(ResumerFrame, return_address) == 56);
-const _: () = assert!(size_of::<FiberFrame>() == 32);
-const _: () = assert!(offset_of!(FiberFrame, fp_control) == 0);
-const _: () = assert!(offset_of!(FiberFrame, rbx) == 8);
-const _: () = assert!(offset_of!(FiberFrame, rbp) == 16);
-const _: () = assert!(offset_of!(FiberFrame, resume_address) == 24);
+const _: () = assert!(size_of::<SavedFrame>() == 32);
+const _: () = assert!(offset_of!(SavedFrame, fp_control) == 0);
+const _: () = assert!(offset_of!(SavedFrame, rbx) == 8);
+const _: () = assert!(offset_of!(SavedFrame, rbp) == 16);
+const _: () = assert!(offset_of!(SavedFrame, resume_address) == 24);
 
 extern "C" {
+    fn spindle_resume();
     fn spindle_suspend();
     fn spindle_exit();
 }
@@ -60,7 +39,7 @@ extern "C" {
 /// function in rbx and its data in rbp. The floating-point control state is
 /// the creating thread's, as a new thread would inherit it.
 #[inline]
-pub(crate) fn init_frame(entry: usize, data: usize, start: usize) -> FiberFrame {
+pub(crate) fn init_frame(entry: usize, data: usize, start: usize) -> SavedFrame {
     let mut fp_control: u64 = 0;
     // SAFETY: stmxcsr and fnstcw only store 4 and 2 bytes into the local.
     unsafe {
@@ -71,11 +50,51 @@ pub(crate) fn init_frame(entry: usize, data: usize, start: usize) -> FiberFrame 
             options(nostack, preserves_flags),
         );
     }
-    FiberFrame {
+    SavedFrame {
         fp_control,
         rbx: entry,
         rbp: data,
         resume_address: start,
+    }
+}
+
+/// Switches into the fiber whose saved stack pointer is `sp`, sending `arg`.
+/// Returns when the fiber suspends (with its new stack pointer) or exits
+/// (with a null one).
+///
+/// Inlined, and entered with `call` from an asm block that declares r12-r15
+/// clobbered, so the compiler saves only the ones that hold live values:
+/// see "Who saves what" in `asm/x86_64.S`.
+///
+/// # Safety
+///
+/// `sp` must be a saved stack pointer that has not been switched to since it
+/// was saved (or the result of `init_stack`, resumed at most once), `link`
+/// that fiber's parent link, and the fiber's stack must stay mapped.
+#[inline(always)]
+pub(crate) unsafe fn resume(arg: usize, sp: *mut u8, link: *mut *mut u8) -> Transfer {
+    let (word, new_sp): (usize, *mut u8);
+    // SAFETY: the caller guarantees that `sp` is a saved frame of a fiber
+    // whose parent link is `link`, on a stack that stays mapped. The block
+    // is entered with the stack aligned for a call (it has no `nostack`),
+    // and spindle_resume returns to the instruction after the `call` with
+    // rsp as it was, rbx, rbp and the FP control state preserved; every
+    // other register it may change is an output or declared clobbered.
+    unsafe {
+        asm!(
+            "call {resume}",
+            resume = sym spindle_resume,
+            in("rdi") arg,
+            in("rsi") sp,
+            inlateout("rdx") link => new_sp,
+            lateout("rax") word,
+            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
+            clobber_abi("C"),
+        );
+    }
+    Transfer {
+        arg: word,
+        sp: new_sp,
     }
 }
 
