@@ -12,6 +12,7 @@
 //! | stacks | [`stack`] | mmap'd stacks with a guard region, the pool, overflow reports |
 //! | coroutine | [`coroutine`], [`generator`], [`greenlet`] | resume/suspend with values, iterators, symmetric switch |
 //! | scheduler | [`runtime`] | fibers as tasks: round robin, timers, fd readiness, join and cancel |
+//! | library | [`sync`], [`net`], [`io`] | channels and locks that park the fiber; sockets and fds that wait on the reactor |
 //!
 //! ## Example
 //!
@@ -40,8 +41,11 @@ mod arch;
 pub mod coroutine;
 pub mod generator;
 pub mod greenlet;
+pub mod io;
+pub mod net;
 pub mod runtime;
 pub mod stack;
+pub mod sync;
 
 pub use coroutine::{Coroutine, CoroutineResult, Yielder};
 pub use generator::{Generator, YieldFrom};

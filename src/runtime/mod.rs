@@ -129,6 +129,7 @@ mod blocking;
 mod fd_wait;
 mod fiber_table;
 mod find_runnable;
+pub(crate) mod io_source;
 mod join;
 mod reactor;
 mod run_queue;
@@ -138,6 +139,7 @@ mod slab;
 mod task;
 mod timeout;
 mod timer;
+pub(crate) mod wait;
 
 use std::io;
 use std::panic;

@@ -17,6 +17,34 @@
 //! Several fibers may wait on one fd (a reader and a writer of a socket,
 //! say): the armed mask is the union of their interests.
 //!
+//! ## Sources: persistent, edge-triggered registrations
+//!
+//! The sockets of [`spindle::net`](crate::net) and the fds wrapped in
+//! [`spindle::io::Async`](crate::io::Async) own their fd, so the reactor
+//! can keep them registered for their whole life instead of twice per
+//! wait. A *source* is added once, the first time its owner must wait, with
+//! `EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET` and a token as its event
+//! data (a tag bit, the slot's generation, the slot's index). Its slot lists
+//! the fibers waiting to read and to write. An event wakes the readers
+//! (`EPOLLIN`, `EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`) or the writers
+//! (`EPOLLOUT`, `EPOLLHUP`, `EPOLLERR`) and empties those lists; the fd stays
+//! armed. So a wait on a source costs no `epoll_ctl` at all.
+//!
+//! Edge-triggered is exact here because a fiber waits only right after the
+//! operation itself said `EAGAIN`, and nothing polls in between (the thread
+//! is running that fiber): any readiness that comes later is a new edge,
+//! which epoll reports at the next poll. A woken fiber retries the
+//! operation and, if another fiber got there first, simply waits again.
+//!
+//! The owner removes its source when it is dropped (`EPOLL_CTL_DEL`, while
+//! its fd is still open, before closing it), or when it is next used under
+//! another runtime. Owners may move between threads (the sockets are
+//! `Send`), so a source may be released from a thread that is not its
+//! runtime's: that thread deletes the fd from the epoll set through the
+//! shared [`Poller`] (which keeps the epoll fd open for as long as any
+//! source needs it) and queues the token; the runtime frees the slot at its
+//! next poll. Generations make a late event for a freed slot harmless.
+//!
 //! ## Outcomes
 //!
 //! What each event means for the waiting fiber is documented (as a table) on
@@ -45,12 +73,20 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::slab::Key;
 
 /// Event data that marks the remote wake-up eventfd.
 const REMOTE: u64 = u64::MAX;
+/// The tag bit of a source's token (see "Sources" in the module docs). Fd
+/// numbers, the other event data, never reach it.
+const SOURCE: u64 = 1 << 62;
+/// The events a source is registered for, once.
+const SOURCE_EVENTS: u32 =
+    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
 /// Events fetched per `epoll_wait`.
 const BATCH: usize = 256;
 /// The outcome bit the reactor uses for "fd closed under the waiter"
@@ -100,11 +136,61 @@ struct State {
     /// a reused fd number; failed at the next poll.
     orphans: Vec<Key>,
     events: Vec<libc::epoll_event>,
+    /// Source slots, indexed by the low 32 bits of a token.
+    sources: Vec<SourceSlot>,
+    /// Indices of vacant source slots.
+    free_sources: Vec<u32>,
+}
+
+/// One source: its generation (bumped when the slot is freed) and the
+/// fibers waiting on it.
+struct SourceSlot {
+    generation: u32,
+    live: bool,
+    readers: Vec<Key>,
+    writers: Vec<Key>,
+}
+
+impl SourceSlot {
+    fn list(&mut self, interest: Interest) -> &mut Vec<Key> {
+        match interest {
+            Interest::Read => &mut self.readers,
+            Interest::Write => &mut self.writers,
+        }
+    }
+}
+
+/// The part of a reactor that sources may reach from any thread: the epoll
+/// fd itself, and the tokens of sources released elsewhere (see "Sources"
+/// in the module docs).
+pub(crate) struct Poller {
+    epoll: OwnedFd,
+    released: Mutex<Vec<u64>>,
+    any_released: AtomicBool,
+}
+
+impl Poller {
+    /// Removes a source of this poller's runtime from a thread that is not
+    /// running that runtime: deletes `fd` from the epoll set now (the
+    /// caller keeps it open until this returns) and queues the token for
+    /// the runtime to free its slot.
+    pub(crate) fn release_elsewhere(&self, token: u64, fd: RawFd) {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: plain syscall on descriptors that are open: the epoll fd
+        // is owned by `self`, and `fd` by the caller. Failure (the fd was
+        // never added, or is gone) leaves nothing to delete.
+        unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) };
+        self.released
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(token);
+        self.any_released.store(true, Ordering::Release);
+    }
 }
 
 /// The epoll set of one runtime; see the [module docs](self).
 pub(crate) struct Reactor {
-    epoll: OwnedFd,
+    poller: Arc<Poller>,
     remote_fd: RawFd,
     state: RefCell<State>,
     /// Cleared the first time the kernel answers `ENOSYS`.
@@ -123,13 +209,19 @@ impl Reactor {
         // SAFETY: `fd` is a new descriptor that nothing else owns.
         let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
         let reactor = Reactor {
-            epoll,
+            poller: Arc::new(Poller {
+                epoll,
+                released: Mutex::new(Vec::new()),
+                any_released: AtomicBool::new(false),
+            }),
             remote_fd,
             state: RefCell::new(State {
                 fds: HashMap::new(),
                 waiters: 0,
                 orphans: Vec::new(),
                 events: vec![libc::epoll_event { events: 0, u64: 0 }; BATCH],
+                sources: Vec::new(),
+                free_sources: Vec::new(),
             }),
             pwait2: Cell::new(true),
         };
@@ -142,7 +234,7 @@ impl Reactor {
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event { events, u64: data };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call.
-        let r = unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) };
+        let r = unsafe { libc::epoll_ctl(self.poller.epoll.as_raw_fd(), op, fd, &mut ev) };
         if r < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -219,6 +311,116 @@ impl Reactor {
         }
     }
 
+    /// The part of the reactor other threads may reach.
+    pub(crate) fn poller(&self) -> &Arc<Poller> {
+        &self.poller
+    }
+
+    /// Adds `fd` as a source (see the module docs) and returns its token, or
+    /// `None` when epoll cannot watch the fd because it is always ready
+    /// (`EPERM`: regular files).
+    ///
+    /// # Errors
+    ///
+    /// What `epoll_ctl` returns otherwise (`EBADF` for a closed fd,
+    /// `ENOMEM`/`ENOSPC` when the kernel's epoll limits are reached).
+    pub(crate) fn add_source(&self, fd: RawFd) -> io::Result<Option<u64>> {
+        let mut st = self.state.borrow_mut();
+        let index = match st.free_sources.pop() {
+            Some(i) => i,
+            None => {
+                st.sources.push(SourceSlot {
+                    generation: 0,
+                    live: false,
+                    readers: Vec::new(),
+                    writers: Vec::new(),
+                });
+                (st.sources.len() - 1) as u32
+            }
+        };
+        let slot = &mut st.sources[index as usize];
+        let token = SOURCE | (u64::from(slot.generation) << 32) | u64::from(index);
+        match self.ctl(libc::EPOLL_CTL_ADD, fd, SOURCE_EVENTS, token) {
+            Ok(()) => {
+                slot.live = true;
+                Ok(Some(token))
+            }
+            Err(e) => {
+                st.free_sources.push(index);
+                if e.raw_os_error() == Some(libc::EPERM) {
+                    Ok(None)
+                } else {
+                    Err(context(e, "epoll_ctl(ADD) of a source", fd))
+                }
+            }
+        }
+    }
+
+    /// Removes the source `token`, whose fd is `fd` (still open): deletes it
+    /// from the epoll set and frees its slot.
+    pub(crate) fn remove_source(&self, token: u64, fd: RawFd) {
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+        self.free_source(&mut self.state.borrow_mut(), token);
+    }
+
+    fn free_source(&self, st: &mut State, token: u64) {
+        let index = token as u32;
+        let Some(slot) = st.sources.get_mut(index as usize) else {
+            return;
+        };
+        if !slot.live || u64::from(slot.generation) != (token >> 32) & 0x3FFF_FFFF {
+            return;
+        }
+        // A source is dropped or moved only by its owner, and a fiber waits
+        // on it only while borrowing the owner: nobody can be waiting.
+        debug_assert!(slot.readers.is_empty() && slot.writers.is_empty());
+        st.waiters -= slot.readers.len() + slot.writers.len();
+        slot.readers.clear();
+        slot.writers.clear();
+        slot.live = false;
+        slot.generation = (slot.generation + 1) & 0x3FFF_FFFF;
+        st.free_sources.push(index);
+    }
+
+    /// Frees the slots of sources released on other threads.
+    fn collect_released(&self, st: &mut State) {
+        if !self.poller.any_released.swap(false, Ordering::Acquire) {
+            return;
+        }
+        let tokens = std::mem::take(
+            &mut *self
+                .poller
+                .released
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for token in tokens {
+            self.free_source(st, token);
+        }
+    }
+
+    /// Registers `key` as waiting for `interest` on the source `token`.
+    pub(crate) fn wait_source(&self, token: u64, interest: Interest, key: Key) {
+        let mut st = self.state.borrow_mut();
+        let slot = &mut st.sources[token as u32 as usize];
+        debug_assert!(slot.live);
+        slot.list(interest).push(key);
+        st.waiters += 1;
+    }
+
+    /// Removes `key`'s wait on the source `token`, if it is still there.
+    pub(crate) fn unwait_source(&self, token: u64, interest: Interest, key: Key) {
+        let mut st = self.state.borrow_mut();
+        let Some(slot) = st.sources.get_mut(token as u32 as usize) else {
+            return;
+        };
+        let list = slot.list(interest);
+        if let Some(pos) = list.iter().position(|&k| k == key) {
+            list.swap_remove(pos);
+            st.waiters -= 1;
+        }
+    }
+
     /// Number of fibers waiting on fds.
     pub(crate) fn waiters(&self) -> usize {
         self.state.borrow().waiters
@@ -242,6 +444,7 @@ impl Reactor {
         for key in st.orphans.drain(..) {
             wake(key, CLOSED);
         }
+        self.collect_released(st);
         let n = self.wait(&mut st.events, timeout)?;
         let mut remote = false;
         for i in 0..n {
@@ -250,6 +453,32 @@ impl Reactor {
             if data == REMOTE {
                 self.drain_eventfd();
                 remote = true;
+                continue;
+            }
+            if data & SOURCE != 0 && data != REMOTE {
+                let Some(slot) = st.sources.get_mut(data as u32 as usize) else {
+                    continue;
+                };
+                if !slot.live || u64::from(slot.generation) != (data >> 32) & 0x3FFF_FFFF {
+                    continue; // a late event of a freed slot
+                }
+                let read =
+                    (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+                let write = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+                let mut woken = 0;
+                if events & read != 0 {
+                    woken += slot.readers.len();
+                    for key in slot.readers.drain(..) {
+                        wake(key, events);
+                    }
+                }
+                if events & write != 0 {
+                    woken += slot.writers.len();
+                    for key in slot.writers.drain(..) {
+                        wake(key, events);
+                    }
+                }
+                st.waiters -= woken;
                 continue;
             }
             let fd = data as RawFd;
@@ -282,7 +511,7 @@ impl Reactor {
         events: &mut [libc::epoll_event],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let epfd = self.epoll.as_raw_fd();
+        let epfd = self.poller.epoll.as_raw_fd();
         let max = events.len() as libc::c_int;
         if self.pwait2.get() {
             let ts = timeout.map(|d| libc::timespec {

@@ -121,6 +121,9 @@ pub(crate) struct TaskRecord {
     pub(crate) io_events: u32,
     /// What it waits on, for reports: a task id (join) or an fd (I/O).
     pub(crate) waiting_on: u64,
+    /// What it waits on when it is `WaitingSync`: the primitive's method,
+    /// e.g. `"spindle::sync::Mutex::lock"`.
+    pub(crate) waiting_for: &'static str,
     /// The token of [`park`](super::park): set by `unpark`, taken by `park`.
     pub(crate) unparked: bool,
 }
@@ -244,6 +247,18 @@ pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&Scheduler, Key) -> R) 
     })
 }
 
+/// Runs `f` with the scheduler of the runtime this thread is running, if
+/// there is one; never panics.
+#[inline]
+pub(crate) fn with_scheduler_opt<R>(f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
+    let s = SCHEDULER.with(Cell::get);
+    if s.is_null() {
+        return None;
+    }
+    // SAFETY: as in `with_scheduler`.
+    Some(f(unsafe { &*s }))
+}
+
 /// The scheduler and the running fiber's key, if there are both; never
 /// panics.
 pub(crate) fn try_current<R>(f: impl FnOnce(&Scheduler, Key) -> R) -> Option<R> {
@@ -315,6 +330,7 @@ impl Scheduler {
             timer: 0,
             io_events: 0,
             waiting_on: 0,
+            waiting_for: "",
             unparked: false,
         });
         let hot = Hot {

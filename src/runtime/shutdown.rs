@@ -50,6 +50,9 @@ impl Scheduler {
                 TaskState::WaitingIo => {
                     let _ = write!(report, ": fd {}", t.waiting_on);
                 }
+                TaskState::WaitingSync => {
+                    let _ = write!(report, ": {}", t.waiting_for);
+                }
                 _ => {}
             }
             report.push(']');

@@ -99,6 +99,9 @@ pub enum TaskState {
     WaitingBlocking,
     /// In [`park`], waiting for [`Task::unpark`].
     Parked,
+    /// Waiting on a primitive of [`spindle::sync`](crate::sync): a channel,
+    /// a lock, a condition variable, a semaphore, a wait group or a barrier.
+    WaitingSync,
 }
 
 impl TaskState {
@@ -119,6 +122,7 @@ impl fmt::Display for TaskState {
             TaskState::WaitingJoin => "waiting on a join",
             TaskState::WaitingBlocking => "waiting on a blocking call",
             TaskState::Parked => "parked",
+            TaskState::WaitingSync => "waiting on a sync primitive",
         })
     }
 }

@@ -1,0 +1,399 @@
+//! [`Async`]: any pollable fd (a pipe, a socket made elsewhere, a tty, an
+//! eventfd) made fiber-aware. Its reads and writes park the fiber instead
+//! of blocking the thread.
+//!
+//! `Async::new` puts the fd in non-blocking mode. Every operation then tries
+//! the call, and on `EAGAIN` parks the fiber until the reactor reports the
+//! fd ready, and tries again (see the runtime's `IoSource`). So code written
+//! against [`std::io::Read`] and [`std::io::Write`] runs unchanged on a
+//! fiber, and the other fibers of the thread keep running while it waits.
+//!
+//! Regular files are always "ready" to epoll (it refuses them), so reading
+//! one through `Async` simply blocks the thread as `read(2)` does: use
+//! [`spawn_blocking`](crate::spawn_blocking) for file I/O.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::runtime::io_source::{Direction, IoSource};
+
+/// An fd in non-blocking mode whose operations park the fiber; see the
+/// [module docs](self).
+///
+/// # Examples
+///
+/// A socket pair, read by one fiber while another writes to it:
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::os::unix::net::UnixStream;
+/// use spindle::io::Async;
+///
+/// spindle::run(|| -> std::io::Result<()> {
+///     let (reader, writer) = UnixStream::pair()?;
+///     let mut reader = Async::new(reader)?;
+///     let mut writer = Async::new(writer)?;
+///     let h = spindle::spawn(move || {
+///         spindle::sleep(std::time::Duration::from_millis(5));
+///         writer.write_all(b"hello through a socket pair")
+///     });
+///     let mut text = String::new();
+///     reader.read_to_string(&mut text)?; // parks until the writer is done and gone
+///     assert_eq!(text, "hello through a socket pair");
+///     h.join().unwrap()
+/// })
+/// .unwrap();
+/// ```
+///
+/// # Panics
+///
+/// Every operation that has to wait is a cancellation point (see
+/// [`JoinHandle::cancel`](crate::JoinHandle::cancel)).
+///
+/// # Dropping
+///
+/// Removes the fd from the reactor, then drops the inner value (which
+/// closes the fd, if it owns it). [`into_inner`](Async::into_inner) gives
+/// the value back instead.
+///
+/// # `Send`
+///
+/// `Send` when `T` is, so it may move to another thread (and another
+/// runtime); not `Sync`.
+pub struct Async<T: AsRawFd> {
+    // Both dropped by hand, the source first: it must leave the reactor
+    // while the fd is still open (see the runtime's `IoSource`).
+    source: ManuallyDrop<IoSource>,
+    inner: ManuallyDrop<T>,
+    /// The fd's flags before `new` set `O_NONBLOCK`, restored by
+    /// `into_inner`.
+    flags: libc::c_int,
+    read_timeout: Cell<Option<Duration>>,
+    write_timeout: Cell<Option<Duration>>,
+}
+
+impl<T: AsRawFd> Async<T> {
+    /// Wraps `inner`, putting its fd in non-blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// What `fcntl` returns (`EBADF` for a closed fd).
+    pub fn new(inner: T) -> io::Result<Async<T>> {
+        let fd = inner.as_raw_fd();
+        let flags = set_nonblocking(fd)?;
+        Ok(Async {
+            source: ManuallyDrop::new(IoSource::new(fd)),
+            inner: ManuallyDrop::new(inner),
+            flags,
+            read_timeout: Cell::new(None),
+            write_timeout: Cell::new(None),
+        })
+    }
+
+    /// The inner value. Reading or writing through it directly does not
+    /// wait: it gives `WouldBlock` when the fd is not ready.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// Removes the fd from the reactor, restores its blocking mode, and
+    /// returns the inner value.
+    ///
+    /// # Errors
+    ///
+    /// What `fcntl` returns while restoring the flags; the value is then
+    /// dropped.
+    pub fn into_inner(self) -> io::Result<T> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again: the source is
+        // dropped here, once (leaving the reactor while the fd is open), and
+        // the value is taken out once. The other fields need no drop.
+        let inner = unsafe {
+            ManuallyDrop::drop(&mut this.source);
+            ManuallyDrop::take(&mut this.inner)
+        };
+        // SAFETY: the fd belongs to `inner`, which is alive.
+        if unsafe { libc::fcntl(inner.as_raw_fd(), libc::F_SETFL, this.flags) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(inner)
+    }
+
+    /// Parks the fiber until the fd is readable (or at end of stream, or
+    /// in error). A hint, not a promise: the next read may still find
+    /// nothing, if another fiber got there first.
+    ///
+    /// # Panics
+    ///
+    /// As a cancellation point.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::TimedOut`] after the read timeout, if one is set;
+    /// what registering the fd with the reactor returns.
+    pub fn readable(&self) -> io::Result<()> {
+        self.source
+            .wait(Direction::Read, deadline(self.read_timeout.get()))
+    }
+
+    /// Parks the fiber until the fd is writable; see
+    /// [`readable`](Self::readable).
+    ///
+    /// # Panics
+    ///
+    /// As a cancellation point.
+    ///
+    /// # Errors
+    ///
+    /// As [`readable`](Self::readable), with the write timeout.
+    pub fn writable(&self) -> io::Result<()> {
+        self.source
+            .wait(Direction::Write, deadline(self.write_timeout.get()))
+    }
+
+    /// Runs the read-like operation `op` on the inner value until it does
+    /// not give `WouldBlock`, parking the fiber on readability in between.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixDatagram;
+    /// use spindle::io::Async;
+    ///
+    /// spindle::run(|| -> std::io::Result<()> {
+    ///     let (a, b) = UnixDatagram::pair()?;
+    ///     let a = Async::new(a)?;
+    ///     spindle::spawn(move || b.send(b"datagram").unwrap());
+    ///     let mut buf = [0; 16];
+    ///     let n = a.read_with(|s| s.recv(&mut buf))?;
+    ///     assert_eq!(&buf[..n], b"datagram");
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As a cancellation point.
+    ///
+    /// # Errors
+    ///
+    /// What `op` returns; [`io::ErrorKind::TimedOut`] after the read
+    /// timeout.
+    pub fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        let deadline = deadline(self.read_timeout.get());
+        self.source
+            .io(Direction::Read, deadline, || op(&self.inner))
+    }
+
+    /// As [`read_with`](Self::read_with), with `&mut` access to the inner
+    /// value.
+    ///
+    /// # Panics
+    ///
+    /// As a cancellation point.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_with`](Self::read_with).
+    pub fn read_with_mut<R>(
+        &mut self,
+        mut op: impl FnMut(&mut T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let deadline = deadline(self.read_timeout.get());
+        let (source, inner) = (&self.source, &mut self.inner);
+        source.io(Direction::Read, deadline, || op(inner))
+    }
+
+    /// Runs the write-like operation `op` until it does not give
+    /// `WouldBlock`, parking the fiber on writability in between.
+    ///
+    /// # Panics
+    ///
+    /// As a cancellation point.
+    ///
+    /// # Errors
+    ///
+    /// What `op` returns; [`io::ErrorKind::TimedOut`] after the write
+    /// timeout.
+    pub fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        let deadline = deadline(self.write_timeout.get());
+        self.source
+            .io(Direction::Write, deadline, || op(&self.inner))
+    }
+
+    /// As [`write_with`](Self::write_with), with `&mut` access to the inner
+    /// value.
+    ///
+    /// # Panics
+    ///
+    /// As a cancellation point.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_with`](Self::write_with).
+    pub fn write_with_mut<R>(
+        &mut self,
+        mut op: impl FnMut(&mut T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let deadline = deadline(self.write_timeout.get());
+        let (source, inner) = (&self.source, &mut self.inner);
+        source.io(Direction::Write, deadline, || op(inner))
+    }
+
+    /// Limits how long one read may wait in all; `None` (the default) waits
+    /// for ever. A read that runs out of time fails with
+    /// [`io::ErrorKind::TimedOut`].
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] for a zero duration, as std's
+    /// sockets.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.read_timeout.set(check_timeout(timeout)?);
+        Ok(())
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout.get()
+    }
+
+    /// Limits how long one write may wait; see
+    /// [`set_read_timeout`](Self::set_read_timeout).
+    ///
+    /// # Errors
+    ///
+    /// As [`set_read_timeout`](Self::set_read_timeout).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.write_timeout.set(check_timeout(timeout)?);
+        Ok(())
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> Option<Duration> {
+        self.write_timeout.get()
+    }
+}
+
+impl<T: AsRawFd> Drop for Async<T> {
+    fn drop(&mut self) {
+        // SAFETY: this is the drop, so neither field is used again; each is
+        // dropped once, the source first (it must leave the reactor while
+        // the fd is still open).
+        unsafe {
+            ManuallyDrop::drop(&mut self.source);
+            ManuallyDrop::drop(&mut self.inner);
+        }
+    }
+}
+
+impl<T: AsRawFd + fmt::Debug> fmt::Debug for Async<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Async")
+            .field("inner", &*self.inner)
+            .finish()
+    }
+}
+
+impl<T: AsRawFd> AsRawFd for Async<T> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.fd()
+    }
+}
+
+impl<T: AsRawFd + AsFd> AsFd for Async<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl<T: AsRawFd + Read> Read for Async<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with_mut(|t| t.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_with_mut(|t| t.read_vectored(bufs))
+    }
+}
+
+impl<T: AsRawFd + Write> Write for Async<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_with_mut(|t| t.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_with_mut(|t| t.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_with_mut(|t| t.flush())
+    }
+}
+
+impl<T: AsRawFd> Read for &Async<T>
+where
+    for<'a> &'a T: Read,
+{
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(|mut t| t.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_with(|mut t| t.read_vectored(bufs))
+    }
+}
+
+impl<T: AsRawFd> Write for &Async<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_with(|mut t| t.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_with(|mut t| t.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_with(|mut t| t.flush())
+    }
+}
+
+/// Sets `O_NONBLOCK` on `fd`; returns the flags it had.
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<libc::c_int> {
+    // SAFETY: fcntl on an fd number: at worst EBADF.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(flags)
+}
+
+/// The deadline of an operation that starts now and may wait `timeout`.
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// std's rule for socket timeouts: `Some(0)` is an error.
+pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
+    if timeout == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        ));
+    }
+    Ok(timeout)
+}

@@ -1,0 +1,314 @@
+//! [`IoSource`]: an owned, non-blocking fd that waits on the reactor; the
+//! engine under [`spindle::net`](crate::net) and
+//! [`spindle::io::Async`](crate::io::Async).
+//!
+//! ## How an operation runs
+//!
+//! [`IoSource::io`] tries the operation first (a read, a `send`, an
+//! `accept`). If the kernel says `EAGAIN`, the fiber waits for the fd's
+//! readiness and tries again; `EINTR` is retried at once; anything else is
+//! the result. The first wait registers the fd with the runtime's reactor
+//! as a *source* (persistent and edge-triggered: see "Sources" in the
+//! reactor docs), so a socket that never has to wait costs no `epoll_ctl`,
+//! and one that waits often costs one in its whole life.
+//!
+//! ## Outside a fiber
+//!
+//! Used where no fiber is running (outside any runtime, or in a destructor
+//! on the scheduler's own stack), a wait blocks the thread in `poll(2)`
+//! instead, as a std socket would block. Nothing is registered then.
+//!
+//! ## Moving between runtimes
+//!
+//! The registration remembers its runtime. Used under another one (the
+//! owner moved to another thread, or the first runtime is gone), the source
+//! is released from the old reactor and registered with the new one.
+//!
+//! ## Invariants
+//!
+//! - The fd is open from [`IoSource::new`] until the source is dropped: the
+//!   owner closes it only afterwards (it declares the source before the fd
+//!   in its fields, so the source drops first). So the `EPOLL_CTL_DEL` of
+//!   the drop always names the right file.
+//! - A fiber waits on the source only while borrowing its owner, so the
+//!   source is never dropped or moved while a fiber waits on it.
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::reactor::{Interest, Poller};
+use super::scheduler::{with_scheduler_opt, Scheduler};
+use super::slab::Key;
+use super::task::TaskState;
+use super::wait::{try_with_parker, Parker};
+
+/// Where a source is registered.
+struct Registration {
+    /// The runtime (scheduler id) whose reactor holds it.
+    runtime: u64,
+    /// Its token there; `None`: epoll cannot watch this fd (a regular
+    /// file), which is always ready.
+    token: Option<u64>,
+    /// That reactor's poller, to release the source from another thread.
+    poller: Arc<Poller>,
+}
+
+/// What a source waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Direction {
+    /// Readable (or at end of stream, or in error).
+    Read,
+    /// Writable (or hung up, or in error).
+    Write,
+}
+
+impl Direction {
+    fn interest(self) -> Interest {
+        match self {
+            Direction::Read => Interest::Read,
+            Direction::Write => Interest::Write,
+        }
+    }
+}
+
+/// An owned non-blocking fd's link to the reactor; see the
+/// [module docs](self).
+pub(crate) struct IoSource {
+    fd: RawFd,
+    registration: Cell<Option<Registration>>,
+}
+
+impl std::fmt::Debug for IoSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoSource").field("fd", &self.fd).finish()
+    }
+}
+
+/// Removes a fiber's wait from a source on every way out of the wait.
+struct Waiting<'a> {
+    sched: &'a Scheduler,
+    token: u64,
+    interest: Interest,
+    key: Key,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.sched
+            .reactor
+            .unwait_source(self.token, self.interest, self.key);
+    }
+}
+
+impl IoSource {
+    /// A source for `fd`, which must be open and in non-blocking mode, and
+    /// stay open until the source is dropped. Registers nothing yet.
+    pub(crate) fn new(fd: RawFd) -> IoSource {
+        IoSource {
+            fd,
+            registration: Cell::new(None),
+        }
+    }
+
+    /// The fd.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Runs `op` until it returns something other than `WouldBlock`,
+    /// waiting for `direction` readiness in between (until `deadline`, if
+    /// there is one). `EINTR` is retried.
+    ///
+    /// # Panics
+    ///
+    /// As a cancellation point, when it waits.
+    ///
+    /// # Errors
+    ///
+    /// What `op` returns; [`io::ErrorKind::TimedOut`] at the deadline;
+    /// [`io::ErrorKind::Interrupted`] if the runtime shuts down while the
+    /// fiber, already unwinding, would have to wait.
+    pub(crate) fn io<R>(
+        &self,
+        direction: Direction,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                r => return r,
+            }
+            self.wait(direction, deadline)?;
+        }
+    }
+
+    /// Waits until the fd is ready for `direction` (or `deadline` passes):
+    /// on the reactor in a fiber, in `poll(2)` elsewhere. A wake-up means
+    /// "try again", not a promise: the operation may say `EAGAIN` again.
+    ///
+    /// # Panics
+    ///
+    /// As a cancellation point.
+    ///
+    /// # Errors
+    ///
+    /// As [`io`](Self::io), and what registering with the reactor returns.
+    pub(crate) fn wait(&self, direction: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        match try_with_parker(|p| self.wait_on_reactor(p, direction, deadline)) {
+            Some(r) => r,
+            None => poll_blocking(self.fd, direction, deadline),
+        }
+    }
+
+    fn wait_on_reactor(
+        &self,
+        p: &Parker<'_>,
+        direction: Direction,
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
+        if p.checkpoint().is_err() {
+            return Err(shutting_down());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(timed_out(self.fd, direction));
+        }
+        let s = p.scheduler();
+        let Some(token) = self.token_in(s)? else {
+            return Ok(()); // always ready
+        };
+        let (key, interest) = (p.key(), direction.interest());
+        if let Some(t) = s.core.borrow_mut().tasks.get_mut(key) {
+            t.io_events = 0;
+        }
+        s.reactor.wait_source(token, interest, key);
+        let _waiting = Waiting {
+            sched: s,
+            token,
+            interest,
+            key,
+        };
+        let timer = deadline.map(|d| p.timer(d));
+        loop {
+            if s.park(key, TaskState::WaitingIo, self.fd as u64).is_err() {
+                return Err(shutting_down());
+            }
+            let events = s.core.borrow().tasks.get(key).map_or(0, |t| t.io_events);
+            if events != 0 {
+                return Ok(());
+            }
+            if timer.as_ref().is_some_and(|t| t.fired()) {
+                return Err(timed_out(self.fd, direction));
+            }
+        }
+    }
+
+    /// The source's token in `s`'s reactor, registering it there first if
+    /// it is not (moving it from another runtime's reactor if need be).
+    fn token_in(&self, s: &Scheduler) -> io::Result<Option<u64>> {
+        match self.registration.take() {
+            Some(r) if r.runtime == s.id => {
+                let token = r.token;
+                self.registration.set(Some(r));
+                return Ok(token);
+            }
+            Some(old) => release(old, self.fd),
+            None => {}
+        }
+        let token = s.reactor.add_source(self.fd)?;
+        self.registration.set(Some(Registration {
+            runtime: s.id,
+            token,
+            poller: Arc::clone(s.reactor.poller()),
+        }));
+        Ok(token)
+    }
+}
+
+impl Drop for IoSource {
+    fn drop(&mut self) {
+        if let Some(r) = self.registration.take() {
+            release(r, self.fd);
+        }
+    }
+}
+
+/// Takes a source out of the reactor it is registered with: directly if
+/// this thread is running that runtime, through its poller otherwise.
+fn release(r: Registration, fd: RawFd) {
+    let Some(token) = r.token else { return };
+    let here = with_scheduler_opt(|s| {
+        if s.id == r.runtime {
+            s.reactor.remove_source(token, fd);
+            true
+        } else {
+            false
+        }
+    });
+    if here != Some(true) {
+        r.poller.release_elsewhere(token, fd);
+    }
+}
+
+/// Blocks the thread until `fd` is ready for `direction` or `deadline`
+/// passes; for waits outside a fiber.
+fn poll_blocking(fd: RawFd, direction: Direction, deadline: Option<Instant>) -> io::Result<()> {
+    let events = match direction {
+        Direction::Read => libc::POLLIN,
+        Direction::Write => libc::POLLOUT,
+    };
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(timed_out(fd, direction));
+                }
+                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, alive for the call.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        if pfd.revents & libc::POLLNVAL != 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        if r > 0 {
+            return Ok(());
+        }
+    }
+}
+
+fn shutting_down() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Interrupted,
+        "the spindle runtime is shutting down",
+    )
+}
+
+fn timed_out(fd: RawFd, direction: Direction) -> io::Error {
+    let what = match direction {
+        Direction::Read => "readable",
+        Direction::Write => "writable",
+    };
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("fd {fd} did not become {what} before the deadline"),
+    )
+}

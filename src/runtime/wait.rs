@@ -1,0 +1,144 @@
+//! Parking and waking for the layers above the scheduler: what
+//! `spindle::sync` and fiber-aware I/O build their waits from.
+//!
+//! Two small types carry it:
+//!
+//! - [`Parker`]: the running fiber, as the code that is about to park it
+//!   sees it. It hands out a [`LocalWaker`] for the fiber, checks for a
+//!   cancellation, parks, and sets timers. Only code running on a fiber can
+//!   get one ([`with_parker`]).
+//! - [`LocalWaker`]: names one fiber of one runtime (the runtime's id and
+//!   the task's key). `Copy`, and only ever used on the runtime's own thread:
+//!   the primitives that store wakers are `!Send`.
+//!
+//! ## The protocol every wait follows
+//!
+//! 1. [`Parker::checkpoint`]: a cancelled fiber unwinds here, before it
+//!    registers anywhere.
+//! 2. Register the fiber's [`LocalWaker`] wherever its wake-up will come
+//!    from (a queue of the primitive), with a guard that removes it again
+//!    on every way out, unwinding included.
+//! 3. Loop: [`Parker::park`], then re-check the condition. Wake-ups may be
+//!    spurious (a cancel, a stale waker, a notification meant to be passed
+//!    on), so the condition, not the wake-up, decides.
+//!
+//! ## Why waking a stale waker is harmless
+//!
+//! A waker whose fiber has finished names a task key whose generation is
+//! gone, so the scheduler finds nothing; a waker of another runtime (one
+//! that ran on this thread earlier) fails the id check. Either way the wake
+//! does nothing. Waking a fiber that is ready or running does nothing
+//! either. So a primitive never has to be exact about *who* it wakes, only
+//! about waking *someone* when its state changes.
+
+use std::time::Instant;
+
+use super::scheduler::{try_current, with_current, with_scheduler_opt, Interrupted, Scheduler};
+use super::slab::Key;
+use super::task::TaskState;
+use super::timer::Timer;
+
+/// Names a parked (or soon to be parked) fiber of this thread's runtime;
+/// see the [module docs](self).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct LocalWaker {
+    runtime: u64,
+    key: Key,
+}
+
+impl LocalWaker {
+    /// Makes the fiber ready if it is parked and its runtime is the one
+    /// this thread is running; does nothing otherwise.
+    pub(crate) fn wake(self) {
+        with_scheduler_opt(|s| {
+            if s.id == self.runtime {
+                s.core.borrow_mut().wake(self.key);
+            }
+        });
+    }
+}
+
+/// The running fiber, for code that parks it; see the [module docs](self).
+pub(crate) struct Parker<'a> {
+    sched: &'a Scheduler,
+    key: Key,
+}
+
+/// Runs `f` with the running fiber's [`Parker`].
+///
+/// # Panics
+///
+/// Outside a fiber of a runtime, with a message naming `what`.
+#[track_caller]
+#[inline]
+pub(crate) fn with_parker<R>(what: &str, f: impl FnOnce(&Parker<'_>) -> R) -> R {
+    with_current(what, |sched, key| f(&Parker { sched, key }))
+}
+
+/// Runs `f` with the running fiber's [`Parker`], or returns `None` when no
+/// fiber is running (outside a runtime, or on the scheduler's own stack).
+#[inline]
+pub(crate) fn try_with_parker<R>(f: impl FnOnce(&Parker<'_>) -> R) -> Option<R> {
+    try_current(|sched, key| f(&Parker { sched, key }))
+}
+
+impl Parker<'_> {
+    /// A waker for this fiber.
+    #[inline]
+    pub(crate) fn waker(&self) -> LocalWaker {
+        LocalWaker {
+            runtime: self.sched.id,
+            key: self.key,
+        }
+    }
+
+    /// The cancellation check of a suspension point; see
+    /// [`Scheduler::checkpoint`].
+    ///
+    /// # Panics
+    ///
+    /// Unwinds the fiber (with the private cancellation payload) if it has
+    /// been cancelled.
+    ///
+    /// # Errors
+    ///
+    /// [`Interrupted`] when the runtime is shutting down and the fiber is
+    /// already unwinding: the caller must give up without parking.
+    #[inline]
+    pub(crate) fn checkpoint(&self) -> Result<(), Interrupted> {
+        self.sched.checkpoint(self.key)
+    }
+
+    /// Parks the fiber until something wakes it, reporting `what` it waits
+    /// on to [`tasks`](crate::tasks) and the deadlock report.
+    ///
+    /// # Panics
+    ///
+    /// As [`checkpoint`](Self::checkpoint), which runs again on return.
+    ///
+    /// # Errors
+    ///
+    /// As [`checkpoint`](Self::checkpoint).
+    #[inline]
+    pub(crate) fn park(&self, what: &'static str) -> Result<(), Interrupted> {
+        if let Some(t) = self.sched.core.borrow_mut().tasks.get_mut(self.key) {
+            t.waiting_for = what;
+        }
+        self.sched.park(self.key, TaskState::WaitingSync, 0)
+    }
+
+    /// A timer that wakes this fiber at `deadline`; dropping it cancels it.
+    pub(crate) fn timer(&self, deadline: Instant) -> Timer<'_> {
+        Timer::set(self.sched, self.key, deadline)
+    }
+
+    /// The scheduler of the fiber (for the reactor's waits).
+    pub(crate) fn scheduler(&self) -> &Scheduler {
+        self.sched
+    }
+
+    /// The fiber's key in the task table.
+    pub(crate) fn key(&self) -> Key {
+        self.key
+    }
+}

@@ -1,0 +1,214 @@
+//! The FIFO of parked fibers that every primitive of [`spindle::sync`](super)
+//! is built on.
+//!
+//! A fiber that must wait puts a [`Waiter`] on its own stack, links it into
+//! the primitive's [`WaitQueue`] and parks. Whoever changes the primitive's
+//! state *notifies* waiters from the front: a notified waiter is unlinked,
+//! marked notified (with what it was granted, where that matters) and woken.
+//! The queue allocates nothing per wait; its `VecDeque` of pointers grows
+//! to the largest number of simultaneous waiters and stays there.
+//!
+//! ## Invariants
+//!
+//! - A pointer is in the queue exactly while its waiter is waiting: from
+//!   [`WaitQueue::wait`] linking it until a notification unlinks it or the
+//!   wait's guard does, on every way out of the wait (return, timeout,
+//!   cancellation unwind). The waiter lives in the frame of that `wait`
+//!   call, below the guard, so it outlives its time in the queue. Waiting
+//!   fibers are suspended, and the queue is `!Send` (it holds raw
+//!   pointers), so nothing else ever runs on their stacks while the queue
+//!   points into them.
+//! - `notified` is set only by the queue, when it unlinks the waiter.
+//!
+//! ## Passing a notification on
+//!
+//! A waiter can be notified and then cancelled before it runs: it unwinds
+//! out of its wait instead of taking what it was given (a lock handed over,
+//! permits granted, a message it was told about). [`WaitQueue::wait`] then
+//! calls the primitive's `on_abandon` with the grant, on the unwinding
+//! fiber, so the primitive can give it back or pass the notification on.
+//! That is how a cancelled waiter never loses a permit, a lock or a wake-up.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ptr::NonNull;
+use std::time::Instant;
+
+use crate::runtime::wait::{LocalWaker, Parker};
+
+/// One parked fiber, on its own stack; see the [module docs](self).
+struct Waiter {
+    waker: LocalWaker,
+    /// What the waiter asks for (permits, for a semaphore; 0 elsewhere).
+    request: usize,
+    /// Set when the queue unlinks it with a notification.
+    notified: Cell<bool>,
+}
+
+/// How [`WaitQueue::wait`] ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Waited {
+    /// Notified: the primitive gave this waiter what it waited for.
+    Notified,
+    /// The deadline passed first.
+    TimedOut,
+    /// The runtime is shutting down and the fiber is already unwinding, so
+    /// it could not park.
+    Interrupted,
+}
+
+/// A FIFO of parked fibers; see the [module docs](self).
+pub(crate) struct WaitQueue {
+    list: RefCell<VecDeque<NonNull<Waiter>>>,
+}
+
+impl std::fmt::Debug for WaitQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitQueue")
+            .field("waiters", &self.len())
+            .finish()
+    }
+}
+
+/// Unlinks the waiter on every way out of [`WaitQueue::wait`], and hands an
+/// abandoned notification back to the primitive.
+struct Registration<'a, F: FnOnce()> {
+    queue: &'a WaitQueue,
+    waiter: &'a Waiter,
+    on_abandon: Option<F>,
+}
+
+impl<F: FnOnce()> Drop for Registration<'_, F> {
+    fn drop(&mut self) {
+        if self.waiter.notified.get() {
+            // Unlinked by the notification already. If we are unwinding,
+            // the grant was never taken: give it back.
+            if std::thread::panicking() {
+                if let Some(f) = self.on_abandon.take() {
+                    f();
+                }
+            }
+        } else {
+            let me = NonNull::from(self.waiter);
+            let mut list = self.queue.list.borrow_mut();
+            if let Some(pos) = list.iter().position(|&w| w == me) {
+                list.remove(pos);
+            }
+        }
+    }
+}
+
+impl WaitQueue {
+    /// An empty queue; allocates nothing.
+    pub(crate) const fn new() -> WaitQueue {
+        WaitQueue {
+            list: RefCell::new(VecDeque::new()),
+        }
+    }
+
+    /// Number of waiting fibers.
+    pub(crate) fn len(&self) -> usize {
+        self.list.borrow().len()
+    }
+
+    /// Whether no fiber waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.borrow().is_empty()
+    }
+
+    /// What the first waiter asks for, if there is one.
+    pub(crate) fn front_request(&self) -> Option<usize> {
+        let list = self.list.borrow();
+        // SAFETY: a pointer in the queue points at a live waiter (module
+        // docs, invariants); we only read it.
+        list.front().map(|w| unsafe { w.as_ref() }.request)
+    }
+
+    /// Notifies the first waiter: unlinks it, marks it notified and wakes
+    /// it. Returns whether there was one.
+    pub(crate) fn notify_one(&self) -> bool {
+        let Some(w) = self.list.borrow_mut().pop_front() else {
+            return false;
+        };
+        // SAFETY: the waiter was in the queue, so it is alive (invariants);
+        // it is on a suspended fiber's stack and only read through `&`.
+        let waiter = unsafe { w.as_ref() };
+        waiter.notified.set(true);
+        waiter.waker.wake();
+        true
+    }
+
+    /// Notifies every waiter, in order. Returns how many there were.
+    pub(crate) fn notify_all(&self) -> usize {
+        let all = std::mem::take(&mut *self.list.borrow_mut());
+        let n = all.len();
+        for w in all {
+            // SAFETY: as in `notify_one`.
+            let waiter = unsafe { w.as_ref() };
+            waiter.notified.set(true);
+            waiter.waker.wake();
+        }
+        n
+    }
+
+    /// Parks the running fiber at the back of the queue until it is
+    /// notified, `deadline` passes, or the runtime shuts down.
+    ///
+    /// `request` is what the waiter asks for ([`front_request`]
+    /// (Self::front_request) shows it to the primitive). `registered` runs
+    /// once the waiter is linked and before it first parks (a condition
+    /// variable releases its mutex there). `on_abandon` runs if the fiber
+    /// was notified but unwinds (cancelled) before taking what it was given
+    /// (see the [module docs](self)). `what` names the wait for
+    /// [`tasks`](crate::tasks) and the deadlock report.
+    ///
+    /// A notification wins over a deadline that passed at the same time.
+    ///
+    /// # Panics
+    ///
+    /// As a cancellation point: unwinds the fiber if it is cancelled, before
+    /// or during the wait.
+    pub(crate) fn wait(
+        &self,
+        p: &Parker<'_>,
+        what: &'static str,
+        request: usize,
+        deadline: Option<Instant>,
+        registered: impl FnOnce(),
+        on_abandon: impl FnOnce(),
+    ) -> Waited {
+        if p.checkpoint().is_err() {
+            registered();
+            return Waited::Interrupted;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            registered();
+            return Waited::TimedOut;
+        }
+        let waiter = Waiter {
+            waker: p.waker(),
+            request,
+            notified: Cell::new(false),
+        };
+        self.list.borrow_mut().push_back(NonNull::from(&waiter));
+        let _registration = Registration {
+            queue: self,
+            waiter: &waiter,
+            on_abandon: Some(on_abandon),
+        };
+        registered();
+        let timer = deadline.map(|d| p.timer(d));
+        loop {
+            let parked = p.park(what);
+            if waiter.notified.get() {
+                return Waited::Notified;
+            }
+            if parked.is_err() {
+                return Waited::Interrupted;
+            }
+            if timer.as_ref().is_some_and(|t| t.fired()) {
+                return Waited::TimedOut;
+            }
+        }
+    }
+}
