@@ -137,7 +137,7 @@ impl<T: AsRawFd> Async<T> {
     /// what registering the fd with the reactor returns.
     pub fn readable(&self) -> io::Result<()> {
         self.source
-            .wait(Direction::Read, deadline(self.read_timeout.get()))
+            .ready(Direction::Read, deadline(self.read_timeout.get()))
     }
 
     /// Parks the fiber until the fd is writable; see
@@ -152,7 +152,7 @@ impl<T: AsRawFd> Async<T> {
     /// As [`readable`](Self::readable), with the write timeout.
     pub fn writable(&self) -> io::Result<()> {
         self.source
-            .wait(Direction::Write, deadline(self.write_timeout.get()))
+            .ready(Direction::Write, deadline(self.write_timeout.get()))
     }
 
     /// Runs the read-like operation `op` on the inner value until it does

@@ -18,6 +18,9 @@ use spindle::{Generator, Greenlet, YieldFrom};
 // also run them one by one (`cargo run --release --example runtime_tour`).
 #[path = "../examples/runtime_demos/mod.rs"]
 mod runtime_demos;
+// The I/O sections (channels, sockets), likewise.
+#[path = "../examples/net_demos/mod.rs"]
+mod net_demos;
 
 /// One part of the tour.
 struct Section {
@@ -56,7 +59,10 @@ const SECTIONS: &[Section] = &[
 fn main() {
     let core = SECTIONS.iter().map(|s| (s.title, s.about, s.run));
     let runtime = runtime_demos::SECTIONS.iter().copied();
-    for (i, (title, about, run)) in core.chain(runtime).enumerate() {
+    let io = net_demos::SECTIONS.iter().copied();
+    let benchmark = std::iter::once(runtime_demos::BENCHMARK);
+    let tour = core.chain(runtime).chain(io).chain(benchmark);
+    for (i, (title, about, run)) in tour.enumerate() {
         if i > 0 {
             println!();
         }

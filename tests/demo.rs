@@ -48,6 +48,9 @@ fn sections_appear_in_order() {
             "== Fibers: the crawler ==",
             "== Fibers: cancellation ==",
             "== Fibers: gevent's three workers ==",
+            "== Channels: producer and consumer ==",
+            "== Network: the image downloader ==",
+            "== Network: echo server ==",
             "== Fibers: 10,000 tasks ==",
         ],
     );
@@ -104,4 +107,67 @@ fn producer_consumer() {
 #[test]
 fn greenlet_order() {
     assert_lines_in_order(tour(), &["== Greenlets: explicit switches ==", "1 3 2 4 5"]);
+}
+
+#[test]
+fn channels_carry_the_producer_consumer_dialogue() {
+    let mut expected = vec![String::from("== Channels: producer and consumer ==")];
+    for n in 1..=5 {
+        expected.push(format!("[PRODUCER] Producing {n}..."));
+        expected.push(format!("[CONSUMER] Consuming {n}..."));
+        expected.push(String::from("[PRODUCER] Consumer return: 200 OK"));
+    }
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    assert_lines_in_order(tour(), &expected);
+}
+
+#[test]
+fn the_image_downloader_reports_both_runs_and_the_ratio() {
+    let output = tour();
+    assert_lines_in_order(output, &["== Network: the image downloader =="]);
+    let section: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "== Network: the image downloader ==")
+        .collect();
+    assert!(section
+        .iter()
+        .any(|l| l.starts_with("sequential: 10 images")));
+    assert!(section
+        .iter()
+        .any(|l| l.starts_with("concurrent: 10 images")));
+    let ratio = section
+        .iter()
+        .find_map(|l| l.strip_prefix("concurrent is ")?.strip_suffix("x faster"))
+        .expect("the ratio line");
+    let ratio: f64 = ratio.parse().expect("a number");
+    // 10 answers of 100 ms each: in turn >= 1 s, at once about 100 ms.
+    assert!(ratio > 3.0, "concurrent only {ratio}x faster");
+}
+
+#[test]
+fn the_echo_server_answers_every_client() {
+    let output = tour();
+    let mut expected = vec!["== Network: echo server =="];
+    let lines: Vec<String> = (1..=3)
+        .flat_map(|c| (1..=2).map(move |l| format!("client {c} got back: client {c}, line {l}")))
+        .collect();
+    expected.extend(lines.iter().map(String::as_str));
+    for c in 1..=3 {
+        let mine: Vec<&str> = expected[1..]
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with(&format!("client {c} ")))
+            .collect();
+        let mut want = vec!["== Network: echo server =="];
+        want.extend(mine);
+        assert_lines_in_order(output, &want);
+    }
+    assert_lines_in_order(
+        output,
+        &[
+            "== Network: echo server ==",
+            "6 lines echoed, 3 connections, one thread",
+        ],
+    );
 }

@@ -131,7 +131,7 @@ impl TcpStream {
         // The handshake runs in the kernel; it is over when the socket
         // becomes writable (connected) or reports an error.
         loop {
-            stream.source.wait(Direction::Write, deadline)?;
+            stream.source.ready(Direction::Write, deadline)?;
             if let Some(e) = stream.inner.take_error()? {
                 return Err(e);
             }

@@ -81,6 +81,30 @@ impl FiberTable {
         Some(fiber.resume(()))
     }
 
+    /// Starts loading what resuming `key` will touch first: its coroutine's
+    /// record here and the saved frame on its stack. A hint for the
+    /// scheduler, which knows the next fiber to run; does nothing if the
+    /// fiber is not in `slots` yet.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, key: Key) {
+        if let Ok(slots) = self.slots.try_borrow() {
+            if let Some(Some(fiber)) = slots.get(key.index()) {
+                fiber.prefetch();
+            }
+        }
+    }
+
+    /// Starts loading the record of `key`'s coroutine (so that a later
+    /// [`prefetch`](Self::prefetch) finds its stack pointer in the cache).
+    #[inline(always)]
+    pub(crate) fn prefetch_record(&self, key: Key) {
+        if let Ok(slots) = self.slots.try_borrow() {
+            if let Some(slot) = slots.get(key.index()) {
+                crate::arch::prefetch(slot as *const Option<_> as *const u8);
+            }
+        }
+    }
+
     /// Takes the fiber of `key` out (to drop it once no borrow is held:
     /// dropping a suspended fiber runs its destructors).
     pub(crate) fn remove(&self, key: Key) -> Option<Fiber> {

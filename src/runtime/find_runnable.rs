@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::scheduler::{Core, Scheduler};
+use super::scheduler::{Cancel, Core, Scheduler};
 use super::slab::Key;
 use super::task::TaskState;
 
@@ -34,6 +34,10 @@ impl Scheduler {
         let timeout = {
             let mut core = self.core.borrow_mut();
             let core = &mut *core;
+            if core.deferred_cancels && !std::thread::panicking() {
+                core.deferred_cancels = false;
+                wake_cancelled(core);
+            }
             let now = if core.sleep_queue.is_empty() {
                 None
             } else {
@@ -110,6 +114,20 @@ fn wake_blocked(core: &mut Core, key: Key) {
         .hot(key)
         .is_some_and(|h| h.state == TaskState::WaitingBlocking)
     {
+        core.wake(key);
+    }
+}
+
+/// Wakes every parked task with a cancel pending, so that its suspension
+/// point can deliver it now (see `Scheduler::checkpoint`).
+fn wake_cancelled(core: &mut Core) {
+    let pending: Vec<Key> = core
+        .tasks
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| core.hot[k.index()].cancel == Cancel::Pending)
+        .collect();
+    for key in pending {
         core.wake(key);
     }
 }

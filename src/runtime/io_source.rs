@@ -147,9 +147,38 @@ impl IoSource {
         }
     }
 
+    /// Waits until the fd is ready for `direction` (or `deadline` passes),
+    /// whatever happened before: returns at once if it is ready now.
+    ///
+    /// [`wait`](Self::wait) alone is not enough here: the source is
+    /// edge-triggered, and an edge the reactor saw while nobody waited is
+    /// not reported again. So this asks the fd's level first (`poll(2)`
+    /// with no timeout); if it is not ready, no poll of the reactor can
+    /// happen before the fiber parks, and any readiness after that is a new
+    /// edge.
+    ///
+    /// # Panics
+    ///
+    /// As a cancellation point.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Self::wait).
+    pub(crate) fn ready(&self, direction: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        if poll_now(self.fd, direction)? {
+            return Ok(());
+        }
+        self.wait(direction, deadline)
+    }
+
     /// Waits until the fd is ready for `direction` (or `deadline` passes):
     /// on the reactor in a fiber, in `poll(2)` elsewhere. A wake-up means
     /// "try again", not a promise: the operation may say `EAGAIN` again.
+    ///
+    /// Only for right after an operation on the fd said `EAGAIN` (or a
+    /// `connect` said `EINPROGRESS`) with no wait in between: that is what
+    /// makes the edge-triggered registration exact. Elsewhere, use
+    /// [`ready`](Self::ready).
     ///
     /// # Panics
     ///
@@ -251,6 +280,34 @@ fn release(r: Registration, fd: RawFd) {
     });
     if here != Some(true) {
         r.poller.release_elsewhere(token, fd);
+    }
+}
+
+/// Whether `fd` is ready for `direction` right now (a level check that
+/// never waits).
+fn poll_now(fd: RawFd, direction: Direction) -> io::Result<bool> {
+    let events = match direction {
+        Direction::Read => libc::POLLIN,
+        Direction::Write => libc::POLLOUT,
+    };
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd, alive for the call; timeout 0.
+        let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+        if r >= 0 {
+            if pfd.revents & libc::POLLNVAL != 0 {
+                return Err(io::Error::from_raw_os_error(libc::EBADF));
+            }
+            return Ok(r > 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
     }
 }
 

@@ -383,17 +383,18 @@ impl<T> JoinHandle<T> {
 }
 
 /// Cancels the fibers still in `handles` when dropped: how [`join_all`] and
-/// [`wait_any`] take their fibers down with them if the caller unwinds.
+/// [`wait_any`] take their fibers down with them if the caller unwinds out
+/// of a wait. A wait that returns disarms it (`mem::forget`), so only an
+/// unwind drops it. (`thread::panicking` cannot tell: it is per thread, and
+/// another fiber may be parked in the middle of an unwind.)
 struct CancelRest<'a, T> {
     handles: &'a [Option<JoinHandle<T>>],
 }
 
 impl<T> Drop for CancelRest<'_, T> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            for h in self.handles.iter().flatten() {
-                h.cancel();
-            }
+        for h in self.handles.iter().flatten() {
+            h.cancel();
         }
     }
 }
@@ -435,12 +436,11 @@ where
     for i in 0..handles.len() {
         let h = handles[i].as_ref().expect("each handle is taken once");
         if !h.is_finished() {
-            let waited = {
-                let _guard = CancelRest { handles: &handles };
-                with_current("spindle::join_all", |s, key| {
-                    wait_for(s, key, &[h.slot()], None)
-                })
-            };
+            let guard = CancelRest { handles: &handles };
+            let waited = with_current("spindle::join_all", |s, key| {
+                wait_for(s, key, &[h.slot()], None)
+            });
+            std::mem::forget(guard);
             if let Waited::Interrupted = waited {
                 results.push(Err(JoinError::Cancelled));
                 handles[i] = None;
@@ -502,9 +502,10 @@ pub fn wait_any<T>(
         Some(i) => i,
         None => {
             {
-                let _guard = CancelRest { handles: &handles };
+                let guard = CancelRest { handles: &handles };
                 let slots: Vec<&JoinSlot<T>> = handles.iter().flatten().map(|h| h.slot()).collect();
                 with_current("spindle::wait_any", |s, key| wait_for(s, key, &slots, None));
+                std::mem::forget(guard);
             }
             match first_finished(&handles) {
                 Some(i) => i,

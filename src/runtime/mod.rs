@@ -91,6 +91,15 @@
 //! `Interrupted`), since it cannot be unwound twice. Their stacks go back,
 //! their fd registrations are removed.
 //!
+//! Whether a fiber "is already unwinding" comes from
+//! `std::thread::panicking`, which Rust keeps per *thread*. A fiber whose
+//! destructor waits (a flush, a lock) in the middle of an unwind stays
+//! parked with that flag set, and the thread's other fibers see it too. So
+//! while such a fiber is parked, a cancel waits: the cancelled fiber is
+//! woken again once no unwind is in progress, and unwinds then. (The same
+//! flag makes a `std::sync::Mutex` guard dropped by another fiber in that
+//! window poison its mutex; spindle's own primitives never look at it.)
+//!
 //! ## Deadlock
 //!
 //! If no fiber is ready, no timer is set, no fiber waits on an fd and no

@@ -46,6 +46,12 @@ impl RunQueue {
         self.queue.pop_front()
     }
 
+    /// The task `i` places behind the front, if there is one.
+    #[inline]
+    pub(crate) fn peek(&self, i: usize) -> Option<Key> {
+        self.queue.get(i).copied()
+    }
+
     /// Number of queued tasks.
     #[inline]
     pub(crate) fn len(&self) -> usize {

@@ -139,6 +139,10 @@ pub(crate) struct Core {
     pub(crate) sleep_queue: SleepQueue,
     /// Set while the runtime unwinds its remaining fibers.
     pub(crate) shutting_down: bool,
+    /// Set when a cancel could not be delivered because the thread was
+    /// panicking (see `checkpoint`); `poll` then re-wakes the cancelled
+    /// fibers once it is not.
+    pub(crate) deferred_cancels: bool,
     /// Tasks spawned so far, the main fibers included.
     pub(crate) spawned: u64,
     /// Tasks finished so far; also the finish order stamped on join slots.
@@ -291,6 +295,7 @@ impl Scheduler {
                 run_queue: RunQueue::new(),
                 sleep_queue: SleepQueue::new(),
                 shutting_down: false,
+                deferred_cancels: false,
                 spawned: 0,
                 finished: 0,
             }),
@@ -384,10 +389,22 @@ impl Scheduler {
         let mut core = self.core.borrow_mut();
         let shutting_down = core.shutting_down;
         let h = core.hot_live(key);
-        if (h.cancel == Cancel::Pending || shutting_down) && !thread::panicking() {
-            h.cancel = Cancel::Delivered;
-            drop(core);
-            panic::resume_unwind(Box::new(CancelUnwind));
+        if h.cancel == Cancel::Pending || shutting_down {
+            // Raising while this fiber is already unwinding would abort the
+            // process (a panic out of a destructor during cleanup), so not
+            // while the thread is panicking. That flag is per *thread*: it
+            // may be another fiber, parked in the middle of an unwind, that
+            // sets it. The cancel then waits: `poll` wakes the fiber again
+            // once no unwind is in progress (see "Cancellation and shutdown"
+            // in the runtime docs).
+            if !thread::panicking() {
+                h.cancel = Cancel::Delivered;
+                drop(core);
+                panic::resume_unwind(Box::new(CancelUnwind));
+            }
+            if !shutting_down {
+                core.deferred_cancels = true;
+            }
         }
         if shutting_down {
             Err(Interrupted)
@@ -517,6 +534,15 @@ impl Scheduler {
                         continue;
                     }
                     h.state = TaskState::Running;
+                    // Start loading what the next two fibers will need:
+                    // with thousands of fibers their stacks and records are
+                    // out of the cache, and the switch would wait for them.
+                    if let Some(next) = core.run_queue.peek(0) {
+                        self.fibers.prefetch(next);
+                    }
+                    if let Some(after) = core.run_queue.peek(1) {
+                        self.fibers.prefetch_record(after);
+                    }
                     key
                 };
                 if self.resume_running(key) && key == main {

@@ -44,14 +44,15 @@ impl fmt::Display for Elapsed {
 
 impl Error for Elapsed {}
 
-/// Cancels the fiber if the caller unwinds before it has collected it.
+/// Cancels the fiber when dropped, which only an unwind out of the wait
+/// does: the normal path disarms it (`mem::forget`), and the early returns
+/// have cancelled the fiber already. (Not `thread::panicking`, which is per
+/// thread and may be set by another fiber parked in an unwind.)
 struct CancelOnUnwind<'a, T>(&'a JoinHandle<T>);
 
 impl<T> Drop for CancelOnUnwind<'_, T> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.cancel();
-        }
+        self.0.cancel();
     }
 }
 
@@ -113,7 +114,7 @@ where
                 return Err(Elapsed { after: dur });
             }
         }
-        drop(guard);
+        std::mem::forget(guard);
         unwrap_or_resume(h.take_result()).map_err(|()| Elapsed { after: dur })
     })
 }

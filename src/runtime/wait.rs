@@ -33,7 +33,9 @@
 
 use std::time::Instant;
 
-use super::scheduler::{try_current, with_current, with_scheduler_opt, Interrupted, Scheduler};
+use super::scheduler::{
+    try_current, with_current, with_scheduler_opt, Cancel, Interrupted, Scheduler,
+};
 use super::slab::Key;
 use super::task::TaskState;
 use super::timer::Timer;
@@ -47,6 +49,19 @@ pub(crate) struct LocalWaker {
 }
 
 impl LocalWaker {
+    /// Whether the fiber has been cancelled and has not unwound yet (false
+    /// outside its runtime, or once it has finished).
+    pub(crate) fn is_cancel_pending(self) -> bool {
+        with_scheduler_opt(|s| {
+            s.id == self.runtime
+                && s.core
+                    .borrow_mut()
+                    .hot(self.key)
+                    .is_some_and(|h| h.cancel == Cancel::Pending)
+        })
+        .unwrap_or(false)
+    }
+
     /// Makes the fiber ready if it is parked and its runtime is the one
     /// this thread is running; does nothing otherwise.
     pub(crate) fn wake(self) {

@@ -173,7 +173,19 @@ impl Condvar {
                 },
             )
         });
-        (mutex.lock(), WaitTimeoutResult(waited == Waited::TimedOut))
+        /// Passes a notification on if the fiber unwinds while locking again.
+        struct PassOn<'q>(&'q WaitQueue, bool);
+        impl Drop for PassOn<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    self.0.notify_one();
+                }
+            }
+        }
+        let mut pass_on = PassOn(&self.waiters, waited == Waited::Notified);
+        let guard = mutex.lock();
+        pass_on.1 = false;
+        (guard, WaitTimeoutResult(waited == Waited::TimedOut))
     }
 
     /// Wakes the fiber that has waited longest, if any.

@@ -22,8 +22,9 @@
 //! - Rendezvous (capacity 0): the buffer holds at most one message, and its
 //!   sender waits until a `recv` has taken it (the `taken` count passes the
 //!   message's number). If that sender is cancelled first, it takes its
-//!   message back out, so a message is never delivered by a send that
-//!   reported nothing.
+//!   message back out, and until it has, receivers leave a message whose
+//!   sender has a cancel pending where it is: a message is never delivered
+//!   by a send that reported nothing.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
 use super::wait_queue::{WaitQueue, Waited};
-use crate::runtime::wait::with_parker;
+use crate::runtime::wait::{with_parker, LocalWaker};
 
 /// The shared state of a channel; see the [module docs](self).
 struct Chan<T> {
@@ -48,6 +49,9 @@ struct Chan<T> {
     /// Messages ever sent and ever taken (rendezvous bookkeeping).
     sent: Cell<u64>,
     taken: Cell<u64>,
+    /// Rendezvous: the fiber whose `send` is waiting for its message (the
+    /// one in the buffer) to be taken.
+    offering: Cell<Option<LocalWaker>>,
 }
 
 impl<T> Chan<T> {
@@ -61,6 +65,7 @@ impl<T> Chan<T> {
             senders_waiting: WaitQueue::new(),
             sent: Cell::new(0),
             taken: Cell::new(0),
+            offering: Cell::new(None),
         })
     }
 
@@ -76,6 +81,13 @@ impl<T> Chan<T> {
 
     /// Takes the oldest message and tells the senders that wait for room.
     fn pop(&self) -> Option<T> {
+        if self
+            .offering
+            .get()
+            .is_some_and(LocalWaker::is_cancel_pending)
+        {
+            return None; // its sender is about to take it back
+        }
         let t = self.buffer.borrow_mut().pop_front()?;
         self.taken.set(self.taken.get() + 1);
         match self.capacity {
@@ -341,10 +353,15 @@ impl<T> SyncSender<T> {
                 Waited::Interrupted => return Err(TrySendError::Disconnected(take(&mut t))),
             }
         }
-        let number = chan.push(take(&mut t));
         if chan.capacity == Some(0) {
-            self.await_taken(number)
-                .map_err(TrySendError::Disconnected)?;
+            let me = with_parker(SEND, |p| p.waker());
+            let number = chan.push(take(&mut t));
+            chan.offering.set(Some(me));
+            let taken = self.await_taken(number);
+            chan.offering.set(None);
+            taken.map_err(TrySendError::Disconnected)?;
+        } else {
+            chan.push(take(&mut t));
         }
         // Room may be left for the next queued sender.
         if chan.has_room() {
@@ -372,6 +389,7 @@ impl<T> SyncSender<T> {
                 }
                 let t = self.chan.buffer.borrow_mut().pop_back();
                 self.chan.sent.set(self.chan.sent.get() - 1);
+                self.chan.offering.set(None);
                 // The slot is free again for the next queued sender.
                 self.chan.senders_waiting.notify_one();
                 t
@@ -435,8 +453,9 @@ impl<T> fmt::Debug for SyncSender<T> {
 ///
 /// # Dropping
 ///
-/// Senders see [`SendError`] from then on. Messages still in the channel
-/// are dropped when the last sender is.
+/// Senders see [`SendError`] from then on, and the messages still in the
+/// channel are dropped (a rendezvous sender gets its message back in the
+/// error).
 ///
 /// # `Send`
 ///
@@ -562,8 +581,16 @@ impl<T> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.chan.receiver_alive.set(false);
-        self.chan.senders_waiting.notify_all();
+        let chan = &*self.chan;
+        chan.receiver_alive.set(false);
+        // Nobody can take the buffered messages any more: drop them now (as
+        // std does), outside the borrow, since their destructors are user
+        // code. A rendezvous message stays: its sender takes it back.
+        if chan.capacity != Some(0) {
+            let messages = std::mem::take(&mut *chan.buffer.borrow_mut());
+            drop(messages);
+        }
+        chan.senders_waiting.notify_all();
     }
 }
 

@@ -102,6 +102,15 @@ impl Semaphore {
         if let Some(p) = self.try_acquire_many(n) {
             return p;
         }
+        /// However the wait ends, serves the waiters that are now first
+        /// (a cancelled front waiter may have been holding them up).
+        struct Regrant<'a>(&'a Semaphore);
+        impl Drop for Regrant<'_> {
+            fn drop(&mut self) {
+                self.0.add_permits(0);
+            }
+        }
+        let _regrant = Regrant(self);
         let waited = with_parker(ACQUIRE, |p| {
             self.waiters
                 .wait(p, ACQUIRE, n, None, || {}, || self.add_permits(n))

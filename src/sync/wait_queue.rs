@@ -81,12 +81,10 @@ struct Registration<'a, F: FnOnce()> {
 impl<F: FnOnce()> Drop for Registration<'_, F> {
     fn drop(&mut self) {
         if self.waiter.notified.get() {
-            // Unlinked by the notification already. If we are unwinding,
-            // the grant was never taken: give it back.
-            if std::thread::panicking() {
-                if let Some(f) = self.on_abandon.take() {
-                    f();
-                }
+            // Unlinked by the notification, and still armed: we are
+            // unwinding out of the wait, so the grant was never taken.
+            if let Some(f) = self.on_abandon.take() {
+                f();
             }
         } else {
             let me = NonNull::from(self.waiter);
@@ -191,7 +189,7 @@ impl WaitQueue {
             notified: Cell::new(false),
         };
         self.list.borrow_mut().push_back(NonNull::from(&waiter));
-        let _registration = Registration {
+        let mut registration = Registration {
             queue: self,
             waiter: &waiter,
             on_abandon: Some(on_abandon),
@@ -201,6 +199,7 @@ impl WaitQueue {
         loop {
             let parked = p.park(what);
             if waiter.notified.get() {
+                registration.on_abandon = None; // the grant is taken
                 return Waited::Notified;
             }
             if parked.is_err() {

@@ -1,0 +1,280 @@
+//! The tour's I/O part: producer and consumer as two fibers over channels,
+//! the image downloader against a small HTTP/1.1 server that spindle itself
+//! serves on 127.0.0.1, and an echo server with a few clients.
+//!
+//! Each demo starts its own runtime and writes its lines to a [`Log`] (the
+//! one of `runtime_demos`), so the tests can check them. [`SECTIONS`] has
+//! them in the tour's shape. Include this file with
+//! `#[path = "../examples/net_demos/mod.rs"] mod net_demos;`, after
+//! `runtime_demos`.
+#![allow(dead_code)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use spindle::net::{TcpListener, TcpStream};
+use spindle::sync::channel;
+
+use super::runtime_demos::Log;
+
+/// Python's producer and consumer again, now as two fibers that talk over
+/// two channels (requests one way, replies the other) instead of a
+/// generator's `send`: the same dialogue, and the same output.
+pub fn producer_consumer(log: &Log, items: u32) {
+    let log = log.clone();
+    spindle::run(move || {
+        let (to_consumer, requests) = channel::<u32>();
+        let (to_producer, replies) = channel::<&'static str>();
+        let l = log.clone();
+        let consumer = spindle::spawn(move || {
+            for n in requests {
+                l.line(format!("[CONSUMER] Consuming {n}..."));
+                to_producer.send("200 OK").unwrap();
+            }
+        });
+        for n in 1..=items {
+            log.line(format!("[PRODUCER] Producing {n}..."));
+            to_consumer.send(n).unwrap();
+            let reply = replies.recv().unwrap(); // parks until the consumer answers
+            log.line(format!("[PRODUCER] Consumer return: {reply}"));
+        }
+        drop(to_consumer); // the consumer's loop ends
+        consumer.join().unwrap();
+    });
+}
+
+/// The size of each "image" the HTTP server serves.
+pub const IMAGE_BYTES: usize = 48 * 1024;
+
+/// The bytes of image `i`: a pattern that a client can check.
+fn image(i: usize) -> Vec<u8> {
+    (0..IMAGE_BYTES)
+        .map(|k| (k.wrapping_mul(31) ^ i.wrapping_mul(131)) as u8)
+        .collect()
+}
+
+/// Serves `GET /images/<i>.png` over HTTP/1.1 (one request per
+/// connection), answering after `latency`: the stand-in for a slow server
+/// far away. Runs until the runtime cancels it.
+fn serve_images(listener: TcpListener, latency: Duration) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        spindle::spawn(move || {
+            let _ = answer(conn, latency);
+        });
+    }
+}
+
+/// One HTTP exchange on the server side.
+fn answer(conn: TcpStream, latency: Duration) -> io::Result<()> {
+    let mut reader = BufReader::new(&conn);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    // Headers, up to the blank line.
+    let mut header = String::new();
+    while reader.read_line(&mut header)? > 2 {
+        header.clear();
+    }
+    spindle::sleep(latency);
+    let path = request_line.split_whitespace().nth(1).unwrap_or("");
+    let index = path
+        .strip_prefix("/images/")
+        .and_then(|p| p.strip_suffix(".png"))
+        .and_then(|n| n.parse::<usize>().ok());
+    let mut out = &conn;
+    match index {
+        Some(i) => {
+            let body = image(i);
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                body.len()
+            )?;
+            out.write_all(&body)
+        }
+        None => out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+    }
+}
+
+/// A minimal HTTP/1.1 GET: status line, headers, then `Content-Length`
+/// bytes of body.
+fn http_get(addr: SocketAddr, path: &str) -> io::Result<Vec<u8>> {
+    let mut conn = TcpStream::connect(addr)?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut reader = BufReader::new(conn);
+    let mut status = String::new();
+    reader.read_line(&mut status)?;
+    if !status.starts_with("HTTP/1.1 200") {
+        return Err(io::Error::other(format!("{path}: {}", status.trim())));
+    }
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+    }
+    let length = length.ok_or_else(|| io::Error::other("no Content-Length"))?;
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// What [`image_downloader`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct DownloadTimes {
+    /// Fetching the images one after another.
+    pub sequential: Duration,
+    /// Fetching them in a fiber each.
+    pub concurrent: Duration,
+}
+
+/// The image downloader: `n` images from the local server (each answer
+/// delayed by `latency`), one after another, then a fiber per image. Every
+/// byte of every image is checked.
+pub fn image_downloader(log: &Log, n: usize, latency: Duration) -> DownloadTimes {
+    let log = log.clone();
+    spindle::run(move || {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        spindle::spawn(move || serve_images(listener, latency));
+        let download = move |i: usize| {
+            let body = http_get(addr, &format!("/images/{i}.png")).expect("download");
+            assert!(body == image(i), "image {i} arrived corrupted");
+            body.len()
+        };
+
+        let start = Instant::now();
+        let bytes: usize = (0..n).map(download).sum();
+        let sequential = start.elapsed();
+        log.line(format!(
+            "sequential: {n} images, {} KiB, in {:.0} ms",
+            bytes / 1024,
+            sequential.as_secs_f64() * 1e3
+        ));
+
+        let start = Instant::now();
+        let handles: Vec<_> = (0..n)
+            .map(|i| spindle::spawn(move || download(i)))
+            .collect();
+        let bytes: usize = spindle::join_all(handles)
+            .into_iter()
+            .map(Result::unwrap)
+            .sum();
+        let concurrent = start.elapsed();
+        log.line(format!(
+            "concurrent: {n} images, {} KiB, in {:.0} ms (a fiber each)",
+            bytes / 1024,
+            concurrent.as_secs_f64() * 1e3
+        ));
+        log.line(format!(
+            "concurrent is {:.1}x faster",
+            sequential.as_secs_f64() / concurrent.as_secs_f64()
+        ));
+        DownloadTimes {
+            sequential,
+            concurrent,
+        }
+    })
+}
+
+/// Echoes every byte back until the peer closes; the body of the echo
+/// server's per-connection fiber (examples/echo_server.rs uses it too).
+pub fn echo(mut conn: TcpStream) -> io::Result<u64> {
+    let mut buf = [0; 4096];
+    let mut total = 0;
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        conn.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+/// An echo server and `clients` clients on one runtime, each client
+/// sending `lines` lines and reading each echo back before the next.
+pub fn echo_demo(log: &Log, clients: usize, lines: usize) {
+    let log = log.clone();
+    spindle::run(move || {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        log.line(format!("echo server on {addr}"));
+        spindle::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                spindle::spawn(move || echo(conn));
+            }
+        });
+        let log = Rc::new(log);
+        let handles: Vec<_> = (1..=clients)
+            .map(|c| {
+                let log = Rc::clone(&log);
+                spindle::spawn(move || {
+                    let conn = TcpStream::connect(addr).unwrap();
+                    let mut reader = BufReader::new(&conn);
+                    for l in 1..=lines {
+                        let text = format!("client {c}, line {l}\n");
+                        (&conn).write_all(text.as_bytes()).unwrap();
+                        let mut back = String::new();
+                        reader.read_line(&mut back).unwrap();
+                        assert_eq!(back, text);
+                        log.line(format!("client {c} got back: {}", back.trim_end()));
+                    }
+                })
+            })
+            .collect();
+        spindle::join_all(handles)
+            .into_iter()
+            .for_each(|r| r.unwrap());
+        log.line(format!(
+            "{} lines echoed, {clients} connections, one thread",
+            clients * lines
+        ));
+    });
+}
+
+/// A tour section: title, one line of what it shows, and the demo.
+pub type Section = (&'static str, &'static str, fn() -> Vec<String>);
+
+/// The demos as tour sections.
+pub const SECTIONS: &[Section] = &[
+    (
+        "Channels: producer and consumer",
+        "The same dialogue as the generator's, now two fibers talking over two channels.",
+        || lines(|log| producer_consumer(log, 5)),
+    ),
+    (
+        "Network: the image downloader",
+        "10 images from a local HTTP/1.1 server that answers after 100 ms: in turn, then at once.",
+        || {
+            lines(|log| {
+                let _ = image_downloader(log, 10, Duration::from_millis(100));
+            })
+        },
+    ),
+    (
+        "Network: echo server",
+        "One fiber per connection; three clients take turns on one thread.",
+        || lines(|log| echo_demo(log, 3, 2)),
+    ),
+];
+
+fn lines(demo: impl FnOnce(&Log)) -> Vec<String> {
+    let log = Log::quiet();
+    demo(&log);
+    log.lines()
+}
