@@ -63,13 +63,20 @@
 //! line after each server's result:
 //!
 //! ```text
-//! echo/spindle: p50 6463.0 µs, p99 10823.6 µs over 11000000 round trips
+//! echo/spindle: p50 7247.2 µs, p99 11567.2 µs over 11000000 round trips; server CPU 7.05 µs per round trip (median of 11 runs)
 //! ```
 //!
 //! With all 1,000 connections in flight, a round trip waits behind the
 //! others, so its latency is mostly queueing: by Little's law the p50 is
 //! close to 1,000 / (round trips per second). The p99 and its ratio to the
 //! p50 show how evenly a server serves its connections.
+//!
+//! Client and server each keep a core busy, and on loopback much of the
+//! kernel's work for one side runs on the other side's thread (a `write`
+//! delivers into the peer's socket), so throughput measures the pair. The
+//! line also gives the server thread's CPU time per round trip (from
+//! `CLOCK_THREAD_CPUTIME_ID`, from "all accepted" to "all handlers done"):
+//! that part is the server's alone.
 //!
 //! tokio and may are dev-dependencies for these baselines only.
 //! `cargo bench --bench net`; keep the machine otherwise idle. A run is a
@@ -106,8 +113,22 @@ enum ServerEvent {
     Accepted,
 }
 
-/// Waits for a started server to finish and gives its result.
-type Join = Box<dyn FnOnce() -> io::Result<()>>;
+/// Waits for a started server to finish and gives its result: the CPU
+/// time its thread used from "every connection accepted" to "every handler
+/// done" (the round trips and the closing).
+type Join = Box<dyn FnOnce() -> io::Result<Duration>>;
+
+/// CPU time used by the calling thread so far.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert!(r == 0, "clock_gettime: {}", io::Error::last_os_error());
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
 
 /// Starts a server that accepts `conns` connections, echoes on each until
 /// its peer closes, and then ends.
@@ -133,10 +154,10 @@ fn tell(events: &Sender<ServerEvent>, e: ServerEvent) {
 fn spindle_server(conns: usize, events: Sender<ServerEvent>) -> Join {
     let thread = std::thread::Builder::new()
         .name("echo-spindle".into())
-        .spawn(move || -> io::Result<()> {
+        .spawn(move || -> io::Result<Duration> {
             pin_server();
             let rt = spindle::Runtime::new()?;
-            rt.block_on(move || -> io::Result<()> {
+            rt.block_on(move || -> io::Result<Duration> {
                 let listener = spindle::net::TcpListener::bind("127.0.0.1:0")?;
                 tell(&events, ServerEvent::Listening(listener.local_addr()?));
                 let mut handlers = Vec::with_capacity(conns);
@@ -146,10 +167,11 @@ fn spindle_server(conns: usize, events: Sender<ServerEvent>) -> Join {
                     handlers.push(spindle::spawn(move || echo_std(conn)));
                 }
                 tell(&events, ServerEvent::Accepted);
+                let cpu = thread_cpu_time();
                 for h in handlers {
                     h.join().expect("an echo fiber failed")?;
                 }
-                Ok(())
+                Ok(thread_cpu_time() - cpu)
             })
         })
         .expect("spawn the server thread");
@@ -172,7 +194,7 @@ fn tokio_server(conns: usize, events: Sender<ServerEvent>) -> Join {
 
     let thread = std::thread::Builder::new()
         .name("echo-tokio".into())
-        .spawn(move || -> io::Result<()> {
+        .spawn(move || -> io::Result<Duration> {
             pin_server();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
@@ -187,10 +209,11 @@ fn tokio_server(conns: usize, events: Sender<ServerEvent>) -> Join {
                     handlers.push(tokio::spawn(echo(conn)));
                 }
                 tell(&events, ServerEvent::Accepted);
+                let cpu = thread_cpu_time();
                 for h in handlers {
                     h.await.expect("an echo task failed")?;
                 }
-                Ok(())
+                Ok(thread_cpu_time() - cpu)
             })
         })
         .expect("spawn the server thread");
@@ -198,7 +221,7 @@ fn tokio_server(conns: usize, events: Sender<ServerEvent>) -> Join {
 }
 
 fn may_server(conns: usize, events: Sender<ServerEvent>) -> Join {
-    let main = move || -> io::Result<()> {
+    let main = move || -> io::Result<Duration> {
         // With one worker, every coroutine runs on the thread this pins.
         pin_server();
         let listener = may::net::TcpListener::bind("127.0.0.1:0")?;
@@ -213,10 +236,13 @@ fn may_server(conns: usize, events: Sender<ServerEvent>) -> Join {
             handlers.push(unsafe { may::coroutine::spawn(move || echo_std(conn)) });
         }
         tell(&events, ServerEvent::Accepted);
+        // One worker: this thread runs every coroutine, so its CPU time is
+        // the server's.
+        let cpu = thread_cpu_time();
         for h in handlers {
             h.join().expect("an echo coroutine failed")?;
         }
-        Ok(())
+        Ok(thread_cpu_time() - cpu)
     };
     // SAFETY: as above; `main` also sets its thread's CPU affinity and
     // sends on an unbounded std channel, neither of which blocks.
@@ -383,8 +409,9 @@ fn close_all(conns: Vec<Conn>) {
 }
 
 /// One whole run against a new server from `launch`; returns the time of
-/// the round trips and adds their latencies to `latencies`.
-fn run_once(launch: Launch, latencies: &mut Vec<u32>) -> Duration {
+/// the round trips, adds their latencies to `latencies` and the server's CPU
+/// time to `server_cpu`.
+fn run_once(launch: Launch, latencies: &mut Vec<u32>, server_cpu: &mut Vec<Duration>) -> Duration {
     let (events, from_server) = channel();
     let join = launch(CONNS, events);
     let Ok(ServerEvent::Listening(addr)) = from_server.recv() else {
@@ -399,25 +426,35 @@ fn run_once(launch: Launch, latencies: &mut Vec<u32>) -> Duration {
     latencies.reserve(CONNS * ROUNDS as usize);
     let elapsed = run_round_trips(&mut conns, latencies);
     close_all(conns);
-    join().expect("the server failed");
+    server_cpu.push(join().expect("the server failed"));
     elapsed
 }
 
-/// Prints the median and 99th percentile of `latencies` (nanoseconds), and
-/// empties it.
-fn report(name: &str, latencies: &mut Vec<u32>) {
+/// Prints the median and 99th percentile of `latencies` (nanoseconds) and
+/// the median server CPU time per round trip, and empties both.
+///
+/// With client and server each saturating a core, throughput says as much
+/// about the client as about the server; the server's CPU time per round
+/// trip is the part that is the server's alone.
+fn report(name: &str, latencies: &mut Vec<u32>, server_cpu: &mut Vec<Duration>) {
     if latencies.is_empty() {
         return; // filtered out, or only listed
     }
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize] as f64 / 1e3;
+    server_cpu.sort_unstable();
+    let cpu = server_cpu[server_cpu.len() / 2];
+    let per_trip = cpu.as_nanos() as f64 / (CONNS as f64 * f64::from(ROUNDS)) / 1e3;
     println!(
-        "{name}: p50 {:.1} µs, p99 {:.1} µs over {} round trips",
+        "{name}: p50 {:.1} µs, p99 {:.1} µs over {} round trips; \
+         server CPU {per_trip:.2} µs per round trip (median of {} runs)",
         at(0.50),
         at(0.99),
-        latencies.len()
+        latencies.len(),
+        server_cpu.len()
     );
     latencies.clear();
+    server_cpu.clear();
 }
 
 // --- the machine -----------------------------------------------------------
@@ -513,12 +550,16 @@ fn echo(c: &mut Criterion) {
         ("tokio_current_thread", tokio_server),
         ("may_1_worker", may_server),
     ];
-    let mut latencies = Vec::new();
+    let (mut latencies, mut server_cpu) = (Vec::new(), Vec::new());
     for (name, launch) in servers {
         g.bench_function(name, |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| run_once(launch, &mut latencies)).sum())
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| run_once(launch, &mut latencies, &mut server_cpu))
+                    .sum()
+            })
         });
-        report(&format!("echo/{name}"), &mut latencies);
+        report(&format!("echo/{name}"), &mut latencies, &mut server_cpu);
     }
     g.finish();
 }

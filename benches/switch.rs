@@ -7,6 +7,12 @@
 //!   (corosensei's `with_stack`/`into_stack`), and with a fresh stack each
 //!   time (mmap, guard, first touch, unmap).
 //!
+//! - `fp_control` (x86_64 only): what keeping the floating-point control
+//!   state costs one round trip by itself: the two `stmxcsr`/`fnstcw` and
+//!   two `ldmxcsr`/`fldcw` pairs of a resume and a suspend, with nothing
+//!   else. corosensei does not keep that state, so this is the part of
+//!   spindle's round trip that has no counterpart in corosensei's.
+//!
 //! Run: `cargo bench --bench switch`. Figures and ratios go to BENCHMARKS.md.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
@@ -84,5 +90,37 @@ fn create_run_drop(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, resume_suspend, create_run_drop);
+#[cfg(target_arch = "x86_64")]
+fn fp_control(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fp_control");
+    g.bench_function("save_and_load_twice", |b| {
+        let mut slots = [0u64; 2];
+        b.iter(|| {
+            let p = black_box(&mut slots).as_mut_ptr();
+            // SAFETY: stores into and loads from the two 8-byte slots of a
+            // local array; the values loaded are the ones just stored, so
+            // the FP control state ends as it began.
+            unsafe {
+                std::arch::asm!(
+                    "stmxcsr [{p}]",
+                    "fnstcw [{p} + 4]",
+                    "ldmxcsr [{p}]",
+                    "fldcw [{p} + 4]",
+                    "stmxcsr [{p} + 8]",
+                    "fnstcw [{p} + 12]",
+                    "ldmxcsr [{p} + 8]",
+                    "fldcw [{p} + 12]",
+                    p = in(reg) p,
+                    options(nostack),
+                );
+            }
+        });
+    });
+    g.finish();
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn fp_control(_: &mut Criterion) {}
+
+criterion_group!(benches, resume_suspend, create_run_drop, fp_control);
 criterion_main!(benches);

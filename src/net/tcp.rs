@@ -323,34 +323,60 @@ impl TcpStream {
         self.inner.take_error()
     }
 
+    #[inline(always)]
     fn read_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
         let deadline = deadline(self.read_timeout.get());
         self.source.io(Direction::Read, deadline, op)
     }
 
-    fn write_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+    /// A read of up to `capacity` bytes: one that returns fewer (but not 0,
+    /// the end of the stream) emptied the receive queue (see
+    /// `IoSource::io_drains`).
+    #[inline(always)]
+    fn read_bytes(
+        &self,
+        capacity: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let deadline = deadline(self.read_timeout.get());
+        self.source
+            .io_drains(Direction::Read, deadline, op, |&n| n > 0 && n < capacity)
+    }
+
+    /// A write of `len` bytes: one that writes fewer filled the send buffer.
+    #[inline(always)]
+    fn write_bytes(&self, len: usize, op: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
         let deadline = deadline(self.write_timeout.get());
-        self.source.io(Direction::Write, deadline, op)
+        self.source
+            .io_drains(Direction::Write, deadline, op, |&n| n < len)
     }
 }
 
+// The I/O methods inline into the caller (with everything down to the
+// switch), so no frame of theirs is live across a park: see the runtime's
+// `with_current`.
 impl Read for &TcpStream {
+    #[inline(always)]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_op(|| (&self.inner).read(buf))
+        let capacity = buf.len();
+        self.read_bytes(capacity, || (&self.inner).read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_op(|| (&self.inner).read_vectored(bufs))
+        let capacity = bufs.iter().map(|b| b.len()).sum();
+        self.read_bytes(capacity, || (&self.inner).read_vectored(bufs))
     }
 }
 
 impl Write for &TcpStream {
+    #[inline(always)]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_op(|| socket::send(self.as_raw_fd(), buf))
+        self.write_bytes(buf.len(), || socket::send(self.as_raw_fd(), buf))
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_op(|| socket::send_vectored(self.as_raw_fd(), bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.write_bytes(len, || socket::send_vectored(self.as_raw_fd(), bufs))
     }
 
     /// Does nothing: a TCP socket has no user-space buffer.
@@ -360,6 +386,7 @@ impl Write for &TcpStream {
 }
 
 impl Read for TcpStream {
+    #[inline(always)]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (&*self).read(buf)
     }
@@ -370,6 +397,7 @@ impl Read for TcpStream {
 }
 
 impl Write for TcpStream {
+    #[inline(always)]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (&*self).write(buf)
     }

@@ -356,11 +356,13 @@ impl UdpSocket {
         Ok(inner)
     }
 
+    #[inline(always)]
     fn read_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
         let deadline = deadline(self.read_timeout.get());
         self.source.io(Direction::Read, deadline, op)
     }
 
+    #[inline(always)]
     fn write_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
         let deadline = deadline(self.write_timeout.get());
         self.source.io(Direction::Write, deadline, op)

@@ -87,6 +87,7 @@ impl Remote {
     }
 
     /// Calls `wake` for every key other threads sent since the last drain.
+    #[inline]
     pub(crate) fn drain(&self, mut wake: impl FnMut(Key)) {
         if !self.pending.load(Ordering::Acquire) {
             return;

@@ -43,7 +43,7 @@ use super::reactor::{Interest, Poller};
 use super::scheduler::{with_scheduler_opt, Scheduler};
 use super::slab::Key;
 use super::task::TaskState;
-use super::wait::{try_with_parker, Parker};
+use super::wait::Parker;
 
 /// Where a source is registered.
 struct Registration {
@@ -79,6 +79,10 @@ impl Direction {
 pub(crate) struct IoSource {
     fd: RawFd,
     registration: Cell<Option<Registration>>,
+    /// `(runtime, token)` of the registration, when there is one with a
+    /// token (a copy of those two fields, readable without taking the
+    /// registration out of its cell); `(0, 0)` otherwise.
+    token: Cell<(u64, u64)>,
 }
 
 impl std::fmt::Debug for IoSource {
@@ -110,6 +114,7 @@ impl IoSource {
         IoSource {
             fd,
             registration: Cell::new(None),
+            token: Cell::new((0, 0)),
         }
     }
 
@@ -131,20 +136,86 @@ impl IoSource {
     /// What `op` returns; [`io::ErrorKind::TimedOut`] at the deadline;
     /// [`io::ErrorKind::Interrupted`] if the runtime shuts down while the
     /// fiber, already unwinding, would have to wait.
+    #[inline(always)]
     pub(crate) fn io<R>(
         &self,
         direction: Direction,
         deadline: Option<Instant>,
-        mut op: impl FnMut() -> io::Result<R>,
+        op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        self.io_drains(direction, deadline, op, |_| false)
+    }
+
+    /// As [`io`](Self::io), for an operation whose result can show that it
+    /// left the fd not ready (`drained`): a stream read shorter than its
+    /// buffer emptied the receive queue, a write shorter than its data
+    /// filled the send buffer. The source then remembers it, and the next
+    /// operation in that direction waits for the reactor's next event
+    /// instead of making a system call only to hear `EAGAIN` (tokio does the
+    /// same). Exact with edge-triggered registration: any readiness after
+    /// that moment is a new edge, reported at the next poll.
+    ///
+    /// # Panics
+    ///
+    /// As [`io`](Self::io).
+    ///
+    /// # Errors
+    ///
+    /// As [`io`](Self::io).
+    #[inline(always)]
+    pub(crate) fn io_drains<R>(
+        &self,
+        direction: Direction,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        if !self.may_be_ready(direction) {
+            self.wait_on(direction, deadline, false)?;
+        }
         loop {
             match op() {
+                Ok(r) => {
+                    if drained(&r) {
+                        self.not_ready(direction);
+                    }
+                    return Ok(r);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                r => return r,
+                Err(e) => return Err(e),
             }
-            self.wait(direction, deadline)?;
+            self.wait_on(direction, deadline, true)?;
         }
+    }
+
+    /// Whether the fd may be ready for `direction`: false only when it is
+    /// registered with the running runtime and no event came since it was
+    /// last seen not ready.
+    #[inline(always)]
+    fn may_be_ready(&self, direction: Direction) -> bool {
+        let (runtime, token) = self.token.get();
+        if token == 0 {
+            return true;
+        }
+        with_scheduler_opt(|s| {
+            s.id != runtime || s.reactor.source_may_be_ready(token, direction.interest())
+        })
+        .unwrap_or(true)
+    }
+
+    /// Records that the fd was just seen not ready for `direction`.
+    #[inline(always)]
+    fn not_ready(&self, direction: Direction) {
+        let (runtime, token) = self.token.get();
+        if token == 0 {
+            return;
+        }
+        with_scheduler_opt(|s| {
+            if s.id == runtime {
+                s.reactor.source_not_ready(token, direction.interest());
+            }
+        });
     }
 
     /// Waits until the fd is ready for `direction` (or `deadline` passes),
@@ -187,18 +258,33 @@ impl IoSource {
     /// # Errors
     ///
     /// As [`io`](Self::io), and what registering with the reactor returns.
+    #[inline(always)]
     pub(crate) fn wait(&self, direction: Direction, deadline: Option<Instant>) -> io::Result<()> {
-        match try_with_parker(|p| self.wait_on_reactor(p, direction, deadline)) {
-            Some(r) => r,
+        self.wait_on(direction, deadline, true)
+    }
+
+    /// [`wait`](Self::wait); `eagain` says the operation just saw the fd
+    /// not ready (which the source then records, once it is registered).
+    #[inline(always)]
+    fn wait_on(
+        &self,
+        direction: Direction,
+        deadline: Option<Instant>,
+        eagain: bool,
+    ) -> io::Result<()> {
+        match Parker::try_current() {
+            Some(p) => self.wait_on_reactor(&p, direction, deadline, eagain),
             None => poll_blocking(self.fd, direction, deadline),
         }
     }
 
+    #[inline(always)]
     fn wait_on_reactor(
         &self,
-        p: &Parker<'_>,
+        p: &Parker,
         direction: Direction,
         deadline: Option<Instant>,
+        eagain: bool,
     ) -> io::Result<()> {
         if p.checkpoint().is_err() {
             return Err(shutting_down());
@@ -211,6 +297,9 @@ impl IoSource {
             return Ok(()); // always ready
         };
         let (key, interest) = (p.key(), direction.interest());
+        if eagain {
+            s.reactor.source_not_ready(token, interest);
+        }
         if let Some(t) = s.core.borrow_mut().tasks.get_mut(key) {
             t.io_events = 0;
         }
@@ -245,15 +334,20 @@ impl IoSource {
                 self.registration.set(Some(r));
                 return Ok(token);
             }
-            Some(old) => release(old, self.fd),
+            Some(old) => {
+                self.token.set((0, 0));
+                release(old, self.fd);
+            }
             None => {}
         }
+        self.token.set((0, 0));
         let token = s.reactor.add_source(self.fd)?;
         self.registration.set(Some(Registration {
             runtime: s.id,
             token,
             poller: Arc::clone(s.reactor.poller()),
         }));
+        self.token.set((s.id, token.unwrap_or(0)));
         Ok(token)
     }
 }

@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::scheduler::{with_current, with_scheduler, Interrupted, Scheduler};
+use super::scheduler::{current_raw, with_current, with_scheduler, Interrupted, Scheduler};
 use super::slab::Key;
 use super::task::{TaskId, TaskState};
 use super::timer::Timer;
@@ -200,6 +200,7 @@ impl<T> Drop for Registration<'_, T> {
 /// # Panics
 ///
 /// As a cancellation point.
+#[inline(always)]
 pub(crate) fn wait_for<T>(
     s: &Scheduler,
     key: Key,
@@ -313,11 +314,13 @@ impl<T> JoinHandle<T> {
     /// [`JoinError::Panicked`] with the payload if the fiber panicked,
     /// [`JoinError::Cancelled`] if it was cancelled.
     #[track_caller]
+    #[inline]
     pub fn join(self) -> Result<T, JoinError> {
         if !self.slot.is_finished() {
-            let waited = with_current("JoinHandle::join", |s, key| {
-                wait_for(s, key, &[&*self.slot], None)
-            });
+            let (s, key) = current_raw("JoinHandle::join");
+            // SAFETY: the scheduler outlives the running fiber
+            // (`current_raw`).
+            let waited = wait_for(unsafe { &*s }, key, &[&*self.slot], None);
             if let Waited::Interrupted = waited {
                 return Err(JoinError::Cancelled);
             }

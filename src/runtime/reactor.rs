@@ -142,13 +142,39 @@ struct State {
     free_sources: Vec<u32>,
 }
 
-/// One source: its generation (bumped when the slot is freed) and the
-/// fibers waiting on it.
+/// One source: its generation (bumped when the slot is freed), what it may
+/// be ready for, and the fibers waiting on it.
 struct SourceSlot {
     generation: u32,
     live: bool,
+    /// [`READY_READ`] / [`READY_WRITE`]: set by every event for that
+    /// direction, cleared by the owner when an operation showed the fd is
+    /// not ready (`EAGAIN`, or a short read or write). Clear means "no edge
+    /// since the fd was last seen not ready": waiting is then right without
+    /// trying the operation first.
+    ready: u8,
     readers: Vec<Key>,
     writers: Vec<Key>,
+}
+
+/// A source may be readable.
+const READY_READ: u8 = 1;
+/// A source may be writable.
+const READY_WRITE: u8 = 2;
+/// Sticky: the peer closed its end, or the fd is in error. Reads then never
+/// wait again (they return end of stream, or the error), however short the
+/// last one was; so this keeps `READY_READ` from being cleared.
+const READ_CLOSED: u8 = 4;
+/// Sticky: hung up or in error; writes never wait again (they fail).
+const WRITE_CLOSED: u8 = 8;
+
+impl Interest {
+    fn ready_bit(self) -> u8 {
+        match self {
+            Interest::Read => READY_READ,
+            Interest::Write => READY_WRITE,
+        }
+    }
 }
 
 impl SourceSlot {
@@ -332,6 +358,7 @@ impl Reactor {
                 st.sources.push(SourceSlot {
                     generation: 0,
                     live: false,
+                    ready: 0,
                     readers: Vec::new(),
                     writers: Vec::new(),
                 });
@@ -343,6 +370,9 @@ impl Reactor {
         match self.ctl(libc::EPOLL_CTL_ADD, fd, SOURCE_EVENTS, token) {
             Ok(()) => {
                 slot.live = true;
+                // Unknown yet: try the operations (the owner clears what it
+                // finds not ready).
+                slot.ready = READY_READ | READY_WRITE;
                 Ok(Some(token))
             }
             Err(e) => {
@@ -396,6 +426,32 @@ impl Reactor {
         );
         for token in tokens {
             self.free_source(st, token);
+        }
+    }
+
+    /// Whether the source `token` may be ready for `interest` (see
+    /// `SourceSlot::ready`).
+    #[inline]
+    pub(crate) fn source_may_be_ready(&self, token: u64, interest: Interest) -> bool {
+        let st = self.state.borrow();
+        st.sources
+            .get(token as u32 as usize)
+            .map_or(true, |slot| slot.ready & interest.ready_bit() != 0)
+    }
+
+    /// Records that the source `token` was just seen not ready for
+    /// `interest`.
+    #[inline]
+    pub(crate) fn source_not_ready(&self, token: u64, interest: Interest) {
+        let mut st = self.state.borrow_mut();
+        if let Some(slot) = st.sources.get_mut(token as u32 as usize) {
+            let closed = match interest {
+                Interest::Read => READ_CLOSED,
+                Interest::Write => WRITE_CLOSED,
+            };
+            if slot.ready & closed == 0 {
+                slot.ready &= !interest.ready_bit();
+            }
         }
     }
 
@@ -465,6 +521,18 @@ impl Reactor {
                 let read =
                     (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
                 let write = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+                if events & read != 0 {
+                    slot.ready |= READY_READ;
+                }
+                if events & write != 0 {
+                    slot.ready |= READY_WRITE;
+                }
+                if events & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+                    slot.ready |= READ_CLOSED;
+                }
+                if events & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+                    slot.ready |= WRITE_CLOSED;
+                }
                 let mut woken = 0;
                 if events & read != 0 {
                     woken += slot.readers.len();

@@ -223,10 +223,7 @@ impl Drop for Enter {
 pub(crate) fn with_scheduler<R>(what: &str, f: impl FnOnce(&Scheduler) -> R) -> R {
     let s = SCHEDULER.with(Cell::get);
     if s.is_null() {
-        panic!(
-            "{what} called outside a spindle runtime; \
-             start one with spindle::run or Runtime::block_on"
-        );
+        outside_runtime(what);
     }
     // SAFETY: the pointer is set only by `Scheduler::enter`, whose guard
     // lives in a frame (block_on or the runtime's drop) that borrows the
@@ -238,6 +235,12 @@ pub(crate) fn with_scheduler<R>(what: &str, f: impl FnOnce(&Scheduler) -> R) -> 
 
 /// Runs `f` with the scheduler and the running fiber's key.
 ///
+/// Straight-line code with no closure of its own, and `#[inline(always)]`,
+/// so that the suspension points built on it (`yield_now`, `sleep`, the
+/// waits) inline into the fiber's own frame: a frame that is live across a
+/// switch costs a mispredicted return when it returns afterwards, since the
+/// CPU's return predictor has seen the other context's calls meanwhile.
+///
 /// # Panics
 ///
 /// Outside a runtime, or on the scheduler's own stack (for instance in a
@@ -245,10 +248,51 @@ pub(crate) fn with_scheduler<R>(what: &str, f: impl FnOnce(&Scheduler) -> R) -> 
 #[track_caller]
 #[inline(always)]
 pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&Scheduler, Key) -> R) -> R {
-    with_scheduler(what, |s| match CURRENT.with(Cell::get).key {
-        Some(key) => f(s, key),
-        None => panic!("{what} called outside a fiber (on the scheduler's own stack)"),
-    })
+    let (s, key) = current_raw(what);
+    // SAFETY: `current_raw` returns the scheduler of the runtime this thread
+    // is running (see `with_scheduler`); the borrow ends with this call.
+    f(unsafe { &*s }, key)
+}
+
+/// The running fiber's scheduler (as a pointer) and key: the closure-free
+/// core of [`with_current`], for the hottest suspension points, which must
+/// inline into the fiber's frame whatever the optimiser decides about
+/// closures. The pointer is valid for as long as the fiber runs (it is set
+/// while the runtime is borrowed by `block_on`, and every fiber ends first);
+/// callers dereference it only for the duration of their call.
+///
+/// # Panics
+///
+/// As [`with_current`].
+#[track_caller]
+#[inline(always)]
+pub(crate) fn current_raw(what: &str) -> (*const Scheduler, Key) {
+    let s = SCHEDULER.with(Cell::get);
+    let key = CURRENT.with(Cell::get).key;
+    if s.is_null() {
+        outside_runtime(what);
+    }
+    let Some(key) = key else {
+        outside_fiber(what);
+    };
+    (s, key)
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn outside_runtime(what: &str) -> ! {
+    panic!(
+        "{what} called outside a spindle runtime; \
+         start one with spindle::run or Runtime::block_on"
+    )
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn outside_fiber(what: &str) -> ! {
+    panic!("{what} called outside a fiber (on the scheduler's own stack)")
 }
 
 /// Runs `f` with the scheduler of the runtime this thread is running, if
@@ -423,6 +467,7 @@ impl Scheduler {
     /// # Errors
     ///
     /// As [`checkpoint`](Self::checkpoint), which runs again on return.
+    #[inline(always)]
     pub(crate) fn park(
         &self,
         key: Key,

@@ -22,7 +22,7 @@ use crate::coroutine;
 
 use super::join::{JoinError, JoinHandle, JoinSlot};
 use super::scheduler::{
-    in_runtime, with_current, with_scheduler, CancelUnwind, FiberYielder, Scheduler,
+    current_raw, in_runtime, with_current, with_scheduler, CancelUnwind, FiberYielder, Scheduler,
 };
 use super::slab::Key;
 
@@ -355,11 +355,13 @@ pub fn tasks() -> Vec<Task> {
 /// Outside a fiber of a runtime; and as a cancellation point, if the fiber
 /// has been cancelled (see [`JoinHandle::cancel`]).
 #[track_caller]
-#[inline]
+#[inline(always)]
 pub fn yield_now() {
-    with_current("spindle::yield_now", |s, key| {
-        let _ = s.yield_now(key);
-    })
+    // Not `with_current`: no closure, so nothing can stop this from
+    // inlining into the caller's frame (see `with_current`).
+    let (s, key) = current_raw("spindle::yield_now");
+    // SAFETY: the scheduler outlives the running fiber (`current_raw`).
+    let _ = unsafe { &*s }.yield_now(key);
 }
 
 /// Runs `f` in a new fiber and returns its handle (std's

@@ -36,7 +36,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use super::scheduler::{with_current, Scheduler};
+use super::scheduler::{current_raw, Scheduler};
 use super::slab::Key;
 use super::task::TaskState;
 
@@ -223,6 +223,7 @@ impl Drop for Timer<'_> {
 /// Outside a runtime. If the fiber is cancelled while it sleeps, the sleep
 /// unwinds it (see [`JoinHandle::cancel`](crate::JoinHandle::cancel)).
 #[track_caller]
+#[inline(always)]
 pub fn sleep(dur: Duration) {
     let now = Instant::now();
     // A deadline past what Instant can hold is a century away in practice.
@@ -253,22 +254,26 @@ pub fn sleep(dur: Duration) {
 ///
 /// Outside a runtime; and as [`sleep`] when cancelled.
 #[track_caller]
+#[inline(always)]
 pub fn sleep_until(deadline: Instant) {
-    with_current("spindle::sleep_until", |s, key| {
-        if Instant::now() >= deadline {
-            let _ = s.yield_now(key);
+    // No closure, so this inlines into the caller's frame (a frame live
+    // across the switch costs a mispredicted return: see `with_current`).
+    let (s, key) = current_raw("spindle::sleep_until");
+    // SAFETY: the scheduler outlives the running fiber (`current_raw`).
+    let s = unsafe { &*s };
+    if Instant::now() >= deadline {
+        let _ = s.yield_now(key);
+        return;
+    }
+    if s.checkpoint(key).is_err() {
+        return;
+    }
+    let timer = Timer::set(s, key, deadline);
+    loop {
+        if s.park(key, TaskState::Sleeping, 0).is_err() || timer.fired() {
             return;
         }
-        if s.checkpoint(key).is_err() {
-            return;
-        }
-        let timer = Timer::set(s, key, deadline);
-        loop {
-            if s.park(key, TaskState::Sleeping, 0).is_err() || timer.fired() {
-                return;
-            }
-        }
-    })
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! - [`Parker`]: the running fiber, as the code that is about to park it
 //!   sees it. It hands out a [`LocalWaker`] for the fiber, checks for a
 //!   cancellation, parks, and sets timers. Only code running on a fiber can
-//!   get one ([`with_parker`]).
+//!   get one ([`Parker::current`]).
 //! - [`LocalWaker`]: names one fiber of one runtime (the runtime's id and
 //!   the task's key). `Copy`, and only ever used on the runtime's own thread:
 //!   the primitives that store wakers are `!Send`.
@@ -34,7 +34,7 @@
 use std::time::Instant;
 
 use super::scheduler::{
-    try_current, with_current, with_scheduler_opt, Cancel, Interrupted, Scheduler,
+    current_raw, try_current, with_scheduler_opt, Cancel, Interrupted, Scheduler,
 };
 use super::slab::Key;
 use super::task::TaskState;
@@ -74,35 +74,53 @@ impl LocalWaker {
 }
 
 /// The running fiber, for code that parks it; see the [module docs](self).
-pub(crate) struct Parker<'a> {
-    sched: &'a Scheduler,
+///
+/// Made by [`Parker::current`] on the fiber itself and used only in that
+/// fiber's frames for the duration of one wait, never stored: it holds the
+/// scheduler as a pointer, which is valid for as long as the fiber runs (see
+/// `scheduler::current_raw`). Getting one needs no closure, so a wait built
+/// on it inlines into the caller's frame (see `scheduler::with_current` for
+/// why that matters). Not `Send`.
+pub(crate) struct Parker {
+    sched: *const Scheduler,
     key: Key,
 }
 
-/// Runs `f` with the running fiber's [`Parker`].
-///
-/// # Panics
-///
-/// Outside a fiber of a runtime, with a message naming `what`.
-#[track_caller]
-#[inline]
-pub(crate) fn with_parker<R>(what: &str, f: impl FnOnce(&Parker<'_>) -> R) -> R {
-    with_current(what, |sched, key| f(&Parker { sched, key }))
+impl Parker {
+    /// The running fiber.
+    ///
+    /// # Panics
+    ///
+    /// Outside a fiber of a runtime, with a message naming `what`.
+    #[track_caller]
+    #[inline(always)]
+    pub(crate) fn current(what: &str) -> Parker {
+        let (sched, key) = current_raw(what);
+        Parker { sched, key }
+    }
+
+    /// The running fiber, or `None` when no fiber is running (outside a
+    /// runtime, or on the scheduler's own stack).
+    #[inline(always)]
+    pub(crate) fn try_current() -> Option<Parker> {
+        try_current(|sched, key| Parker { sched, key })
+    }
+
+    #[inline(always)]
+    fn sched(&self) -> &Scheduler {
+        // SAFETY: a Parker lives only in its fiber's frames while that fiber
+        // runs or is parked in the wait that made it, and the scheduler
+        // outlives every fiber (see the type's docs).
+        unsafe { &*self.sched }
+    }
 }
 
-/// Runs `f` with the running fiber's [`Parker`], or returns `None` when no
-/// fiber is running (outside a runtime, or on the scheduler's own stack).
-#[inline]
-pub(crate) fn try_with_parker<R>(f: impl FnOnce(&Parker<'_>) -> R) -> Option<R> {
-    try_current(|sched, key| f(&Parker { sched, key }))
-}
-
-impl Parker<'_> {
+impl Parker {
     /// A waker for this fiber.
     #[inline]
     pub(crate) fn waker(&self) -> LocalWaker {
         LocalWaker {
-            runtime: self.sched.id,
+            runtime: self.sched().id,
             key: self.key,
         }
     }
@@ -119,9 +137,9 @@ impl Parker<'_> {
     ///
     /// [`Interrupted`] when the runtime is shutting down and the fiber is
     /// already unwinding: the caller must give up without parking.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn checkpoint(&self) -> Result<(), Interrupted> {
-        self.sched.checkpoint(self.key)
+        self.sched().checkpoint(self.key)
     }
 
     /// Parks the fiber until something wakes it, reporting `what` it waits
@@ -134,22 +152,23 @@ impl Parker<'_> {
     /// # Errors
     ///
     /// As [`checkpoint`](Self::checkpoint).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn park(&self, what: &'static str) -> Result<(), Interrupted> {
-        if let Some(t) = self.sched.core.borrow_mut().tasks.get_mut(self.key) {
+        let s = self.sched();
+        if let Some(t) = s.core.borrow_mut().tasks.get_mut(self.key) {
             t.waiting_for = what;
         }
-        self.sched.park(self.key, TaskState::WaitingSync, 0)
+        s.park(self.key, TaskState::WaitingSync, 0)
     }
 
     /// A timer that wakes this fiber at `deadline`; dropping it cancels it.
     pub(crate) fn timer(&self, deadline: Instant) -> Timer<'_> {
-        Timer::set(self.sched, self.key, deadline)
+        Timer::set(self.sched(), self.key, deadline)
     }
 
     /// The scheduler of the fiber (for the reactor's waits).
     pub(crate) fn scheduler(&self) -> &Scheduler {
-        self.sched
+        self.sched()
     }
 
     /// The fiber's key in the task table.

@@ -15,11 +15,15 @@
 //!
 //! ## Invariants (all state is under the one [`ALLOCATOR`] mutex)
 //!
-//! - A slot is in exactly one of four states: *fresh* (index `>=
+//! - A slot is in exactly one of six states: *fresh* (index `>=
 //!   chunk.fresh`: never handed out, no guard yet, untouched), *out* (owned
 //!   by one [`Slot`] value: a `Stack` or a thread's pool), *retained* (in
 //!   `chunk.retained`: guard installed, its pages kept as its last user
-//!   left them), or *free* (in `chunk.free`: guard installed, usable pages
+//!   left them), *dirty* (in `chunk.dirty`: given back beyond the retained
+//!   budget, pages not discarded *yet*), *discarding* (taken from `dirty` by
+//!   one releaser, which discards their pages outside the lock; counted in
+//!   `chunk.live` meanwhile, so the chunk cannot be unmapped under the
+//!   `madvise`), or *free* (in `chunk.free`: guard installed, usable pages
 //!   discarded with `MADV_DONTNEED`, so they read as zero and cost no
 //!   memory).
 //! - A returned slot is *retained* rather than discarded while the
@@ -28,8 +32,18 @@
 //!   flush) for the common case of many fibers ending together: their chunks
 //!   empty and are unmapped whole, and a retained slot taken again costs no
 //!   page fault. `retained_bytes` is the sum of their slot sizes.
-//! - `chunk.live` is the number of *out* slots. A chunk with `live == 0` is
-//!   unmapped at once: the chunk is mapped exactly while a stack of it is out.
+//! - Dirty slots are discarded in batches: when a chunk has [`DIRTY_BATCH`]
+//!   of them, or all chunks together more than [`DIRTY_BYTES`], the
+//!   releaser takes that chunk's dirty slots and discards them with one
+//!   `madvise` per run of adjacent slots (the guard pages inside a run are
+//!   discarded too, which is harmless: guard markers survive
+//!   `MADV_DONTNEED`, and an mprotect chunk holds one slot). A chunk that
+//!   empties first takes its dirty slots with it, with no `madvise` at all:
+//!   the usual end of a burst of fibers. `dirty_bytes` is the sum of their
+//!   slot sizes, so the memory they hold is bounded by `DIRTY_BYTES`.
+//! - `chunk.live` is the number of *out* and *discarding* slots. A chunk
+//!   with `live == 0` is unmapped at once: the chunk is mapped exactly while
+//!   a stack of it is out.
 //! - A slot's guard is installed before the slot is handed out, and stays for
 //!   as long as the chunk is mapped (guard markers survive `MADV_DONTNEED`).
 //! - A class's `open` list holds exactly the chunks of that class that have a
@@ -41,8 +55,9 @@
 //! for a retained one). Taking a fresh slot: the lock and one `madvise` or
 //! `mprotect`, plus one `mmap` when a new chunk is needed. Returning a slot:
 //! the lock, plus one `munmap` (outside the lock) when it was the chunk's
-//! last slot out, or one `madvise(MADV_DONTNEED)` when the retained budget
-//! is spent.
+//! last slot out; past the retained budget, one `madvise(MADV_DONTNEED)` per
+//! run of adjacent slots every [`DIRTY_BATCH`] slots of a chunk (about 1 in
+//! 64 returns, instead of every one).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -68,6 +83,14 @@ const FIRST_SLOTS: usize = 16;
 /// A retained default-size stack usually holds one or two touched pages, so
 /// the memory actually kept is far below this.
 const RETAINED_BYTES: usize = 64 << 20;
+
+/// Dirty slots of one chunk that make the releaser discard them all.
+const DIRTY_BATCH: usize = 64;
+
+/// The most slot bytes kept *dirty* over all chunks (their pages are not
+/// discarded yet); past it, the releasing chunk's dirty slots are discarded
+/// at once, whatever their number.
+const DIRTY_BYTES: usize = 64 << 20;
 
 /// A stack slot that is *out*: the descriptor a `Stack` or a pool owns.
 ///
@@ -164,7 +187,9 @@ struct Chunk {
     free: Vec<usize>,
     /// Indices of retained slots (guarded, pages kept).
     retained: Vec<usize>,
-    /// Slots out.
+    /// Indices of dirty slots (guarded, pages not discarded yet).
+    dirty: Vec<usize>,
+    /// Slots out or being discarded.
     live: usize,
     /// Whether the chunk is in its class's `open` list.
     listed: bool,
@@ -176,7 +201,10 @@ impl Chunk {
     }
 
     fn has_room(&self) -> bool {
-        !self.retained.is_empty() || !self.free.is_empty() || self.fresh < self.nslots
+        !self.retained.is_empty()
+            || !self.dirty.is_empty()
+            || !self.free.is_empty()
+            || self.fresh < self.nslots
     }
 }
 
@@ -204,6 +232,8 @@ struct Allocator {
     mapped_bytes: usize,
     /// Sum of the slot sizes of all retained slots.
     retained_bytes: usize,
+    /// Sum of the slot sizes of all dirty slots.
+    dirty_bytes: usize,
 }
 
 static ALLOCATOR: Mutex<Allocator> = Mutex::new(Allocator {
@@ -213,6 +243,7 @@ static ALLOCATOR: Mutex<Allocator> = Mutex::new(Allocator {
     released: 0,
     mapped_bytes: 0,
     retained_bytes: 0,
+    dirty_bytes: 0,
 });
 
 /// Locks the allocator. Nothing panics while holding it, but if something
@@ -229,6 +260,7 @@ pub(super) struct Counters {
     pub(super) chunks: usize,
     pub(super) mapped_bytes: usize,
     pub(super) retained_bytes: usize,
+    pub(super) dirty_bytes: usize,
 }
 
 /// A snapshot of the allocator's counters.
@@ -240,6 +272,7 @@ pub(super) fn counters() -> Counters {
         chunks: a.chunks.len(),
         mapped_bytes: a.mapped_bytes,
         retained_bytes: a.retained_bytes,
+        dirty_bytes: a.dirty_bytes,
     }
 }
 
@@ -304,6 +337,7 @@ fn map_chunk(class: usize, slot_bytes: usize, nslots: usize) -> io::Result<Chunk
         fresh: 0,
         free: Vec::new(),
         retained: Vec::new(),
+        dirty: Vec::new(),
         live: 0,
         listed: true,
     })
@@ -350,6 +384,10 @@ impl Allocator {
         let index = if let Some(index) = chunk.retained.pop() {
             self.retained_bytes -= slot_bytes;
             index
+        } else if let Some(index) = chunk.dirty.pop() {
+            // Pages still there, like a retained slot's.
+            self.dirty_bytes -= slot_bytes;
+            index
         } else if let Some(index) = chunk.free.pop() {
             index
         } else {
@@ -394,39 +432,28 @@ impl Allocator {
         }
         self.mapped_bytes -= chunk.map.len();
         self.retained_bytes -= chunk.retained.len() * chunk.slot_bytes;
+        self.dirty_bytes -= chunk.dirty.len() * chunk.slot_bytes;
         Some(chunk)
     }
 }
 
 /// Gives an out slot back: its chunk is unmapped if no other slot of it is
 /// out; otherwise the slot is retained (pages kept) while the budget allows,
-/// or its pages are discarded and it becomes free. Never panics.
+/// or becomes dirty, and a full batch of dirty slots is discarded. Never
+/// panics.
 pub(super) fn release(slot: Slot) {
     let low = slot.limit() as usize - slot.guard_len();
     let mut locked = lock();
     locked.released += 1;
-    match locked.give_back(low, true) {
+    match locked.give_back(low) {
         GiveBack::Done(unmap) => {
             drop(locked);
             drop(unmap);
         }
-        GiveBack::Discard => {
+        GiveBack::Discard(batch) => {
             drop(locked);
-            // Discard the usable pages so their memory returns to the system
-            // now; the guard below them stays. Done while the slot is still
-            // out (ours), outside the lock. Cannot fail on a range of our own
-            // mapping, and nothing useful could be done if it did.
-            // SAFETY: the usable range belongs to this out slot, which we own
-            // and which nothing uses any more.
-            unsafe {
-                libc::madvise(slot.limit().cast(), slot.size(), libc::MADV_DONTNEED);
-            }
-            let mut locked = lock();
-            let unmap = match locked.give_back(low, false) {
-                GiveBack::Done(unmap) => unmap,
-                GiveBack::Discard => None, // Not asked for: cannot happen.
-            };
-            drop(locked);
+            batch.discard();
+            let unmap = lock().discarded(&batch);
             drop(unmap);
         }
     }
@@ -434,16 +461,54 @@ pub(super) fn release(slot: Slot) {
 
 /// What [`Allocator::give_back`] did with a slot.
 enum GiveBack {
-    /// The slot is back (retained or free), or its chunk is to be unmapped.
+    /// The slot is back, or its chunk is to be unmapped.
     Done(Option<Chunk>),
-    /// The retained budget is spent: discard the slot's pages, then give it
-    /// back again with `may_retain = false`.
-    Discard,
+    /// The slot is back, and these dirty slots of its chunk are the
+    /// caller's to discard (they count as *discarding* until
+    /// [`Allocator::discarded`]).
+    Discard(Batch),
+}
+
+/// Dirty slots of one chunk taken for discarding.
+struct Batch {
+    chunk: usize,
+    slot_bytes: usize,
+    guard: usize,
+    /// Slot indices, sorted.
+    indices: Vec<usize>,
+}
+
+impl Batch {
+    /// Discards the usable pages of every slot in the batch: one `madvise`
+    /// per run of adjacent slots (the guard pages between them included:
+    /// their markers survive). Runs outside the lock; the slots are ours
+    /// until `discarded` (they count in the chunk's `live`, so it stays
+    /// mapped). Cannot fail on a range of our own mapping, and nothing
+    /// useful could be done if it did.
+    fn discard(&self) {
+        let mut i = 0;
+        while i < self.indices.len() {
+            let mut j = i + 1;
+            while j < self.indices.len() && self.indices[j] == self.indices[j - 1] + 1 {
+                j += 1;
+            }
+            let first = self.chunk + self.indices[i] * self.slot_bytes + self.guard;
+            let end = self.chunk + (self.indices[j - 1] + 1) * self.slot_bytes;
+            // SAFETY: the range lies inside the chunk's mapping, which stays
+            // mapped (these slots count as live), and covers only slots of
+            // this batch (the usable memory of the first, then whole slots),
+            // which nothing uses any more.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED);
+            }
+            i = j;
+        }
+    }
 }
 
 impl Allocator {
     /// Marks the out slot whose guard starts at `low` as given back.
-    fn give_back(&mut self, low: usize, may_retain: bool) -> GiveBack {
+    fn give_back(&mut self, low: usize) -> GiveBack {
         let Some((&start, chunk)) = self.chunks.range_mut(..=low).next_back() else {
             return GiveBack::Done(None);
         };
@@ -456,21 +521,48 @@ impl Allocator {
             return GiveBack::Done(self.remove(start));
         }
         let index = (low - start) / chunk.slot_bytes;
-        if may_retain {
-            if self.retained_bytes + chunk.slot_bytes > RETAINED_BYTES {
-                return GiveBack::Discard;
-            }
-            self.retained_bytes += chunk.slot_bytes;
-            chunk.retained.push(index);
-        } else {
-            chunk.free.push(index);
-        }
         chunk.live -= 1;
         if !chunk.listed {
             chunk.listed = true;
             let class = chunk.class;
             self.classes[class].open.push(start);
         }
-        GiveBack::Done(None)
+        if self.retained_bytes + chunk.slot_bytes <= RETAINED_BYTES {
+            self.retained_bytes += chunk.slot_bytes;
+            chunk.retained.push(index);
+            return GiveBack::Done(None);
+        }
+        chunk.dirty.push(index);
+        self.dirty_bytes += chunk.slot_bytes;
+        if chunk.dirty.len() < DIRTY_BATCH && self.dirty_bytes <= DIRTY_BYTES {
+            return GiveBack::Done(None);
+        }
+        let mut indices = std::mem::take(&mut chunk.dirty);
+        indices.sort_unstable();
+        chunk.live += indices.len();
+        self.dirty_bytes -= indices.len() * chunk.slot_bytes;
+        GiveBack::Discard(Batch {
+            chunk: start,
+            slot_bytes: chunk.slot_bytes,
+            guard: page_size(),
+            indices,
+        })
+    }
+
+    /// Makes the slots of a discarded batch free. Returns the chunk if none
+    /// of its slots is out any more, for the caller to unmap.
+    fn discarded(&mut self, batch: &Batch) -> Option<Chunk> {
+        let chunk = self.chunks.get_mut(&batch.chunk)?;
+        chunk.live -= batch.indices.len();
+        if chunk.live == 0 {
+            return self.remove(batch.chunk);
+        }
+        chunk.free.extend_from_slice(&batch.indices);
+        if !chunk.listed {
+            chunk.listed = true;
+            let class = chunk.class;
+            self.classes[class].open.push(batch.chunk);
+        }
+        None
     }
 }

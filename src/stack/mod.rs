@@ -76,7 +76,7 @@
 //! | [`Stack::new`], fresh slot (madvise) | 1 `madvise`, + 1 `mmap` per new chunk | allocator mutex |
 //! | [`Stack::new`], mprotect guards | `mmap` + `mprotect` | allocator mutex |
 //! | drop, pool has room | 0 | 0 |
-//! | drop, pool full | none while the retained budget lasts (64 MiB of slots), else `madvise(MADV_DONTNEED)`; `munmap` if the chunk empties | allocator mutex |
+//! | drop, pool full | none while the retained budget lasts (64 MiB of slots); past it one `madvise(MADV_DONTNEED)` per batch of 64 (one per run of adjacent slots); `munmap` if the chunk empties | allocator mutex |
 //! | first stack of the process | + the guard probe: 7 syscalls, once | |
 //! | first coroutine of a thread | + `sigaltstack` (+ handler install, once per process) | |
 //!

@@ -269,6 +269,7 @@ impl StackPool {
             chunks: counters.chunks,
             mapped_bytes: counters.mapped_bytes,
             retained_bytes: counters.retained_bytes,
+            dirty_bytes: counters.dirty_bytes,
             allocated: counters.allocated,
             released: counters.released,
         }
@@ -309,6 +310,9 @@ pub struct StackStats {
     /// whose pages were kept for reuse rather than discarded (bounded; the
     /// memory really kept is only what those stacks had touched).
     pub retained_bytes: usize,
+    /// Slot bytes of stacks given back beyond that budget whose pages are
+    /// not discarded yet: they are discarded in batches (bounded, 64 MiB).
+    pub dirty_bytes: usize,
     /// Stacks ever handed out by the allocator (not counting reuse from a
     /// pool, which never reaches it).
     pub allocated: u64,

@@ -14,7 +14,7 @@ use std::cell::Cell;
 use std::fmt;
 
 use super::wait_queue::{WaitQueue, Waited};
-use crate::runtime::wait::with_parker;
+use crate::runtime::wait::Parker;
 
 const WAIT: &str = "spindle::sync::Barrier::wait";
 
@@ -116,7 +116,10 @@ impl Barrier {
             generation,
         };
         while self.generation.get() == generation {
-            let waited = with_parker(WAIT, |p| self.waiters.wait(p, WAIT, 0, None, || {}, || {}));
+            let waited = {
+                let p = &Parker::current(WAIT);
+                self.waiters.wait(p, WAIT, 0, None, || {}, || {})
+            };
             if waited != Waited::Notified {
                 return BarrierWaitResult(false); // `arrival` withdraws
             }

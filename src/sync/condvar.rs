@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::mutex::{Mutex, MutexGuard};
 use super::wait_queue::{WaitQueue, Waited};
-use crate::runtime::wait::with_parker;
+use crate::runtime::wait::Parker;
 
 const WAIT: &str = "spindle::sync::Condvar::wait";
 
@@ -153,6 +153,7 @@ impl Condvar {
     }
 
     #[track_caller]
+    #[inline(always)]
     fn wait_until_deadline<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,
@@ -160,7 +161,8 @@ impl Condvar {
     ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
         let mutex: &'a Mutex<T> = MutexGuard::mutex(&guard);
         let mut guard = Some(guard);
-        let waited = with_parker(WAIT, |p| {
+        let waited = {
+            let p = &Parker::current(WAIT);
             self.waiters.wait(
                 p,
                 WAIT,
@@ -172,7 +174,7 @@ impl Condvar {
                     self.waiters.notify_one();
                 },
             )
-        });
+        };
         /// Passes a notification on if the fiber unwinds while locking again.
         struct PassOn<'q>(&'q WaitQueue, bool);
         impl Drop for PassOn<'_> {

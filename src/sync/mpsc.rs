@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
 use super::wait_queue::{WaitQueue, Waited};
-use crate::runtime::wait::{with_parker, LocalWaker};
+use crate::runtime::wait::{LocalWaker, Parker};
 
 /// The shared state of a channel; see the [module docs](self).
 struct Chan<T> {
@@ -71,6 +71,7 @@ impl<T> Chan<T> {
 
     /// Appends a message and tells one parked receiver; returns the
     /// message's number.
+    #[inline]
     fn push(&self, t: T) -> u64 {
         self.buffer.borrow_mut().push_back(t);
         let n = self.sent.get() + 1;
@@ -80,6 +81,7 @@ impl<T> Chan<T> {
     }
 
     /// Takes the oldest message and tells the senders that wait for room.
+    #[inline]
     fn pop(&self) -> Option<T> {
         if self
             .offering
@@ -210,6 +212,7 @@ impl<T> Sender<T> {
     /// # Errors
     ///
     /// [`SendError`] with `t` back, if the receiver is gone.
+    #[inline]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
         if !self.chan.receiver_alive.get() {
             return Err(SendError(t));
@@ -273,6 +276,7 @@ impl<T> SyncSender<T> {
     /// taking a rendezvous message), or if the runtime shuts down while the
     /// sender, already unwinding, would have to wait.
     #[track_caller]
+    #[inline]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
         self.send_until(t, None).map_err(|e| match e {
             TrySendError::Full(t) | TrySendError::Disconnected(t) => SendError(t),
@@ -319,6 +323,7 @@ impl<T> SyncSender<T> {
     }
 
     #[track_caller]
+    #[inline(always)]
     fn send_until(&self, t: T, deadline: Option<Instant>) -> Result<(), TrySendError<T>> {
         let chan = &*self.chan;
         let mut t = Some(t);
@@ -331,7 +336,8 @@ impl<T> SyncSender<T> {
             if chan.has_room() && chan.senders_waiting.is_empty() {
                 break;
             }
-            let waited = with_parker(SEND, |p| {
+            let waited = {
+                let p = &Parker::current(SEND);
                 chan.senders_waiting.wait(
                     p,
                     SEND,
@@ -342,7 +348,7 @@ impl<T> SyncSender<T> {
                         chan.senders_waiting.notify_one();
                     },
                 )
-            });
+            };
             match waited {
                 Waited::Notified => {
                     if chan.has_room() && chan.receiver_alive.get() {
@@ -354,7 +360,10 @@ impl<T> SyncSender<T> {
             }
         }
         if chan.capacity == Some(0) {
-            let me = with_parker(SEND, |p| p.waker());
+            let me = {
+                let p = &Parker::current(SEND);
+                p.waker()
+            };
             let number = chan.push(take(&mut t));
             chan.offering.set(Some(me));
             let taken = self.await_taken(number);
@@ -375,6 +384,7 @@ impl<T> SyncSender<T> {
     /// or the runtime shuts down, takes it back and returns it; if the
     /// sender is cancelled meanwhile, takes it back and drops it.
     #[track_caller]
+    #[inline(always)]
     fn await_taken(&self, number: u64) -> Result<(), T> {
         let chan = &*self.chan;
         /// Takes the message back out if no receiver has taken it.
@@ -402,7 +412,8 @@ impl<T> SyncSender<T> {
         }
         let guard = TakeBack { chan, number };
         while chan.taken.get() < number && chan.receiver_alive.get() {
-            let waited = with_parker(SEND, |p| {
+            let waited = {
+                let p = &Parker::current(SEND);
                 chan.senders_waiting.wait(
                     p,
                     SEND,
@@ -413,7 +424,7 @@ impl<T> SyncSender<T> {
                         chan.senders_waiting.notify_all();
                     },
                 )
-            });
+            };
             if waited != Waited::Notified {
                 break;
             }
@@ -484,6 +495,7 @@ impl<T> Receiver<T> {
     /// when the runtime shuts down while the receiver, already unwinding,
     /// would have to wait).
     #[track_caller]
+    #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.recv_until(None).map_err(|_| RecvError)
     }
@@ -531,7 +543,11 @@ impl<T> Receiver<T> {
         self.recv_until(Some(deadline))
     }
 
+    // Always inlined into the caller: this frame would otherwise be live
+    // across the switch when the receiver parks, and its return afterwards
+    // mispredicted (see the runtime's `with_current`).
     #[track_caller]
+    #[inline(always)]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let chan = &*self.chan;
         loop {
@@ -545,7 +561,8 @@ impl<T> Receiver<T> {
             if chan.senders.get() == 0 {
                 return Err(RecvTimeoutError::Disconnected);
             }
-            let waited = with_parker(RECV, |p| {
+            let waited = {
+                let p = &Parker::current(RECV);
                 chan.receivers_waiting.wait(
                     p,
                     RECV,
@@ -556,7 +573,7 @@ impl<T> Receiver<T> {
                         chan.receivers_waiting.notify_one();
                     },
                 )
-            });
+            };
             match waited {
                 Waited::Notified => {}
                 Waited::TimedOut => {
@@ -608,6 +625,7 @@ pub struct Iter<'a, T> {
 
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
+    #[inline]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }
@@ -634,6 +652,7 @@ pub struct IntoIter<T> {
 
 impl<T> Iterator for IntoIter<T> {
     type Item = T;
+    #[inline]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }

@@ -34,7 +34,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 
 use super::wait_queue::{WaitQueue, Waited};
-use crate::runtime::wait::with_parker;
+use crate::runtime::wait::Parker;
 
 const LOCK: &str = "spindle::sync::Mutex::lock";
 
@@ -106,13 +106,15 @@ impl<T: ?Sized> Mutex<T> {
     /// runtime is shutting down and the caller, already unwinding, would
     /// have to wait for a lock another fiber holds (it cannot park then).
     #[track_caller]
+    #[inline(always)]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         if let Some(g) = self.try_lock() {
             return g;
         }
-        let waited = with_parker(LOCK, |p| {
+        let waited = {
+            let p = &Parker::current(LOCK);
             self.waiters.wait(p, LOCK, 0, None, || {}, || self.unlock())
-        });
+        };
         match waited {
             // Handed over by `unlock`: `locked` stayed true for us.
             Waited::Notified => MutexGuard { mutex: self },

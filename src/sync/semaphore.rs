@@ -16,7 +16,7 @@ use std::cell::Cell;
 use std::fmt;
 
 use super::wait_queue::{WaitQueue, Waited};
-use crate::runtime::wait::with_parker;
+use crate::runtime::wait::Parker;
 
 const ACQUIRE: &str = "spindle::sync::Semaphore::acquire";
 
@@ -84,6 +84,7 @@ impl Semaphore {
     ///
     /// As [`acquire_many`](Self::acquire_many).
     #[track_caller]
+    #[inline]
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         self.acquire_many(1)
     }
@@ -98,6 +99,7 @@ impl Semaphore {
     /// runtime is shutting down and the caller, already unwinding, would
     /// have to wait.
     #[track_caller]
+    #[inline(always)]
     pub fn acquire_many(&self, n: usize) -> SemaphorePermit<'_> {
         if let Some(p) = self.try_acquire_many(n) {
             return p;
@@ -111,10 +113,11 @@ impl Semaphore {
             }
         }
         let _regrant = Regrant(self);
-        let waited = with_parker(ACQUIRE, |p| {
+        let waited = {
+            let p = &Parker::current(ACQUIRE);
             self.waiters
                 .wait(p, ACQUIRE, n, None, || {}, || self.add_permits(n))
-        });
+        };
         match waited {
             // Granted by `add_permits`, which already took them from the count.
             Waited::Notified => SemaphorePermit { sem: self, n },

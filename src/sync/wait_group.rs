@@ -11,7 +11,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use super::wait_queue::{WaitQueue, Waited};
-use crate::runtime::wait::with_parker;
+use crate::runtime::wait::Parker;
 
 const WAIT: &str = "spindle::sync::WaitGroup::wait";
 
@@ -111,9 +111,10 @@ impl WaitGroup {
     #[track_caller]
     pub fn wait(&self) {
         while self.inner.count.get() > 0 {
-            let waited = with_parker(WAIT, |p| {
+            let waited = {
+                let p = &Parker::current(WAIT);
                 self.inner.waiters.wait(p, WAIT, 0, None, || {}, || {})
-            });
+            };
             if waited != Waited::Notified {
                 return;
             }

@@ -166,9 +166,10 @@ impl WaitQueue {
     ///
     /// As a cancellation point: unwinds the fiber if it is cancelled, before
     /// or during the wait.
+    #[inline(always)]
     pub(crate) fn wait(
         &self,
-        p: &Parker<'_>,
+        p: &Parker,
         what: &'static str,
         request: usize,
         deadline: Option<Instant>,
