@@ -171,3 +171,30 @@ fn the_echo_server_answers_every_client() {
         ],
     );
 }
+
+#[test]
+fn the_ten_thousand_task_report_gives_both_runs_and_the_ratio() {
+    let output = tour();
+    let section: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "== Fibers: 10,000 tasks ==")
+        .collect();
+    let field = |prefix: &str| -> f64 {
+        let line = section
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no line starting {prefix:?} in {section:?}"));
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no number in {line:?}"))
+    };
+    // "fibers:     wall 1.045 s, ..." and "OS threads: wall 1.572 s, ...":
+    // every task slept a whole second, in both runs.
+    assert!(field("fibers:") >= 1.0);
+    assert!(field("OS threads:") >= 1.0);
+    assert!(section
+        .iter()
+        .any(|l| l.starts_with("fibers vs OS threads: ") && l.contains("x the wall time")));
+}

@@ -356,6 +356,11 @@ pub fn ten_thousand(log: &Log, n: usize, dur: Duration) -> (SleepReport, SleepRe
         mib(t.rss_growth)
     ));
     log.line(format!(
+        "  fibers vs OS threads: {:.2}x the wall time, {:.2}x the memory while asleep",
+        f.wall.as_secs_f64() / t.wall.as_secs_f64(),
+        f.rss_growth as f64 / t.rss_growth.max(1) as f64
+    ));
+    log.line(format!(
         "  peak RSS of the process (VmHWM): {:.1} MiB",
         mib(t.peak_rss)
     ));

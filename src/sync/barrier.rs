@@ -18,7 +18,13 @@ use crate::runtime::wait::Parker;
 
 const WAIT: &str = "spindle::sync::Barrier::wait";
 
-/// A meeting point for `n` fibers; see the [module docs](self).
+/// A meeting point for `n` fibers (std's `Barrier`, parking the fiber).
+///
+/// Reusable: each time `n` fibers have arrived, they all go on and the next
+/// `n` arrivals form a new generation. A waiter cancelled before its
+/// generation completes withdraws its arrival, so the barrier still waits
+/// for `n` live fibers. See the [`sync`](super) docs for what all the
+/// primitives share.
 ///
 /// # Examples
 ///

@@ -20,8 +20,15 @@ use crate::runtime::wait::Parker;
 
 const WAIT: &str = "spindle::sync::Condvar::wait";
 
-/// A condition variable for the fibers of one runtime; see the
-/// [module docs](self).
+/// A condition variable for the fibers of one runtime (std's `Condvar`,
+/// parking the fiber).
+///
+/// `wait` queues the fiber before it releases the mutex, so a notification
+/// sent under the lock is never missed; a waiter that is notified and then
+/// cancelled passes the notification on. As with std's, a wait may end
+/// early (during a runtime shutdown), so check the condition in a loop, or
+/// use [`wait_while`](Condvar::wait_while). See the [`sync`](super) docs for
+/// what all the primitives share.
 ///
 /// # Examples
 ///

@@ -23,7 +23,7 @@
 //!
 //! ## Waiting, fairness, cancellation
 //!
-//! All of them wait the same way, in a FIFO [wait queue](wait_queue): fibers
+//! All of them wait the same way, in a FIFO wait queue (`src/sync/wait_queue.rs`): fibers
 //! are served in the order they started waiting, and a lock or permits are
 //! handed straight to the next waiter, so nobody starves. Every wait is a
 //! cancellation point ([`JoinHandle::cancel`](crate::JoinHandle::cancel)):

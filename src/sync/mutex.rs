@@ -38,8 +38,14 @@ use crate::runtime::wait::Parker;
 
 const LOCK: &str = "spindle::sync::Mutex::lock";
 
-/// A mutual-exclusion lock for the fibers of one runtime; see the
-/// [module docs](self).
+/// A mutual-exclusion lock for the fibers of one runtime, for critical
+/// sections that wait inside (a sleep, a socket, a channel).
+///
+/// Strictly first come, first served: unlocking hands the lock straight to
+/// the fiber that has waited longest, so nobody starves. No poisoning: a
+/// fiber that panics or is cancelled while holding the lock unlocks it as
+/// its guard drops (like tokio's and parking_lot's). See the [`sync`](super)
+/// docs for what all the primitives share.
 ///
 /// # Examples
 ///

@@ -20,8 +20,13 @@ use crate::runtime::wait::Parker;
 
 const ACQUIRE: &str = "spindle::sync::Semaphore::acquire";
 
-/// A counting semaphore for the fibers of one runtime; see the
-/// [module docs](self).
+/// A counting semaphore for the fibers of one runtime: the usual way to cap
+/// how many fibers do something at once.
+///
+/// First come, first served: a fiber that asks while others wait queues
+/// behind them, so a large request is not starved by small ones. A fiber
+/// granted permits and then cancelled before it runs gives them back. See
+/// the [`sync`](super) docs for what all the primitives share.
 ///
 /// # Examples
 ///

@@ -20,8 +20,9 @@ struct Inner {
     waiters: WaitQueue,
 }
 
-/// A counter of unfinished work that fibers can wait to reach zero; see
-/// the [module docs](self). Clones share one counter.
+/// A counter of unfinished work that fibers can wait to reach zero (Go's
+/// `sync.WaitGroup`). Clones share one counter. See the [`sync`](super)
+/// docs for what all the primitives share.
 ///
 /// # Examples
 ///
