@@ -97,7 +97,7 @@
  *   | spindle_fiber_start  (resume address)
  *   | rbp = data        |  (the closure's address)
  *   | rbx = entry fn    |
- *   | MXCSR | x87 CW    | <- initial sp  (copied from the creating thread)
+ *   | MXCSR | x87 CW    | <- initial sp  (the defaults; see spindle_fiber_start)
  *   +-------------------+
  *
  * RETURN-ADDRESS PREDICTION
@@ -286,6 +286,7 @@ END_FUNCTION(spindle_exit)
  *   rbx = the fiber's entry function:
  *         extern "C" fn(arg: usize, link: *mut *mut u8, data: *mut u8) -> !
  *   rbp = data (the closure, on this stack)
+ *   MXCSR, x87 CW = the defaults init_stack wrote (see below)
  * ---------------------------------------------------------------------- */
 FUNCTION(spindle_fiber_start)
     .cfi_startproc
@@ -318,6 +319,17 @@ FUNCTION(spindle_fiber_start)
     .cfi_undefined r13
     .cfi_undefined r14
     .cfi_undefined r15
+
+    /* A new fiber takes the floating-point control state of its first
+     * resumer, as a new thread takes its creator's: the resumer saved it at
+     * the bottom of its frame, which the parent link points at. (init_stack
+     * wrote the defaults into the fresh frame only so that the pop in
+     * spindle_resume loads valid words; reading the creator's there would
+     * cost an stmxcsr per fiber.) rax is free: it carries nothing into a
+     * fiber's first call. */
+    mov rax, [rsp]
+    ldmxcsr [rax]
+    fldcw [rax + 4]
 
     /* Arguments of the entry function: rdi = arg (already there),
      * rsi = &parent link, rdx = data. rbp = 0 ends frame-pointer walks. */

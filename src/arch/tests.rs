@@ -523,3 +523,88 @@ fn fiber_values_survive_a_resumer_that_trashes_registers() {
     });
     assert_eq!(fiber_ok, 1, "the fiber's live values were corrupted");
 }
+
+/// Reports the floating-point control words it starts with, and exits.
+#[cfg(target_arch = "x86_64")]
+unsafe extern "C" fn report_fp_control(_: usize, link: *mut *mut u8, _: *mut u8) -> ! {
+    let mut words: u64 = 0;
+    // SAFETY: stmxcsr and fnstcw only store 4 and 2 bytes into the local.
+    unsafe {
+        asm!(
+            "stmxcsr [{p}]",
+            "fnstcw [{p} + 4]",
+            p = in(reg) &mut words as *mut u64,
+            options(nostack, preserves_flags),
+        );
+    }
+    // SAFETY: we run on the fiber `link` belongs to; nothing with a
+    // destructor is live on its stack.
+    unsafe { exit(words as usize, link) }
+}
+
+/// A new fiber starts with the floating-point control state of its first
+/// resumer (not the defaults `init_stack` writes), and the resumer gets its
+/// own back when the fiber exits.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_new_fiber_starts_with_its_first_resumers_fp_control_state() {
+    let stack = Stack::new(64 * 1024).expect("stack");
+    let link = ((stack.base() as usize - 32) & !15) as *mut *mut u8;
+    // SAFETY: as in `raw_fiber`; the fiber exits before the stack is dropped.
+    let sp = unsafe { init_stack(link, report_fp_control, core::ptr::null_mut()) };
+    // Round toward zero with flush-to-zero; x87 rounding toward zero.
+    let mxcsr = 0x1F80u32 | (3 << 13) | 0x8000;
+    let fpcw = 0x037Fu32 | (3 << 10);
+    let (word, new_sp, back): (usize, *mut u8, u64);
+    // SAFETY: the block keeps the test's own FP control words on its stack
+    // while it sets the sentinels, resumes the fresh fiber (which exits at
+    // once), reads what it got back, and restores them; rsp is balanced and
+    // 16-byte aligned at the call; every register the fiber may change is
+    // an output or declared clobbered.
+    unsafe {
+        asm!(
+            "sub rsp, 32",
+            "stmxcsr [rsp]",
+            "fnstcw [rsp + 4]",
+            "mov [rsp + 8], {mx:e}",
+            "mov [rsp + 12], {cw:e}",
+            "ldmxcsr [rsp + 8]",
+            "fldcw [rsp + 12]",
+            "call {resume}",
+            "stmxcsr [rsp + 16]",
+            "fnstcw [rsp + 20]",
+            "mov rcx, [rsp + 16]",
+            "ldmxcsr [rsp]",
+            "fldcw [rsp + 4]",
+            "add rsp, 32",
+            mx = in(reg) mxcsr,
+            cw = in(reg) fpcw,
+            resume = sym spindle_resume_for_tests,
+            in("rdi") 0usize,
+            in("rsi") sp,
+            inlateout("rdx") link => new_sp,
+            out("rax") word,
+            out("rcx") back,
+            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
+            clobber_abi("C"),
+        );
+    }
+    drop(stack);
+    assert!(new_sp.is_null(), "the fiber exited");
+    assert_eq!(word as u32 & 0xFFC0, mxcsr & 0xFFC0, "the fiber's MXCSR");
+    assert_eq!(
+        (word >> 32) as u16,
+        fpcw as u16,
+        "the fiber's x87 control word"
+    );
+    assert_eq!(
+        back as u32 & 0xFFC0,
+        mxcsr & 0xFFC0,
+        "the resumer's MXCSR after"
+    );
+    assert_eq!(
+        (back >> 32) as u16,
+        fpcw as u16,
+        "the resumer's x87 CW after"
+    );
+}

@@ -36,22 +36,22 @@ extern "C" {
 }
 
 /// The first frame of a fresh stack: `spindle_fiber_start` finds the entry
-/// function in rbx and its data in rbp. The floating-point control state is
-/// the creating thread's, as a new thread would inherit it.
+/// function in rbx and its data in rbp.
+///
+/// The floating-point control words here are the ABI's defaults, only so
+/// that the first resume loads valid ones: `spindle_fiber_start` then loads
+/// its first resumer's, so a new fiber starts with the FP control state of
+/// whoever first resumes it (as a new thread starts with its creator's).
+/// Reading the creator's here instead would cost a `stmxcsr` per fiber,
+/// which is slow on some CPUs (see "Floating-point control state" in
+/// `asm/x86_64.S`).
 #[inline]
 pub(crate) fn init_frame(entry: usize, data: usize, start: usize) -> SavedFrame {
-    let mut fp_control: u64 = 0;
-    // SAFETY: stmxcsr and fnstcw only store 4 and 2 bytes into the local.
-    unsafe {
-        asm!(
-            "stmxcsr [{p}]",
-            "fnstcw [{p} + 4]",
-            p = in(reg) &mut fp_control as *mut u64,
-            options(nostack, preserves_flags),
-        );
-    }
+    /// MXCSR: all exceptions masked, round to nearest; x87: the same, with
+    /// 64-bit precision (the values a process starts with).
+    const DEFAULT_FP_CONTROL: u64 = 0x1F80 | (0x037F << 32);
     SavedFrame {
-        fp_control,
+        fp_control: DEFAULT_FP_CONTROL,
         rbx: entry,
         rbp: data,
         resume_address: start,

@@ -48,6 +48,7 @@ impl FiberTable {
     }
 
     /// Adds the fiber of a task just inserted in the task table.
+    #[inline]
     pub(crate) fn add(&self, key: Key, fiber: Fiber) {
         self.pending.borrow_mut().push((key, fiber));
     }

@@ -366,6 +366,7 @@ impl Scheduler {
     }
 
     /// Adds a task whose fiber has not run yet to the back of the run queue.
+    #[inline]
     pub(crate) fn insert(&self, fiber: Fiber, id: TaskId, name: Option<Arc<str>>) -> Key {
         let mut core = self.core.borrow_mut();
         let cancel = if core.shutting_down {

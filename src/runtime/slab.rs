@@ -64,6 +64,7 @@ impl<T> Slab<T> {
     /// # Panics
     ///
     /// If the slab already holds `u32::MAX` entries.
+    #[inline]
     pub(crate) fn insert(&mut self, value: T) -> Key {
         self.len += 1;
         if let Some(index) = self.free.pop() {
@@ -105,6 +106,7 @@ impl<T> Slab<T> {
     }
 
     /// Takes the value under `key` out; its key is dead from now on.
+    #[inline]
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
         let entry = self.entries.get_mut(key.index as usize)?;
         if entry.generation != key.generation {
