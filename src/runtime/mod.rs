@@ -99,6 +99,11 @@
 //! woken again once no unwind is in progress, and unwinds then. (The same
 //! flag makes a `std::sync::Mutex` guard dropped by another fiber in that
 //! window poison its mutex; spindle's own primitives never look at it.)
+//! The same holds during shutdown: while a fiber parked mid-unwind has not
+//! been resumed yet, the fibers resumed before it cannot be told apart from
+//! unwinding ones, so their suspension points return early (`Interrupted`)
+//! instead of unwinding them; a fiber that then retries such a failed wait
+//! in a loop, without ever returning, keeps the shutdown from finishing.
 //!
 //! ## Deadlock
 //!
