@@ -19,7 +19,7 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::runtime::io_source::{Direction, IoSource};
+use crate::runtime::io_source::{Interest, IoSource};
 
 /// An fd in non-blocking mode whose operations park the fiber; see the
 /// [module docs](self).
@@ -137,7 +137,7 @@ impl<T: AsRawFd> Async<T> {
     /// what registering the fd with the reactor returns.
     pub fn readable(&self) -> io::Result<()> {
         self.source
-            .ready(Direction::Read, deadline(self.read_timeout.get()))
+            .ready(Interest::Read, deadline(self.read_timeout.get()))
     }
 
     /// Parks the fiber until the fd is writable; see
@@ -152,7 +152,7 @@ impl<T: AsRawFd> Async<T> {
     /// As [`readable`](Self::readable), with the write timeout.
     pub fn writable(&self) -> io::Result<()> {
         self.source
-            .ready(Direction::Write, deadline(self.write_timeout.get()))
+            .ready(Interest::Write, deadline(self.write_timeout.get()))
     }
 
     /// Runs the read-like operation `op` on the inner value until it does
@@ -186,8 +186,7 @@ impl<T: AsRawFd> Async<T> {
     /// timeout.
     pub fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
         let deadline = deadline(self.read_timeout.get());
-        self.source
-            .io(Direction::Read, deadline, || op(&self.inner))
+        self.source.io(Interest::Read, deadline, || op(&self.inner))
     }
 
     /// As [`read_with`](Self::read_with), with `&mut` access to the inner
@@ -206,7 +205,7 @@ impl<T: AsRawFd> Async<T> {
     ) -> io::Result<R> {
         let deadline = deadline(self.read_timeout.get());
         let (source, inner) = (&self.source, &mut self.inner);
-        source.io(Direction::Read, deadline, || op(inner))
+        source.io(Interest::Read, deadline, || op(inner))
     }
 
     /// Runs the write-like operation `op` until it does not give
@@ -223,7 +222,7 @@ impl<T: AsRawFd> Async<T> {
     pub fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
         let deadline = deadline(self.write_timeout.get());
         self.source
-            .io(Direction::Write, deadline, || op(&self.inner))
+            .io(Interest::Write, deadline, || op(&self.inner))
     }
 
     /// As [`write_with`](Self::write_with), with `&mut` access to the inner
@@ -242,7 +241,7 @@ impl<T: AsRawFd> Async<T> {
     ) -> io::Result<R> {
         let deadline = deadline(self.write_timeout.get());
         let (source, inner) = (&self.source, &mut self.inner);
-        source.io(Direction::Write, deadline, || op(inner))
+        source.io(Interest::Write, deadline, || op(inner))
     }
 
     /// Limits how long one read may wait in all; `None` (the default) waits

@@ -149,11 +149,7 @@ fn read_and_write_timeouts_on_a_pipe() {
         let e = r.read(&mut [0; 16]).unwrap_err();
         let waited = start.elapsed();
         assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
-        assert!(
-            waited >= timeout,
-            "timed out after {waited:?}, before {timeout:?}"
-        );
-        assert!(waited < timeout + LONG, "timed out only after {waited:?}");
+        assert_waited_about(waited, timeout);
 
         let filled = fill(|b| w.get_ref().write(b));
         assert!(filled > 0);
@@ -161,11 +157,7 @@ fn read_and_write_timeouts_on_a_pipe() {
         let e = w.write(b"one more").unwrap_err();
         let waited = start.elapsed();
         assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
-        assert!(
-            waited >= timeout,
-            "timed out after {waited:?}, before {timeout:?}"
-        );
-        assert!(waited < timeout + LONG, "timed out only after {waited:?}");
+        assert_waited_about(waited, timeout);
 
         // The data written before the timeouts is all there.
         r.set_read_timeout(None).unwrap();

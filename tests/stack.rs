@@ -8,34 +8,26 @@
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use spindle::stack::{GuardKind, Stack, StackError, StackPool};
+
+#[path = "common/child.rs"]
+mod child;
+
+use child::text;
 
 /// Environment variable telling a child which case to run.
 const CASE: &str = "SPINDLE_STACK_TEST_CASE";
 
 /// Re-runs test `name` of this binary in a child with `CASE=case`.
 fn run_child(name: &str, case: &str) -> Output {
-    Command::new(std::env::current_exe().expect("current_exe"))
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CASE, case)
-        .output()
-        .expect("spawn child")
+    child::run_child(CASE, name, case)
 }
 
 /// Whether this process is a child running `case`.
 fn is_child(case: &str) -> bool {
-    std::env::var(CASE).is_ok_and(|c| c == case)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    child::is_child(CASE, case)
 }
 
 /// Asserts that the child was killed by a memory-access signal.

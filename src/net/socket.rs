@@ -1,12 +1,81 @@
 //! What the socket types share: creating non-blocking sockets, converting
-//! addresses between std's and the C library's forms, and the few socket
-//! options std does not offer.
+//! addresses between std's and the C library's forms, the few socket
+//! options std does not offer, and their fd conversions.
 
 use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
+
+/// The fd conversions of a socket type `$t`, which holds std's socket in a
+/// field `inner` and its reactor link in a field `source`, and has a
+/// `wrap(std_socket) -> $t` constructor. `$what` names the kind of socket
+/// for the `FromRawFd` contract.
+///
+/// One definition for every socket type, so that none of them forgets the
+/// rule they all follow: the fd leaves the reactor (`source` is dropped)
+/// before ownership of it is given up, and an fd taken in is put in
+/// non-blocking mode.
+macro_rules! fd_conversions {
+    ($t:ident, $std:ty, $what:literal) => {
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&self.inner)
+            }
+        }
+
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.inner)
+            }
+        }
+
+        impl std::os::fd::IntoRawFd for $t {
+            /// Leaves the reactor and gives up the fd (still non-blocking).
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                let $t { source, inner, .. } = self;
+                drop(source);
+                std::os::fd::IntoRawFd::into_raw_fd(inner)
+            }
+        }
+
+        impl std::os::fd::FromRawFd for $t {
+            #[doc = concat!("Takes ownership of ", $what, ", putting it in non-blocking mode.")]
+            ///
+            /// # Safety
+            ///
+            #[doc = concat!("`fd` must be ", $what, " that nothing else owns (std's")]
+            /// contract for `FromRawFd`).
+            unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> $t {
+                // A failure means `fd` is not open, which the contract
+                // excludes; the operations would then report EBADF.
+                let _ = crate::io::set_nonblocking(fd);
+                // SAFETY: forwarded from the caller.
+                $t::wrap(unsafe { <$std as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+            }
+        }
+
+        impl From<std::os::fd::OwnedFd> for $t {
+            #[doc = concat!("Takes ", $what, ", putting it in non-blocking mode.")]
+            fn from(fd: std::os::fd::OwnedFd) -> $t {
+                let _ = crate::io::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&fd));
+                $t::wrap(<$std>::from(fd))
+            }
+        }
+
+        impl From<$t> for std::os::fd::OwnedFd {
+            /// Leaves the reactor and gives up the fd (still non-blocking).
+            fn from(socket: $t) -> std::os::fd::OwnedFd {
+                let $t { source, inner, .. } = socket;
+                drop(source);
+                std::os::fd::OwnedFd::from(inner)
+            }
+        }
+    };
+}
+
+pub(crate) use fd_conversions;
 
 /// A new socket of `kind` (`SOCK_STREAM`, `SOCK_DGRAM`) for `addr`'s family,
 /// non-blocking and close-on-exec from the start.

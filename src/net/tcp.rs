@@ -5,12 +5,12 @@ use std::cell::Cell;
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{self, Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::socket::{self, RawAddr};
-use crate::io::{check_timeout, deadline, set_nonblocking};
-use crate::runtime::io_source::{Direction, IoSource};
+use super::socket::{self, fd_conversions, RawAddr};
+use crate::io::{check_timeout, deadline};
+use crate::runtime::io_source::{Interest, IoSource};
 
 /// A TCP connection (std's `TcpStream`), non-blocking underneath: a read,
 /// write or connect that would block parks the fiber, and the thread's other
@@ -131,7 +131,7 @@ impl TcpStream {
         // The handshake runs in the kernel; it is over when the socket
         // becomes writable (connected) or reports an error.
         loop {
-            stream.source.ready(Direction::Write, deadline)?;
+            stream.source.ready(Interest::Write, deadline)?;
             if let Some(e) = stream.inner.take_error()? {
                 return Err(e);
             }
@@ -326,7 +326,7 @@ impl TcpStream {
     #[inline(always)]
     fn read_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
         let deadline = deadline(self.read_timeout.get());
-        self.source.io(Direction::Read, deadline, op)
+        self.source.io(Interest::Read, deadline, op)
     }
 
     /// A read of up to `capacity` bytes: one that returns fewer (but not 0,
@@ -340,7 +340,7 @@ impl TcpStream {
     ) -> io::Result<usize> {
         let deadline = deadline(self.read_timeout.get());
         self.source
-            .io_drains(Direction::Read, deadline, op, |&n| n > 0 && n < capacity)
+            .io_drains(Interest::Read, deadline, op, |&n| n > 0 && n < capacity)
     }
 
     /// A write of `len` bytes: one that writes fewer filled the send buffer.
@@ -348,7 +348,7 @@ impl TcpStream {
     fn write_bytes(&self, len: usize, op: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
         let deadline = deadline(self.write_timeout.get());
         self.source
-            .io_drains(Direction::Write, deadline, op, |&n| n < len)
+            .io_drains(Interest::Write, deadline, op, |&n| n < len)
     }
 }
 
@@ -424,59 +424,7 @@ impl fmt::Debug for TcpStream {
     }
 }
 
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for TcpStream {
-    /// Leaves the reactor and gives up the fd (still non-blocking).
-    fn into_raw_fd(self) -> RawFd {
-        let TcpStream { source, inner, .. } = self;
-        drop(source);
-        inner.into_raw_fd()
-    }
-}
-
-impl FromRawFd for TcpStream {
-    /// Takes ownership of a connected TCP socket, putting it in non-blocking
-    /// mode.
-    ///
-    /// # Safety
-    ///
-    /// `fd` must be an open TCP socket that nothing else owns (std's
-    /// contract for `FromRawFd`).
-    unsafe fn from_raw_fd(fd: RawFd) -> TcpStream {
-        // A failure means `fd` is not open, which the contract excludes;
-        // the operations would then report EBADF.
-        let _ = set_nonblocking(fd);
-        // SAFETY: forwarded from the caller.
-        TcpStream::wrap(unsafe { net::TcpStream::from_raw_fd(fd) })
-    }
-}
-
-impl From<OwnedFd> for TcpStream {
-    /// Takes a connected TCP socket, putting it in non-blocking mode.
-    fn from(fd: OwnedFd) -> TcpStream {
-        let _ = set_nonblocking(fd.as_raw_fd());
-        TcpStream::wrap(net::TcpStream::from(fd))
-    }
-}
-
-impl From<TcpStream> for OwnedFd {
-    fn from(stream: TcpStream) -> OwnedFd {
-        let TcpStream { source, inner, .. } = stream;
-        drop(source);
-        OwnedFd::from(inner)
-    }
-}
+fd_conversions!(TcpStream, net::TcpStream, "an open, connected TCP socket");
 
 /// A TCP server socket (std's `TcpListener`) whose `accept` parks the fiber
 /// until a connection arrives.
@@ -573,7 +521,7 @@ impl TcpListener {
     /// What `accept4(2)` returns: `EMFILE`/`ENFILE` when out of fds (see
     /// the type's docs), `ECONNABORTED` for a connection reset while queued.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, addr) = self.source.io(Direction::Read, None, || {
+        let (fd, addr) = self.source.io(Interest::Read, None, || {
             let mut raw = RawAddr::empty();
             // SAFETY: `raw` has room for any address and its length is set
             // to that room; the result is checked.
@@ -679,48 +627,11 @@ impl fmt::Debug for TcpListener {
     }
 }
 
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for TcpListener {
-    /// Leaves the reactor and gives up the fd (still non-blocking).
-    fn into_raw_fd(self) -> RawFd {
-        let TcpListener { source, inner } = self;
-        drop(source);
-        inner.into_raw_fd()
-    }
-}
-
-impl FromRawFd for TcpListener {
-    /// Takes ownership of a listening TCP socket, putting it in
-    /// non-blocking mode.
-    ///
-    /// # Safety
-    ///
-    /// `fd` must be an open, listening TCP socket that nothing else owns.
-    unsafe fn from_raw_fd(fd: RawFd) -> TcpListener {
-        let _ = set_nonblocking(fd);
-        // SAFETY: forwarded from the caller.
-        TcpListener::wrap(unsafe { net::TcpListener::from_raw_fd(fd) })
-    }
-}
-
-impl From<OwnedFd> for TcpListener {
-    /// Takes a listening TCP socket, putting it in non-blocking mode.
-    fn from(fd: OwnedFd) -> TcpListener {
-        let _ = set_nonblocking(fd.as_raw_fd());
-        TcpListener::wrap(net::TcpListener::from(fd))
-    }
-}
+fd_conversions!(
+    TcpListener,
+    net::TcpListener,
+    "an open, listening TCP socket"
+);
 
 /// The iterator of [`TcpListener::incoming`]: each item is one
 /// [`accept`](TcpListener::accept); it never ends.

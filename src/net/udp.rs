@@ -4,12 +4,12 @@ use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::net::{self, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use super::socket;
-use crate::io::{check_timeout, deadline, set_nonblocking};
-use crate::runtime::io_source::{Direction, IoSource};
+use super::socket::{self, fd_conversions};
+use crate::io::{check_timeout, deadline};
+use crate::runtime::io_source::{Interest, IoSource};
 
 /// A UDP socket (std's `UdpSocket`), non-blocking underneath: a receive
 /// with nothing queued (or a send with a full buffer) parks the fiber.
@@ -359,13 +359,13 @@ impl UdpSocket {
     #[inline(always)]
     fn read_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
         let deadline = deadline(self.read_timeout.get());
-        self.source.io(Direction::Read, deadline, op)
+        self.source.io(Interest::Read, deadline, op)
     }
 
     #[inline(always)]
     fn write_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
         let deadline = deadline(self.write_timeout.get());
-        self.source.io(Direction::Write, deadline, op)
+        self.source.io(Interest::Write, deadline, op)
     }
 }
 
@@ -379,44 +379,4 @@ impl fmt::Debug for UdpSocket {
     }
 }
 
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for UdpSocket {
-    /// Leaves the reactor and gives up the fd (still non-blocking).
-    fn into_raw_fd(self) -> RawFd {
-        let UdpSocket { source, inner, .. } = self;
-        drop(source);
-        inner.into_raw_fd()
-    }
-}
-
-impl FromRawFd for UdpSocket {
-    /// Takes ownership of a UDP socket, putting it in non-blocking mode.
-    ///
-    /// # Safety
-    ///
-    /// `fd` must be an open UDP socket that nothing else owns.
-    unsafe fn from_raw_fd(fd: RawFd) -> UdpSocket {
-        let _ = set_nonblocking(fd);
-        // SAFETY: forwarded from the caller.
-        UdpSocket::wrap(unsafe { net::UdpSocket::from_raw_fd(fd) })
-    }
-}
-
-impl From<OwnedFd> for UdpSocket {
-    /// Takes a UDP socket, putting it in non-blocking mode.
-    fn from(fd: OwnedFd) -> UdpSocket {
-        let _ = set_nonblocking(fd.as_raw_fd());
-        UdpSocket::wrap(net::UdpSocket::from(fd))
-    }
-}
+fd_conversions!(UdpSocket, net::UdpSocket, "an open UDP socket");

@@ -158,14 +158,14 @@ fn wait(
     })
 }
 
-fn shutting_down() -> io::Error {
+pub(crate) fn shutting_down() -> io::Error {
     io::Error::new(
         io::ErrorKind::Interrupted,
         "the spindle runtime is shutting down",
     )
 }
 
-fn timed_out(fd: RawFd, interest: Interest) -> io::Error {
+pub(crate) fn timed_out(fd: RawFd, interest: Interest) -> io::Error {
     let what = match interest {
         Interest::Read => "readable",
         Interest::Write => "writable",

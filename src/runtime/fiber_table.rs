@@ -82,27 +82,21 @@ impl FiberTable {
         Some(fiber.resume(()))
     }
 
-    /// Starts loading what resuming `key` will touch first: its coroutine's
-    /// record here and the saved frame on its stack. A hint for the
-    /// scheduler, which knows the next fiber to run; does nothing if the
-    /// fiber is not in `slots` yet.
+    /// Starts loading what the next resumes will touch first: the saved
+    /// frame on the stack of `next` (whose record here is read for its stack
+    /// pointer), and the record of `after` (so that, one resume later, that
+    /// read finds it in the cache). A hint for the scheduler, which knows the
+    /// order; fibers not in `slots` yet are skipped.
     #[inline(always)]
-    pub(crate) fn prefetch(&self, key: Key) {
-        if let Ok(slots) = self.slots.try_borrow() {
-            if let Some(Some(fiber)) = slots.get(key.index()) {
-                fiber.prefetch();
-            }
+    pub(crate) fn prefetch(&self, next: Option<Key>, after: Option<Key>) {
+        let Ok(slots) = self.slots.try_borrow() else {
+            return;
+        };
+        if let Some(Some(fiber)) = next.and_then(|k| slots.get(k.index())) {
+            fiber.prefetch();
         }
-    }
-
-    /// Starts loading the record of `key`'s coroutine (so that a later
-    /// [`prefetch`](Self::prefetch) finds its stack pointer in the cache).
-    #[inline(always)]
-    pub(crate) fn prefetch_record(&self, key: Key) {
-        if let Ok(slots) = self.slots.try_borrow() {
-            if let Some(slot) = slots.get(key.index()) {
-                crate::arch::prefetch(slot as *const Option<_> as *const u8);
-            }
+        if let Some(slot) = after.and_then(|k| slots.get(k.index())) {
+            crate::arch::prefetch(slot as *const Option<_> as *const u8);
         }
     }
 

@@ -39,50 +39,27 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::reactor::{Interest, Poller};
+use super::fd_wait::{shutting_down, timed_out};
+use super::reactor::Poller;
 use super::scheduler::{with_scheduler_opt, Scheduler};
 use super::slab::Key;
 use super::task::TaskState;
 use super::wait::Parker;
 
-/// Where a source is registered.
-struct Registration {
-    /// The runtime (scheduler id) whose reactor holds it.
-    runtime: u64,
-    /// Its token there; `None`: epoll cannot watch this fd (a regular
-    /// file), which is always ready.
-    token: Option<u64>,
-    /// That reactor's poller, to release the source from another thread.
-    poller: Arc<Poller>,
-}
-
-/// What a source waits for.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Direction {
-    /// Readable (or at end of stream, or in error).
-    Read,
-    /// Writable (or hung up, or in error).
-    Write,
-}
-
-impl Direction {
-    fn interest(self) -> Interest {
-        match self {
-            Direction::Read => Interest::Read,
-            Direction::Write => Interest::Write,
-        }
-    }
-}
+pub(crate) use super::reactor::Interest;
 
 /// An owned non-blocking fd's link to the reactor; see the
 /// [module docs](self).
 pub(crate) struct IoSource {
     fd: RawFd,
-    registration: Cell<Option<Registration>>,
-    /// `(runtime, token)` of the registration, when there is one with a
-    /// token (a copy of those two fields, readable without taking the
-    /// registration out of its cell); `(0, 0)` otherwise.
-    token: Cell<(u64, u64)>,
+    /// `(runtime, token)`: the scheduler id of the runtime whose reactor
+    /// holds the source, and its token there. Runtime 0 (no scheduler has
+    /// that id): not registered. Token 0 (no token is): epoll cannot watch
+    /// this fd (a regular file), which is always ready.
+    registered: Cell<(u64, u64)>,
+    /// That reactor's poller, to release the source from another thread;
+    /// present exactly while the token is not 0.
+    poller: Cell<Option<Arc<Poller>>>,
 }
 
 impl std::fmt::Debug for IoSource {
@@ -113,8 +90,8 @@ impl IoSource {
     pub(crate) fn new(fd: RawFd) -> IoSource {
         IoSource {
             fd,
-            registration: Cell::new(None),
-            token: Cell::new((0, 0)),
+            registered: Cell::new((0, 0)),
+            poller: Cell::new(None),
         }
     }
 
@@ -124,7 +101,7 @@ impl IoSource {
     }
 
     /// Runs `op` until it returns something other than `WouldBlock`,
-    /// waiting for `direction` readiness in between (until `deadline`, if
+    /// waiting for `interest` readiness in between (until `deadline`, if
     /// there is one). `EINTR` is retried.
     ///
     /// # Panics
@@ -139,11 +116,11 @@ impl IoSource {
     #[inline(always)]
     pub(crate) fn io<R>(
         &self,
-        direction: Direction,
+        interest: Interest,
         deadline: Option<Instant>,
         op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io_drains(direction, deadline, op, |_| false)
+        self.io_drains(interest, deadline, op, |_| false)
     }
 
     /// As [`io`](Self::io), for an operation whose result can show that it
@@ -165,19 +142,19 @@ impl IoSource {
     #[inline(always)]
     pub(crate) fn io_drains<R>(
         &self,
-        direction: Direction,
+        interest: Interest,
         deadline: Option<Instant>,
         mut op: impl FnMut() -> io::Result<R>,
         drained: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
-        if !self.may_be_ready(direction) {
-            self.wait_on(direction, deadline, false)?;
+        if !self.may_be_ready(interest) {
+            self.wait_on(interest, deadline, false)?;
         }
         loop {
             match op() {
                 Ok(r) => {
                     if drained(&r) {
-                        self.not_ready(direction);
+                        self.not_ready(interest);
                     }
                     return Ok(r);
                 }
@@ -185,40 +162,38 @@ impl IoSource {
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                 Err(e) => return Err(e),
             }
-            self.wait_on(direction, deadline, true)?;
+            self.wait_on(interest, deadline, true)?;
         }
     }
 
-    /// Whether the fd may be ready for `direction`: false only when it is
+    /// Whether the fd may be ready for `interest`: false only when it is
     /// registered with the running runtime and no event came since it was
     /// last seen not ready.
     #[inline(always)]
-    fn may_be_ready(&self, direction: Direction) -> bool {
-        let (runtime, token) = self.token.get();
+    fn may_be_ready(&self, interest: Interest) -> bool {
+        let (runtime, token) = self.registered.get();
         if token == 0 {
             return true;
         }
-        with_scheduler_opt(|s| {
-            s.id != runtime || s.reactor.source_may_be_ready(token, direction.interest())
-        })
-        .unwrap_or(true)
+        with_scheduler_opt(|s| s.id != runtime || s.reactor.source_may_be_ready(token, interest))
+            .unwrap_or(true)
     }
 
-    /// Records that the fd was just seen not ready for `direction`.
+    /// Records that the fd was just seen not ready for `interest`.
     #[inline(always)]
-    fn not_ready(&self, direction: Direction) {
-        let (runtime, token) = self.token.get();
+    fn not_ready(&self, interest: Interest) {
+        let (runtime, token) = self.registered.get();
         if token == 0 {
             return;
         }
         with_scheduler_opt(|s| {
             if s.id == runtime {
-                s.reactor.source_not_ready(token, direction.interest());
+                s.reactor.source_not_ready(token, interest);
             }
         });
     }
 
-    /// Waits until the fd is ready for `direction` (or `deadline` passes),
+    /// Waits until the fd is ready for `interest` (or `deadline` passes),
     /// whatever happened before: returns at once if it is ready now.
     ///
     /// [`wait`](Self::wait) alone is not enough here: the source is
@@ -235,14 +210,14 @@ impl IoSource {
     /// # Errors
     ///
     /// As [`wait`](Self::wait).
-    pub(crate) fn ready(&self, direction: Direction, deadline: Option<Instant>) -> io::Result<()> {
-        if poll_now(self.fd, direction)? {
+    pub(crate) fn ready(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+        if poll_now(self.fd, interest)? {
             return Ok(());
         }
-        self.wait(direction, deadline)
+        self.wait(interest, deadline)
     }
 
-    /// Waits until the fd is ready for `direction` (or `deadline` passes):
+    /// Waits until the fd is ready for `interest` (or `deadline` passes):
     /// on the reactor in a fiber, in `poll(2)` elsewhere. A wake-up means
     /// "try again", not a promise: the operation may say `EAGAIN` again.
     ///
@@ -259,8 +234,8 @@ impl IoSource {
     ///
     /// As [`io`](Self::io), and what registering with the reactor returns.
     #[inline(always)]
-    pub(crate) fn wait(&self, direction: Direction, deadline: Option<Instant>) -> io::Result<()> {
-        self.wait_on(direction, deadline, true)
+    pub(crate) fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+        self.wait_on(interest, deadline, true)
     }
 
     /// [`wait`](Self::wait); `eagain` says the operation just saw the fd
@@ -268,13 +243,13 @@ impl IoSource {
     #[inline(always)]
     fn wait_on(
         &self,
-        direction: Direction,
+        interest: Interest,
         deadline: Option<Instant>,
         eagain: bool,
     ) -> io::Result<()> {
         match Parker::try_current() {
-            Some(p) => self.wait_on_reactor(&p, direction, deadline, eagain),
-            None => poll_blocking(self.fd, direction, deadline),
+            Some(p) => self.wait_on_reactor(&p, interest, deadline, eagain),
+            None => poll_blocking(self.fd, interest, deadline),
         }
     }
 
@@ -282,7 +257,7 @@ impl IoSource {
     fn wait_on_reactor(
         &self,
         p: &Parker,
-        direction: Direction,
+        interest: Interest,
         deadline: Option<Instant>,
         eagain: bool,
     ) -> io::Result<()> {
@@ -290,13 +265,13 @@ impl IoSource {
             return Err(shutting_down());
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(timed_out(self.fd, direction));
+            return Err(timed_out(self.fd, interest));
         }
         let s = p.scheduler();
         let Some(token) = self.token_in(s)? else {
             return Ok(()); // always ready
         };
-        let (key, interest) = (p.key(), direction.interest());
+        let key = p.key();
         if eagain {
             s.reactor.source_not_ready(token, interest);
         }
@@ -320,69 +295,89 @@ impl IoSource {
                 return Ok(());
             }
             if timer.as_ref().is_some_and(|t| t.fired()) {
-                return Err(timed_out(self.fd, direction));
+                return Err(timed_out(self.fd, interest));
             }
         }
     }
 
-    /// The source's token in `s`'s reactor, registering it there first if
-    /// it is not (moving it from another runtime's reactor if need be).
+    /// The source's token in `s`'s reactor (`None`: always ready),
+    /// registering it there first if it is not (moving it from another
+    /// runtime's reactor if need be).
     fn token_in(&self, s: &Scheduler) -> io::Result<Option<u64>> {
-        match self.registration.take() {
-            Some(r) if r.runtime == s.id => {
-                let token = r.token;
-                self.registration.set(Some(r));
-                return Ok(token);
+        let (runtime, token) = self.registered.get();
+        if runtime != s.id {
+            self.release();
+            let token = s.reactor.add_source(self.fd)?;
+            if token.is_some() {
+                self.poller.set(Some(Arc::clone(s.reactor.poller())));
             }
-            Some(old) => {
-                self.token.set((0, 0));
-                release(old, self.fd);
-            }
-            None => {}
+            self.registered.set((s.id, token.unwrap_or(0)));
+            return Ok(token);
         }
-        self.token.set((0, 0));
-        let token = s.reactor.add_source(self.fd)?;
-        self.registration.set(Some(Registration {
-            runtime: s.id,
-            token,
-            poller: Arc::clone(s.reactor.poller()),
-        }));
-        self.token.set((s.id, token.unwrap_or(0)));
-        Ok(token)
+        Ok((token != 0).then_some(token))
+    }
+
+    /// Takes the source out of the reactor it is registered with, if any:
+    /// directly if this thread is running that runtime, through its poller
+    /// otherwise.
+    fn release(&self) {
+        let (runtime, token) = self.registered.replace((0, 0));
+        let Some(poller) = self.poller.take() else {
+            return;
+        };
+        debug_assert!(token != 0);
+        let here = with_scheduler_opt(|s| {
+            if s.id == runtime {
+                s.reactor.remove_source(token, self.fd);
+                true
+            } else {
+                false
+            }
+        });
+        if here != Some(true) {
+            poller.release_elsewhere(token, self.fd);
+        }
     }
 }
 
 impl Drop for IoSource {
     fn drop(&mut self) {
-        if let Some(r) = self.registration.take() {
-            release(r, self.fd);
-        }
+        self.release();
     }
 }
 
-/// Takes a source out of the reactor it is registered with: directly if
-/// this thread is running that runtime, through its poller otherwise.
-fn release(r: Registration, fd: RawFd) {
-    let Some(token) = r.token else { return };
-    let here = with_scheduler_opt(|s| {
-        if s.id == r.runtime {
-            s.reactor.remove_source(token, fd);
-            true
-        } else {
-            false
-        }
-    });
-    if here != Some(true) {
-        r.poller.release_elsewhere(token, fd);
-    }
-}
-
-/// Whether `fd` is ready for `direction` right now (a level check that
+/// Whether `fd` is ready for `interest` right now (a level check that
 /// never waits).
-fn poll_now(fd: RawFd, direction: Direction) -> io::Result<bool> {
-    let events = match direction {
-        Direction::Read => libc::POLLIN,
-        Direction::Write => libc::POLLOUT,
+fn poll_now(fd: RawFd, interest: Interest) -> io::Result<bool> {
+    poll_once(fd, interest, 0)
+}
+
+/// Blocks the thread until `fd` is ready for `interest` or `deadline`
+/// passes; for waits outside a fiber.
+fn poll_blocking(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(timed_out(fd, interest));
+                }
+                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        if poll_once(fd, interest, ms)? {
+            return Ok(());
+        }
+    }
+}
+
+/// One `poll(2)` of `fd` for `interest`, waiting up to `ms` milliseconds
+/// (-1: for ever), `EINTR` retried. Returns whether the fd is ready.
+fn poll_once(fd: RawFd, interest: Interest, ms: libc::c_int) -> io::Result<bool> {
+    let events = match interest {
+        Interest::Read => libc::POLLIN,
+        Interest::Write => libc::POLLOUT,
     };
     let mut pfd = libc::pollfd {
         fd,
@@ -390,8 +385,8 @@ fn poll_now(fd: RawFd, direction: Direction) -> io::Result<bool> {
         revents: 0,
     };
     loop {
-        // SAFETY: one valid pollfd, alive for the call; timeout 0.
-        let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+        // SAFETY: one valid pollfd, alive for the call.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
         if r >= 0 {
             if pfd.revents & libc::POLLNVAL != 0 {
                 return Err(io::Error::from_raw_os_error(libc::EBADF));
@@ -403,63 +398,4 @@ fn poll_now(fd: RawFd, direction: Direction) -> io::Result<bool> {
             return Err(e);
         }
     }
-}
-
-/// Blocks the thread until `fd` is ready for `direction` or `deadline`
-/// passes; for waits outside a fiber.
-fn poll_blocking(fd: RawFd, direction: Direction, deadline: Option<Instant>) -> io::Result<()> {
-    let events = match direction {
-        Direction::Read => libc::POLLIN,
-        Direction::Write => libc::POLLOUT,
-    };
-    loop {
-        let ms = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(timed_out(fd, direction));
-                }
-                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
-            }
-        };
-        let mut pfd = libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, alive for the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
-        if pfd.revents & libc::POLLNVAL != 0 {
-            return Err(io::Error::from_raw_os_error(libc::EBADF));
-        }
-        if r > 0 {
-            return Ok(());
-        }
-    }
-}
-
-fn shutting_down() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Interrupted,
-        "the spindle runtime is shutting down",
-    )
-}
-
-fn timed_out(fd: RawFd, direction: Direction) -> io::Error {
-    let what = match direction {
-        Direction::Read => "readable",
-        Direction::Write => "writable",
-    };
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("fd {fd} did not become {what} before the deadline"),
-    )
 }

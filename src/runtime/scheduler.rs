@@ -583,12 +583,8 @@ impl Scheduler {
                     // Start loading what the next two fibers will need:
                     // with thousands of fibers their stacks and records are
                     // out of the cache, and the switch would wait for them.
-                    if let Some(next) = core.run_queue.peek(0) {
-                        self.fibers.prefetch(next);
-                    }
-                    if let Some(after) = core.run_queue.peek(1) {
-                        self.fibers.prefetch_record(after);
-                    }
+                    self.fibers
+                        .prefetch(core.run_queue.peek(0), core.run_queue.peek(1));
                     key
                 };
                 if self.resume_running(key) && key == main {

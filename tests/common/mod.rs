@@ -5,6 +5,8 @@
 //! compiles its own copy; not every binary uses every item.
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -35,6 +37,17 @@ pub fn watchdog(test: &'static str) -> Watchdog {
     Watchdog {
         _disarm_on_drop: tx,
     }
+}
+
+/// Asserts that a wait with a timeout of `timeout` that took `waited` ended
+/// because of it: not before it, and not much later (within [`LONG`]).
+#[track_caller]
+pub fn assert_waited_about(waited: Duration, timeout: Duration) {
+    assert!(
+        waited >= timeout,
+        "timed out after {waited:?}, before {timeout:?}"
+    );
+    assert!(waited < timeout + LONG, "timed out only after {waited:?}");
 }
 
 /// The byte at `offset` of stream number `seed`: cheap to compute, and a

@@ -20,7 +20,7 @@ use std::mem::size_of;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ use spindle::{JoinError, TaskState};
 #[path = "../common/mod.rs"]
 mod common;
 
+use common::child::text;
 use common::*;
 
 /// Environment variable telling a child which case to run.
@@ -47,28 +48,14 @@ mod udp;
 
 // ---- harness ----------------------------------------------------------------
 
-/// Re-runs test `name` of this binary in a child with `CASE=case`, keeping
-/// the environment (qemu-user's variables included).
+/// Re-runs test `name` of this binary in a child with `CASE=case`.
 fn run_child(name: &str, case: &str) -> Output {
-    Command::new(std::env::current_exe().expect("current_exe"))
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CASE, case)
-        .output()
-        .expect("spawn child")
+    child::run_child(CASE, name, case)
 }
 
 /// Whether this process is a child running `case`.
 fn is_child(case: &str) -> bool {
-    std::env::var(CASE).is_ok_and(|c| c == case)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    child::is_child(CASE, case)
 }
 
 /// Asserts that the child exited 0 after its body ran to the end (a filter

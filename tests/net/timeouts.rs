@@ -36,11 +36,7 @@ fn read_timeout_gives_timed_out_after_the_timeout() {
         let e = s.read(&mut [0; 16]).unwrap_err();
         let waited = start.elapsed();
         assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
-        assert!(
-            waited >= timeout,
-            "timed out after {waited:?}, before {timeout:?}"
-        );
-        assert!(waited < timeout + LONG, "timed out only after {waited:?}");
+        assert_waited_about(waited, timeout);
         assert!(ticks.get() > 0, "no other fiber ran while the read waited");
         ticker.cancel();
         s.write_all(b"go").unwrap();
@@ -75,11 +71,7 @@ fn write_timeout_on_a_peer_that_never_reads_gives_timed_out() {
         };
         assert_eq!(e.kind(), ErrorKind::TimedOut, "{e} after {sent} bytes");
         assert!(sent > 0, "not even the first write went through");
-        assert!(
-            waited >= timeout,
-            "timed out after {waited:?}, before {timeout:?}"
-        );
-        assert!(waited < timeout + LONG, "timed out only after {waited:?}");
+        assert_waited_about(waited, timeout);
     });
 }
 
@@ -135,11 +127,7 @@ fn connect_timeout_to_a_full_accept_queue_gives_timed_out() {
             Err(e) => assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}"),
             Ok(s) => panic!("connected to a full accept queue: {s:?}"),
         }
-        assert!(
-            waited >= timeout,
-            "timed out after {waited:?}, before {timeout:?}"
-        );
-        assert!(waited < timeout + LONG, "timed out only after {waited:?}");
+        assert_waited_about(waited, timeout);
         assert!(ticks.get() > 0, "no other fiber ran while connect waited");
         ticker.cancel();
     });

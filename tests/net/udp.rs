@@ -74,10 +74,6 @@ fn udp_recv_timeout_gives_timed_out() {
         let e = s.recv_from(&mut [0; 16]).unwrap_err();
         let waited = start.elapsed();
         assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
-        assert!(
-            waited >= timeout,
-            "timed out after {waited:?}, before {timeout:?}"
-        );
-        assert!(waited < timeout + LONG, "timed out only after {waited:?}");
+        assert_waited_about(waited, timeout);
     });
 }

@@ -469,15 +469,7 @@ fn in_barrier_wait() {
 #[test]
 fn in_recv_while_another_fiber_is_unwinding() {
     spindle::run(|| {
-        let (gate_tx, gate_rx) = channel::<()>();
-        let unwinding = spindle::spawn(move || {
-            let _waits_in_drop = WaitOnDrop(gate_rx);
-            spindle::sleep(Duration::from_secs(3600));
-        });
-        settle();
-        unwinding.cancel();
-        settle(); // it unwinds into its destructor and parks there
-        assert_waiting_sync(&unwinding);
+        let (gate_tx, unwinding) = park_a_fiber_mid_unwind();
 
         let (tx, rx) = channel::<u32>();
         let (blocked, flag) = spawn_guarded(move || rx.recv());

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use spindle::sync::{
     channel, sync_channel, Barrier, Condvar, Mutex, Receiver, RecvError, RecvTimeoutError,
-    Semaphore, SendError, TryRecvError, TrySendError, WaitGroup,
+    Semaphore, SendError, Sender, TryRecvError, TrySendError, WaitGroup,
 };
 use spindle::{JoinError, JoinHandle, TaskId, TaskState};
 
@@ -88,6 +88,23 @@ impl Drop for WaitOnDrop {
     fn drop(&mut self) {
         let _ = self.0.recv();
     }
+}
+
+/// Spawns a fiber, cancels it, and lets it unwind into a [`WaitOnDrop`],
+/// where it stays parked in the middle of its unwind until the returned
+/// sender is dropped. Returns the sender and the fiber's handle.
+#[track_caller]
+fn park_a_fiber_mid_unwind() -> (Sender<()>, JoinHandle<()>) {
+    let (gate_tx, gate_rx) = channel::<()>();
+    let unwinding = spindle::spawn(move || {
+        let _waits_in_drop = WaitOnDrop(gate_rx);
+        spindle::sleep(Duration::from_secs(3600));
+    });
+    settle();
+    unwinding.cancel();
+    settle(); // it unwinds into its destructor and parks there
+    assert_waiting_sync(&unwinding);
+    (gate_tx, unwinding)
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {

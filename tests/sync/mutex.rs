@@ -125,15 +125,7 @@ fn try_lock_fails_while_locked_or_handed_over() {
 #[test]
 fn the_lock_excludes_while_another_fiber_is_unwinding() {
     spindle::run(|| {
-        let (gate_tx, gate_rx) = channel::<()>();
-        let unwinding = spindle::spawn(move || {
-            let _waits_in_drop = WaitOnDrop(gate_rx);
-            spindle::sleep(Duration::from_secs(3600));
-        });
-        settle();
-        unwinding.cancel();
-        settle(); // it unwinds into its destructor and parks there
-        assert_waiting_sync(&unwinding);
+        let (gate_tx, unwinding) = park_a_fiber_mid_unwind();
 
         let m = Rc::new(Mutex::new(()));
         let g = m.lock();

@@ -120,15 +120,7 @@ fn a_big_request_is_not_starved_by_small_ones() {
 #[test]
 fn a_grant_is_not_also_returned_while_another_fiber_is_unwinding() {
     spindle::run(|| {
-        let (gate_tx, gate_rx) = channel::<()>();
-        let unwinding = spindle::spawn(move || {
-            let _waits_in_drop = WaitOnDrop(gate_rx);
-            spindle::sleep(Duration::from_secs(3600));
-        });
-        settle();
-        unwinding.cancel();
-        settle(); // it unwinds into its destructor and parks there
-        assert_waiting_sync(&unwinding);
+        let (gate_tx, unwinding) = park_a_fiber_mid_unwind();
 
         let sem = Rc::new(Semaphore::new(1));
         let held = sem.acquire();
