@@ -354,7 +354,7 @@ impl TcpStream {
 
 // The I/O methods inline into the caller (with everything down to the
 // switch), so no frame of theirs is live across a park: see the runtime's
-// `with_current`.
+// `wait::Parker`.
 impl Read for &TcpStream {
     #[inline(always)]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

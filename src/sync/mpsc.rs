@@ -545,7 +545,7 @@ impl<T> Receiver<T> {
 
     // Always inlined into the caller: this frame would otherwise be live
     // across the switch when the receiver parks, and its return afterwards
-    // mispredicted (see the runtime's `with_current`).
+    // mispredicted (see the runtime's `wait::Parker`).
     #[track_caller]
     #[inline(always)]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {

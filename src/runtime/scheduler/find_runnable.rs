@@ -3,7 +3,7 @@
 //!
 //! In this order: wake the sleepers whose deadline has passed (the sleep
 //! queue, in deadline order); wake the fibers whose helper threads finished
-//! (the [`Remote`](super::blocking::Remote)); poll the reactor for fd
+//! (the [`Remote`](crate::runtime::driver::Remote)); poll the reactor for fd
 //! events. The poll does not block if some fiber is ready (and is skipped
 //! entirely when no fiber waits on an fd); otherwise it blocks until the
 //! earliest deadline, or for good if there is none.
@@ -17,9 +17,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::scheduler::{Cancel, Core, Scheduler};
-use super::slab::Key;
-use super::task::TaskState;
+use crate::runtime::task::{Cancel, Deadlock, Key, TaskState};
+
+use super::core::Core;
+use super::Scheduler;
 
 impl Scheduler {
     /// Between two rounds: fires expired timers, collects wake-ups from other
@@ -30,7 +31,7 @@ impl Scheduler {
     ///
     /// The deadlock report when nothing is ready and nothing could ever
     /// make anything ready.
-    pub(crate) fn poll(&self) -> Result<(), String> {
+    pub(super) fn poll(&self) -> Result<(), Deadlock> {
         let timeout = {
             let mut core = self.core.borrow_mut();
             let core = &mut *core;
