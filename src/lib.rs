@@ -12,7 +12,7 @@
 //! | stacks | [`stack`] | mmap'd stacks with a guard region, the pool, overflow reports |
 //! | coroutine | [`coroutine`], [`generator`], [`greenlet`] | resume/suspend with values, iterators, symmetric switch |
 //! | scheduler | [`runtime`] | fibers as tasks: round robin, timers, fd readiness, join and cancel |
-//! | library | [`sync`], [`net`], [`io`] | channels and locks that park the fiber; sockets and fds that wait on the reactor |
+//! | library | [`sync`], [`net`], [`io`], [`process`], [`signal`] | channels and locks that park the fiber; sockets, fds, child processes and signals that wait on the reactor |
 //!
 //! ## Example
 //!
@@ -43,7 +43,9 @@ pub mod generator;
 pub mod greenlet;
 pub mod io;
 pub mod net;
+pub mod process;
 pub mod runtime;
+pub mod signal;
 pub mod stack;
 pub mod sync;
 
