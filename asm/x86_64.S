@@ -12,8 +12,18 @@
  * control bits of MXCSR (rounding mode, exception masks, FTZ/DAZ) and the x87
  * control word. Everything else (rax, rcx, rdx, rsi, rdi, r8-r11, all xmm
  * registers, the MXCSR status flags) may be clobbered by any call. That is
- * exactly what a switched-out context needs kept: this file and the inline
- * asm blocks that enter it keep it between them (see "Who saves what").
+ * what a switched-out context needs kept: this file and the inline asm
+ * blocks that enter it keep the registers between them (see "Who saves
+ * what"); the floating-point control state is kept only when the crate's
+ * `fp-env` feature is on (see "Floating-point control state" below).
+ *
+ * TWO CONFIGURATIONS
+ *
+ * build.rs assembles this file with SPINDLE_FP_ENV defined when the cargo
+ * feature `fp-env` is on. The only differences are marked `#ifdef
+ * SPINDLE_FP_ENV`: four instructions in the frame macros and three in
+ * spindle_fiber_start. The frame, its size, its offsets and every CFI
+ * directive are the same in both.
  *
  * THE THREE OPERATIONS
  *
@@ -32,9 +42,9 @@
  * whichever of them hold live values around the block (usually few, and once
  * per function rather than once per switch when they sit in a loop). What no
  * asm! block can declare clobbered is saved here: rbx and rbp (LLVM reserves
- * them), rsp (it becomes the frame's address) and the floating-point control
- * state. Between the two, everything the ABI says a call preserves is
- * preserved.
+ * them), rsp (it becomes the frame's address) and, with `fp-env`, the
+ * floating-point control state. Between the two, every register the ABI says
+ * a call preserves is preserved.
  *
  * THE SAVED FRAME
  *
@@ -46,7 +56,8 @@
  *
  *      offset  contents
  *      ------  ----------------------------------------------------------
- *        +0    MXCSR (4 bytes) | x87 control word (2 bytes) | unused (2)
+ *        +0    with fp-env: MXCSR (4 bytes) | x87 control word (2) |
+ *              unused (2); without: unused (written by init_stack only)
  *        +8    rbx
  *       +16    rbp
  *       +24    return address: where this context goes on when it is
@@ -57,9 +68,14 @@
  * rbp sits right below the address, so [rbp, address] is an ordinary frame
  * record for profilers that walk frame pointers.
  *
- * A round trip (resume, then suspend) moves 8 words through memory. A switch
- * that saved every callee-saved register itself, as a C function must, would
- * move 16, most of them registers holding nothing the program needs.
+ * The +0 word is there in both configurations so that the frame keeps the
+ * stack 16-byte aligned and has one layout: without fp-env it costs a `sub`
+ * and an `add` of rsp, nothing else.
+ *
+ * A round trip (resume, then suspend) moves 6 words through memory (8 with
+ * fp-env). A switch that saved every callee-saved register itself, as a C
+ * function must, would move 16, most of them registers holding nothing the
+ * program needs.
  *
  * THE PARENT LINK
  *
@@ -81,8 +97,8 @@
  *   | fiber's frames    |         |       | return address     | <- pushed by
  *   |  ...              |         |       | rbp                |    "call
  *   | resume address    |         |       | rbx                |    spindle_resume"
- *   | rbp, rbx          |         +-----> | MXCSR | x87 CW     |
- *   | MXCSR | x87 CW    | <- saved sp     +--------------------+ <- parent link
+ *   | rbp, rbx          |         +-----> | +0 word (FP words) |
+ *   | +0 word (FP words)| <- saved sp     +--------------------+ <- parent link
  *   +-------------------+    (kept in the                           points here
  *   | guard page(s)     |     Coroutine)
  *   |  (faults on touch: see src/stack/overflow.rs)
@@ -97,8 +113,8 @@
  *   | spindle_fiber_start  (resume address)
  *   | rbp = data        |  (the closure's address)
  *   | rbx = entry fn    |
- *   | MXCSR | x87 CW    | <- initial sp  (the defaults; see spindle_fiber_start)
- *   +-------------------+
+ *   | +0 word           | <- initial sp  (the default FP words; read only
+ *   +-------------------+                 with fp-env: see spindle_fiber_start)
  *
  * RETURN-ADDRESS PREDICTION
  *
@@ -120,11 +136,23 @@
  *
  * FLOATING-POINT CONTROL STATE
  *
- * Each switch stores the current MXCSR and x87 control word into the frame it
+ * By default the switch does not touch MXCSR or the x87 control word, as
+ * corosensei, wasmtime's fibers and Go's scheduler do not. Rust assumes the
+ * default floating-point environment everywhere: since Rust 1.75 the docs of
+ * core::arch's _mm_setcsr say that changing the rounding mode, the exception
+ * masks or FTZ/DAZ is undefined behaviour, and the intrinsics are
+ * deprecated. A switch happens only inside a Rust call (resume, suspend),
+ * where in any sound program that environment is the default on both sides,
+ * so there is nothing to save.
+ *
+ * With the `fp-env` feature (SPINDLE_FP_ENV), for programs whose C code
+ * changes the environment and switches fibers while it is changed, each
+ * switch stores the current MXCSR and x87 control word into the frame it
  * pushes (stmxcsr, fnstcw) and loads the ones of the frame it pops (ldmxcsr,
- * fldcw), unconditionally. Only MXCSR's control bits (6-15) matter to the
- * ABI; its status flags (0-5) travel along, which is harmless: no caller may
- * rely on them across a call.
+ * fldcw), unconditionally, and a new fiber takes its first resumer's words
+ * (spindle_fiber_start). Only MXCSR's control bits (6-15) matter to the ABI;
+ * its status flags (0-5) travel along, which is harmless: no caller may rely
+ * on them across a call.
  *
  * Why not compare first and load only when the words differ? Because the
  * comparison must read back the value stmxcsr has just stored, and on the
@@ -132,8 +160,8 @@
  * the store: it waits for the store to reach the cache, about 2.5 ns per
  * switch, while the two loads cost about 0.6 ns together. The store itself
  * (stmxcsr is microcoded there, about 2.4 ns) is the price of keeping the
- * control state at all; it is the one cost the switch has that a switch
- * which ignores the FP control state (corosensei's) does not.
+ * control state at all. Measured with benches/switch.rs, fp-env makes a
+ * round trip several times slower (BENCHMARKS.md has the figures).
  */
 
 #include "header.h"
@@ -142,9 +170,10 @@
 
 /*
  * Push the 32-byte saved frame (see above) below the address at [rsp]: rbp,
- * rbx, then a quadword holding MXCSR and the x87 control word. Each push is
- * followed by the CFI that says where it went: keep the two in the same
- * order. On entry the CFA must be rsp + 8; on exit it is rsp + 32.
+ * rbx, then the +0 quadword (with fp-env: MXCSR and the x87 control word).
+ * Each push is followed by the CFI that says where it went: keep the two in
+ * the same order. On entry the CFA must be rsp + 8; on exit it is rsp + 32.
+ * The FP words have no CFI: they are not registers an unwinder restores.
  */
 .macro PUSH_FRAME
     push rbp
@@ -155,8 +184,10 @@
     .cfi_rel_offset rbx, 0
     sub rsp, 8
     .cfi_adjust_cfa_offset 8
+#ifdef SPINDLE_FP_ENV
     stmxcsr [rsp]
     fnstcw [rsp + 4]
+#endif
 .endm
 
 /*
@@ -165,8 +196,10 @@
  * frame it pushed, through another register, and that stays true here.
  */
 .macro POP_FRAME
+#ifdef SPINDLE_FP_ENV
     ldmxcsr [rsp]
     fldcw [rsp + 4]
+#endif
     add rsp, 8
     pop rbx
     pop rbp
@@ -179,7 +212,8 @@
  *     call spindle_resume
  *   with r12-r15 and every caller-saved register declared clobbered. Like
  *   spindle_suspend, it is not an extern "C" function: it keeps only rbx,
- *   rbp, rsp and the FP control state (see "Who saves what").
+ *   rbp, rsp and, with fp-env, the FP control state (see "Who saves
+ *   what").
  *
  * Contract: runs on the resumer's stack. `fiber_sp` is a saved frame (a
  * suspended fiber, or a fresh stack from init_stack) and `link` is that
@@ -286,7 +320,7 @@ END_FUNCTION(spindle_exit)
  *   rbx = the fiber's entry function:
  *         extern "C" fn(arg: usize, link: *mut *mut u8, data: *mut u8) -> !
  *   rbp = data (the closure, on this stack)
- *   MXCSR, x87 CW = the defaults init_stack wrote (see below)
+ *   with fp-env: MXCSR, x87 CW = the defaults init_stack wrote (see below)
  * ---------------------------------------------------------------------- */
 FUNCTION(spindle_fiber_start)
     .cfi_startproc
@@ -320,16 +354,19 @@ FUNCTION(spindle_fiber_start)
     .cfi_undefined r14
     .cfi_undefined r15
 
+#ifdef SPINDLE_FP_ENV
     /* A new fiber takes the floating-point control state of its first
      * resumer, as a new thread takes its creator's: the resumer saved it at
      * the bottom of its frame, which the parent link points at. (init_stack
      * wrote the defaults into the fresh frame only so that the pop in
      * spindle_resume loads valid words; reading the creator's there would
      * cost an stmxcsr per fiber.) rax is free: it carries nothing into a
-     * fiber's first call. */
+     * fiber's first call. Without fp-env nothing touches the control state,
+     * so the fiber runs with whatever its resumer had: the same outcome. */
     mov rax, [rsp]
     ldmxcsr [rax]
     fldcw [rax + 4]
+#endif
 
     /* Arguments of the entry function: rdi = arg (already there),
      * rsi = &parent link, rdx = data. rbp = 0 ends frame-pointer walks. */

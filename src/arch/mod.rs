@@ -28,9 +28,26 @@
 //! - [`resume`] and [`suspend`] are inline `asm!` blocks that enter the
 //!   assembly. The assembly preserves only what no `asm!` block can declare
 //!   clobbered (the frame pointer and its neighbour, plus the FP control
-//!   state on x86_64); the blocks declare every other register clobbered, so
-//!   the compiler saves the callee-saved ones that hold live values. Between
-//!   them, everything the ABI says a call preserves survives a switch.
+//!   state with the `fp-env` feature); the blocks declare every other
+//!   register clobbered, so the compiler saves the callee-saved ones that
+//!   hold live values. Between them, every register the ABI says a call
+//!   preserves survives a switch.
+//!
+//! ## The floating-point environment
+//!
+//! By default a switch does not save or load the floating-point control
+//! state (MXCSR and the x87 control word on x86_64, FPCR on aarch64). Rust
+//! assumes the default environment: since Rust 1.75 the documentation of
+//! `core::arch::x86_64::_mm_setcsr` says that changing the rounding mode,
+//! exception masks or denormal flushing is undefined behaviour. A switch
+//! happens only inside a Rust call ([`resume`], [`suspend`]), where a sound
+//! program runs in that default environment on both sides, so there is
+//! nothing to keep. corosensei, wasmtime's fibers and Go's scheduler make
+//! the same choice. The `fp-env` cargo feature assembles the switch with
+//! `SPINDLE_FP_ENV`, which saves and loads that state in the frame's spare
+//! word, and makes a new fiber start with its first resumer's: for programs
+//! whose C code changes the environment and switches fibers while it is
+//! changed. It costs a few nanoseconds per switch (`BENCHMARKS.md`).
 //! - The parent link of a running fiber holds the saved stack pointer of
 //!   whoever resumed it last. Only [`resume`] writes it.
 //! - Control never unwinds through any of these functions: panics are caught

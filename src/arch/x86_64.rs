@@ -13,7 +13,9 @@ use super::Transfer;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SavedFrame {
-    /// MXCSR in the low 32 bits, the x87 control word in bits 32-47.
+    /// With the `fp-env` feature, MXCSR in the low 32 bits and the x87
+    /// control word in bits 32-47; without it, a spare word the switch
+    /// never reads (it keeps the frame 16-byte aligned and one layout).
     pub(crate) fp_control: u64,
     pub(crate) rbx: usize,
     pub(crate) rbp: usize,
@@ -39,12 +41,13 @@ extern "C" {
 /// function in rbx and its data in rbp.
 ///
 /// The floating-point control words here are the ABI's defaults, only so
-/// that the first resume loads valid ones: `spindle_fiber_start` then loads
-/// its first resumer's, so a new fiber starts with the FP control state of
-/// whoever first resumes it (as a new thread starts with its creator's).
-/// Reading the creator's here instead would cost a `stmxcsr` per fiber,
-/// which is slow on some CPUs (see "Floating-point control state" in
-/// `asm/x86_64.S`).
+/// that with `fp-env` the first resume loads valid ones:
+/// `spindle_fiber_start` then loads its first resumer's, so a new fiber
+/// starts with the FP control state of whoever first resumes it (as a new
+/// thread starts with its creator's). Reading the creator's here instead
+/// would cost a `stmxcsr` per fiber, which is slow on some CPUs (see
+/// "Floating-point control state" in `asm/x86_64.S`). Without `fp-env` the
+/// word is never read; writing the same constant keeps one code path.
 #[inline]
 pub(crate) fn init_frame(entry: usize, data: usize, start: usize) -> SavedFrame {
     /// MXCSR: all exceptions masked, round to nearest; x87: the same, with
@@ -78,7 +81,8 @@ pub(crate) unsafe fn resume(arg: usize, sp: *mut u8, link: *mut *mut u8) -> Tran
     // whose parent link is `link`, on a stack that stays mapped. The block
     // is entered with the stack aligned for a call (it has no `nostack`),
     // and spindle_resume returns to the instruction after the `call` with
-    // rsp as it was, rbx, rbp and the FP control state preserved; every
+    // rsp as it was, rbx and rbp preserved (and, with fp-env, the FP
+    // control state; without it Rust code never changes that state); every
     // other register it may change is an output or declared clobbered.
     unsafe {
         asm!(
@@ -115,7 +119,8 @@ pub(crate) unsafe fn suspend(arg: usize, link: *mut *mut u8) -> usize {
     // SAFETY: the caller guarantees we run on a fiber resumed through
     // `link`. The pushed address is popped by spindle_resume before it jumps
     // back to label 2, so rsp is unchanged at the end of the block. The
-    // assembly preserves rbx, rbp and the FP control state; r12-r15 and the
+    // assembly preserves rbx and rbp (and the FP control state with
+    // fp-env); r12-r15 and the
     // caller-saved registers are declared clobbered, so the compiler saves
     // whatever it keeps in them (the split is explained in asm/x86_64.S).
     unsafe {
