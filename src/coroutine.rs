@@ -25,7 +25,9 @@
 //! ## Layout of a coroutine's stack
 //!
 //! ```text
-//!  base ->  FiberInfo        what the overflow handler reports (name, size)
+//!  base ->  FiberInfo        what the overflow handler reports (name, size);
+//!                            it finds it from the fault address, so a
+//!                            switch does no bookkeeping for it
 //!           closure F        moved out by the fiber on its first resume
 //!           (unused word)
 //!           parent link      see asm/x86_64.S
@@ -187,8 +189,6 @@ pub struct Coroutine<I, Y, R> {
     sp: *mut u8,
     /// The parent link, on `stack`.
     link: *mut *mut u8,
-    /// The overflow handler's record, on `stack`.
-    info: *const FiberInfo,
     /// The closure, on `stack`, until the first resume moves it out.
     data: *mut u8,
     /// Drops the closure in place (for a coroutine that never started).
@@ -325,7 +325,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         // Carve the top of the stack: FiberInfo, then the closure, then the
         // parent link (16-aligned, with one spare word above it).
         let base = stack.base() as usize;
-        let info_addr = (base - size_of::<FiberInfo>()) & !(align_of::<FiberInfo>() - 1);
+        let info_addr = FiberInfo::address(base);
         let f_align = align_of::<F>().max(16);
         let data_addr = info_addr
             .checked_sub(size_of::<F>())
@@ -345,32 +345,21 @@ impl<I, Y, R> Coroutine<I, Y, R> {
             ));
         }
 
-        let guard = stack.guard();
-        let (name_ptr, name_len) = match &name {
-            Some(n) => (n.as_ptr(), n.len()),
-            None => (ptr::null(), 0),
-        };
-        let info = FiberInfo {
-            guard_start: guard.start,
-            guard_end: guard.end,
-            stack_size: stack.size(),
-            name_ptr,
-            name_len,
-        };
+        let info = FiberInfo::new(stack.guard().start, stack.size(), name.as_deref());
         let link = link_addr as *mut *mut u8;
         // SAFETY: the three addresses are inside the stack (checked above:
         // they use less than half of it), suitably aligned, and do not
         // overlap: info is above data, data above link + 8. The stack is
-        // owned by the coroutine and stays mapped until the fiber is done.
+        // owned by the coroutine and stays mapped until the fiber is done;
+        // the name lives in `self.name` until drop retires the record.
         let sp = unsafe {
-            ptr::write(info_addr as *mut FiberInfo, info);
+            info.publish(base);
             ptr::write(data_addr as *mut F, f);
             arch::init_stack(link, fiber_main::<F, I, Y, R>, data_addr as *mut u8)
         };
         Ok(Coroutine {
             sp,
             link,
-            info: info_addr as *const FiberInfo,
             data: data_addr as *mut u8,
             drop_data: drop_in_place_erased::<F>,
             state: State::NotStarted,
@@ -416,12 +405,10 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// fiber has read it (it reads it first thing).
     #[inline]
     unsafe fn switch_in(&mut self, msg: *const Input<I>) -> Output<Y, R> {
-        let prev = overflow::swap_current(self.info);
         // SAFETY: `sp` is the saved stack pointer of this (not done) fiber,
         // saved by its last switch and not resumed since; `link` is its
         // parent link; the stack stays mapped while `self` lives.
         let t = unsafe { arch::resume(msg as usize, self.sp, self.link) };
-        overflow::swap_current(prev);
         // The fiber sent a pointer to a value it holds in ManuallyDrop on
         // its stack (still mapped) and never touches again: a Y when it
         // suspended, an Exit<R> when it finished.
@@ -494,9 +481,14 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
                 // panic = "abort": the fiber cannot be unwound. Its frames
                 // may hold pinned values whose memory must not be reused
                 // before they are dropped, so the stack is leaked.
+                // SAFETY: `create` published the record; the stack is ours.
+                unsafe { FiberInfo::retire(self.stack.base() as usize) };
                 return;
             }
         }
+        // SAFETY: `create` published the record on this stack, which is
+        // still ours; the name it points at is dropped after this.
+        unsafe { FiberInfo::retire(self.stack.base() as usize) };
         // SAFETY: the fiber has finished (or never started and its closure
         // was dropped): nothing on the stack is live any more.
         unsafe { ManuallyDrop::drop(&mut self.stack) };

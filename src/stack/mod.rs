@@ -98,6 +98,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod altstack;
 mod chunk;
+mod chunk_table;
 mod error;
 mod guard;
 pub(crate) mod overflow;
