@@ -13,7 +13,7 @@
 //!    the fault is that stack's overflow and not, say, a write running off
 //!    the top of the neighbouring slot;
 //! 3. the [`FiberInfo`] at the top of the slot must be a live one (its
-//!    magic word set, its guard and size those of the slot).
+//!    magic word set); it gives the name, the slot gives the size.
 //!
 //! Then: write `fiber '<name>' overflowed its <N> KiB stack` to stderr with
 //! one `write(2)` and `abort()`. Anything else goes to the handler that was
@@ -32,7 +32,7 @@
 //! ## Invariants
 //!
 //! - A coroutine writes its [`FiberInfo`] at [`FiberInfo::address`] of its
-//!   stack before its first resume ([`FiberInfo::publish`]) and clears its
+//!   stack when it is created ([`FiberInfo::publish`]) and clears its
 //!   magic word ([`FiberInfo::retire`]) before the stack can be reused. In
 //!   between the record is never changed, and its name stays valid (the
 //!   coroutine owns it).
@@ -59,16 +59,12 @@ use std::sync::Once;
 use super::{altstack, chunk_table, page_size};
 
 /// What the overflow handler needs to know about a fiber, at the top of its
-/// stack.
+/// stack: its name. (The stack's size and guard come from the chunk table.)
 #[derive(Debug)]
 pub(crate) struct FiberInfo {
     /// [`FiberInfo::MAGIC`] while the record is live, 0 after
     /// [`retire`](FiberInfo::retire).
     magic: u64,
-    /// First address of the fiber stack's guard region.
-    pub(crate) guard_start: usize,
-    /// Usable bytes of the stack (reported in KiB).
-    pub(crate) stack_size: usize,
     /// The fiber's name, UTF-8, valid while this record is live; null for
     /// an unnamed fiber.
     pub(crate) name_ptr: *const u8,
@@ -80,17 +76,6 @@ impl FiberInfo {
     /// "SPNDLFIB": marks a live record.
     const MAGIC: u64 = 0x5350_4E44_4C46_4942;
 
-    /// A live record for a stack whose guard starts at `guard_start`.
-    pub(crate) fn new(guard_start: usize, stack_size: usize, name: Option<&str>) -> FiberInfo {
-        FiberInfo {
-            magic: FiberInfo::MAGIC,
-            guard_start,
-            stack_size,
-            name_ptr: name.map_or(ptr::null(), str::as_ptr),
-            name_len: name.map_or(0, str::len),
-        }
-    }
-
     /// Where the record of the stack whose top is `base` lives: the highest
     /// suitably aligned place below `base`. The handler finds it there.
     #[inline]
@@ -98,7 +83,8 @@ impl FiberInfo {
         (base - size_of::<FiberInfo>()) & !(align_of::<FiberInfo>() - 1)
     }
 
-    /// Writes `self` at [`FiberInfo::address`]`(base)`.
+    /// Writes a live record naming the fiber `name` at
+    /// [`FiberInfo::address`]`(base)`, one field at a time (three stores).
     ///
     /// # Safety
     ///
@@ -107,9 +93,15 @@ impl FiberInfo {
     ///
     /// [`retire`]: FiberInfo::retire
     #[inline]
-    pub(crate) unsafe fn publish(self, base: usize) {
-        // SAFETY: forwarded from the caller.
-        unsafe { ptr::write(FiberInfo::address(base) as *mut FiberInfo, self) }
+    pub(crate) unsafe fn publish(base: usize, name: Option<&str>) {
+        let info = FiberInfo::address(base) as *mut FiberInfo;
+        // SAFETY: forwarded from the caller; the place is aligned for a
+        // FiberInfo (`address`).
+        unsafe {
+            ptr::addr_of_mut!((*info).magic).write(FiberInfo::MAGIC);
+            ptr::addr_of_mut!((*info).name_ptr).write(name.map_or(ptr::null(), str::as_ptr));
+            ptr::addr_of_mut!((*info).name_len).write(name.map_or(0, str::len));
+        }
     }
 
     /// Marks the record of the stack whose top is `base` as dead, so that a
@@ -253,7 +245,7 @@ unsafe fn interrupted_sp(context: *mut libc::c_void) -> usize {
 /// The record of the fiber whose stack overflowed, if a fault at `addr`
 /// with the stack pointer at `sp` is one (the three steps of the module
 /// docs). Reads only the chunk table and the slot's memory.
-fn overflowed_fiber(addr: usize, sp: usize) -> Option<FiberInfo> {
+fn overflowed_fiber(addr: usize, sp: usize) -> Option<Overflow> {
     let (low, slot_bytes) = chunk_table::find(addr)?;
     let page = page_size();
     let base = low + slot_bytes;
@@ -265,14 +257,26 @@ fn overflowed_fiber(addr: usize, sp: usize) -> Option<FiberInfo> {
     // bit pattern is a valid FiberInfo (integers and a raw pointer), and the
     // checks below reject one that is not live.
     let fiber = unsafe { ptr::read_volatile(FiberInfo::address(base) as *const FiberInfo) };
-    let live = fiber.magic == FiberInfo::MAGIC
-        && fiber.guard_start == low
-        && fiber.stack_size == slot_bytes - page;
-    live.then_some(fiber)
+    (fiber.magic == FiberInfo::MAGIC).then_some(Overflow {
+        name_ptr: fiber.name_ptr,
+        name_len: fiber.name_len,
+        stack_size: slot_bytes - page,
+    })
+}
+
+/// What the handler reports: a fiber's name and its stack's usable size.
+#[derive(Debug)]
+struct Overflow {
+    /// As [`FiberInfo::name_ptr`].
+    name_ptr: *const u8,
+    /// As [`FiberInfo::name_len`].
+    name_len: usize,
+    /// Usable bytes of the stack (reported in KiB).
+    stack_size: usize,
 }
 
 /// Writes `fiber '<name>' overflowed its <N> KiB stack` to stderr.
-fn report(fiber: &FiberInfo) {
+fn report(fiber: &Overflow) {
     let name: &[u8] = if fiber.name_ptr.is_null() || fiber.name_len == 0 {
         b"<unnamed>"
     } else {

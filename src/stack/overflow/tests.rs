@@ -158,10 +158,9 @@ fn only_a_live_record_with_the_stack_pointer_in_its_slot_is_reported() {
     let guard = stack.guard();
     let base = stack.base() as usize;
     let name = String::from("probe");
-    let info = FiberInfo::new(guard.start, stack.size(), Some(&name));
     // SAFETY: the stack is ours and unused; the name outlives the record
     // (retired below).
-    unsafe { info.publish(base) };
+    unsafe { FiberInfo::publish(base, Some(&name)) };
     let sp_inside = stack.limit() as usize + 64;
     let found = overflowed_fiber(guard.end - 1, sp_inside).expect("a live record");
     assert_eq!(
