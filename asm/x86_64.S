@@ -50,27 +50,33 @@
  *
  * A context that is switched away from pushes its state on its own stack and
  * is then known by a single value: its stack pointer, which points at a saved
- * frame. Resumers and suspended fibers push the same 32-byte frame
- * (src/arch/x86_64.rs mirrors it as a #[repr(C)] struct and checks these
- * offsets at compile time):
+ * frame. Resumers and suspended fibers push the same frame, FRAME_SIZE
+ * bytes: 24 by default, 32 with fp-env, which puts the FP control words
+ * below the rest (src/arch/x86_64.rs mirrors it as a #[repr(C)] struct and
+ * checks these offsets at compile time, for the configuration it is built
+ * in):
  *
- *      offset  contents
- *      ------  ----------------------------------------------------------
- *        +0    with fp-env: MXCSR (4 bytes) | x87 control word (2) |
- *              unused (2); without: unused (written by init_stack only)
- *        +8    rbx
- *       +16    rbp
- *       +24    return address: where this context goes on when it is
- *              switched back to (pushed by the resumer's `call`, or by the
- *              fiber's inline asm by hand)
- *       +32    (the CFA: the context's stack pointer before the switch)
+ *      default  fp-env  contents
+ *      -------  ------  -------------------------------------------------
+ *         -       +0    MXCSR (4 bytes) | x87 control word (2) | unused (2)
+ *        +0       +8    rbx
+ *        +8      +16    rbp
+ *       +16      +24    return address: where this context goes on when it
+ *                       is switched back to (pushed by the resumer's `call`,
+ *                       or by the fiber's inline asm by hand)
+ *       +24      +32    (the CFA: the context's stack pointer before the
+ *                       switch)
  *
  * rbp sits right below the address, so [rbp, address] is an ordinary frame
- * record for profilers that walk frame pointers.
+ * record for profilers that walk frame pointers. Every offset the CFI uses
+ * is relative to the CFA (the address at -8, rbp at -16, rbx at -24), so it
+ * is the same in both configurations; only the CFA's distance from the
+ * frame's start, FRAME_SIZE, differs.
  *
- * The +0 word is there in both configurations so that the frame keeps the
- * stack 16-byte aligned and has one layout: without fp-env it costs a `sub`
- * and an `add` of rsp, nothing else.
+ * A saved stack pointer is 8 mod 16 by default (the resumer's `call` left
+ * its stack 8 mod 16, and 16 more bytes are pushed), 0 mod 16 with fp-env.
+ * Nothing depends on it: each context gets its own stack pointer back
+ * exactly, with the alignment it had.
  *
  * A round trip (resume, then suspend) moves 6 words through memory (8 with
  * fp-env). A switch that saved every callee-saved register itself, as a C
@@ -97,8 +103,8 @@
  *   | fiber's frames    |         |       | return address     | <- pushed by
  *   |  ...              |         |       | rbp                |    "call
  *   | resume address    |         |       | rbx                |    spindle_resume"
- *   | rbp, rbx          |         +-----> | +0 word (FP words) |
- *   | +0 word (FP words)| <- saved sp     +--------------------+ <- parent link
+ *   | rbp, rbx          |         +-----> | (fp-env: FP words) |
+ *   | (fp-env: FP words)| <- saved sp     +--------------------+ <- parent link
  *   +-------------------+    (kept in the                           points here
  *   | guard page(s)     |     Coroutine)
  *   |  (faults on touch: see src/stack/overflow.rs)
@@ -113,8 +119,9 @@
  *   | spindle_fiber_start  (resume address)
  *   | rbp = data        |  (the closure's address)
  *   | rbx = entry fn    |
- *   | +0 word           | <- initial sp  (the default FP words; read only
- *   +-------------------+                 with fp-env: see spindle_fiber_start)
+ *   | (fp-env: the      | <- initial sp
+ *   |  default FP words;|    see spindle_fiber_start)
+ *   +-------------------+
  *
  * RETURN-ADDRESS PREDICTION
  *
@@ -168,12 +175,20 @@
 
     .intel_syntax noprefix
 
+/* The saved frame's size in bytes (see above). */
+#ifdef SPINDLE_FP_ENV
+#define FRAME_SIZE 32
+#else
+#define FRAME_SIZE 24
+#endif
+
 /*
- * Push the 32-byte saved frame (see above) below the address at [rsp]: rbp,
- * rbx, then the +0 quadword (with fp-env: MXCSR and the x87 control word).
+ * Push the saved frame (see above) below the address at [rsp]: rbp, rbx,
+ * then, with fp-env, a quadword holding MXCSR and the x87 control word.
  * Each push is followed by the CFI that says where it went: keep the two in
- * the same order. On entry the CFA must be rsp + 8; on exit it is rsp + 32.
- * The FP words have no CFI: they are not registers an unwinder restores.
+ * the same order. On entry the CFA must be rsp + 8; on exit it is
+ * rsp + FRAME_SIZE. The FP words have no CFI: they are not registers an
+ * unwinder restores.
  */
 .macro PUSH_FRAME
     push rbp
@@ -182,9 +197,9 @@
     push rbx
     .cfi_adjust_cfa_offset 8
     .cfi_rel_offset rbx, 0
+#ifdef SPINDLE_FP_ENV
     sub rsp, 8
     .cfi_adjust_cfa_offset 8
-#ifdef SPINDLE_FP_ENV
     stmxcsr [rsp]
     fnstcw [rsp + 4]
 #endif
@@ -199,8 +214,8 @@
 #ifdef SPINDLE_FP_ENV
     ldmxcsr [rsp]
     fldcw [rsp + 4]
-#endif
     add rsp, 8
+#endif
     pop rbx
     pop rbp
 .endm
@@ -227,14 +242,12 @@ FUNCTION(spindle_resume)
      * [rsp] = our return address; CFA = rsp + 8. */
     PUSH_FRAME
 
-    /* The frame is complete, and rsp is 16-byte aligned (the asm block's
-     * call came from an aligned rsp: 8 for the return address + 24). Publish
-     * it in the fiber's parent link, keep a copy in rax, and take the
-     * fiber's stack. From here until the final jmp the unwinder finds our
-     * frame through rax. */
+    /* The frame is complete. Publish it in the fiber's parent link, keep a
+     * copy in rax, and take the fiber's stack. From here until the final
+     * jmp the unwinder finds our frame through rax. */
     mov [rdx], rsp
     mov rax, rsp
-    .cfi_def_cfa rax, 32
+    .cfi_def_cfa rax, FRAME_SIZE
     mov rsp, rsi
 
     /* rsp = the fiber's frame. Pop it. */
@@ -271,7 +284,7 @@ FUNCTION(spindle_suspend)
     /* rdx = the fiber's saved sp (the second half of what the resumer
      * receives); then take the resumer's stack from the link. */
     mov rdx, rsp
-    .cfi_def_cfa rdx, 32
+    .cfi_def_cfa rdx, FRAME_SIZE
     mov rsp, [rsi]
 
     /* rsp = the resumer's frame. Pop it. */
@@ -333,15 +346,17 @@ FUNCTION(spindle_fiber_start)
     .cfi_signal_frame
     /* Where is the resumer's frame? Not at a fixed offset from anything the
      * unwinder knows, so the CFA is a DWARF expression: "read the parent link
-     * and add 32" -- the link holds the resumer's sp, and its CFA is 32 bytes
-     * above (the size of the saved frame). The bytes:
+     * and add FRAME_SIZE" -- the link holds the resumer's sp, and its CFA is
+     * the size of the saved frame above it. The bytes:
      *   0x0f        DW_CFA_def_cfa_expression
      *   5           the expression is 5 bytes long:
      *   0x77 0x00     DW_OP_breg7 (rsp) + 0   -> address of the parent link
      *   0x06          DW_OP_deref             -> the resumer's saved sp
-     *   0x23 0x20     DW_OP_plus_uconst 32    -> the resumer's CFA
+     *   0x23 FRAME_SIZE                       -> the resumer's CFA
+     *                 DW_OP_plus_uconst (24 = 0x18, or 32 = 0x20 with
+     *                 fp-env; one ULEB128 byte either way)
      */
-    .cfi_escape 0x0f, 5, 0x77, 0x00, 0x06, 0x23, 0x20
+    .cfi_escape 0x0f, 5, 0x77, 0x00, 0x06, 0x23, FRAME_SIZE
     /* The resumer's return address, rbp and rbx are in its frame, below that
      * CFA. Its r12-r15 are wherever the compiler saved them (the resumer's
      * asm block declared them clobbered): in the resumer's own frames, whose

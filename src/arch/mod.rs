@@ -22,9 +22,9 @@
 //!
 //! ## Invariants
 //!
-//! - A saved stack pointer always points at a complete saved frame, 16-byte
-//!   aligned: a suspended fiber's, or (in a parent link) its resumer's. It is
-//!   valid until the context is switched back to once.
+//! - A saved stack pointer always points at a complete saved frame, 8-byte
+//!   aligned (16 on aarch64): a suspended fiber's, or (in a parent link) its
+//!   resumer's. It is valid until the context is switched back to once.
 //! - [`resume`] and [`suspend`] are inline `asm!` blocks that enter the
 //!   assembly. The assembly preserves only what no `asm!` block can declare
 //!   clobbered (the frame pointer and its neighbour, plus the FP control
@@ -110,7 +110,8 @@ pub(crate) unsafe fn init_stack(link: *mut *mut u8, entry: EntryFn, data: *mut u
         spindle_fiber_start as *const () as usize,
     );
     // SAFETY: the caller guarantees INIT_FRAME_SIZE writable bytes below the
-    // link, which is 16-byte aligned, so the frame is aligned too.
+    // link, which is 16-byte aligned, so the frame (a multiple of 8 bytes)
+    // is 8-byte aligned, as it needs.
     unsafe {
         link.write(core::ptr::null_mut());
         let sp = (link as *mut u8).sub(INIT_FRAME_SIZE) as *mut SavedFrame;
