@@ -167,8 +167,10 @@
  * the store: it waits for the store to reach the cache, about 2.5 ns per
  * switch, while the two loads cost about 0.6 ns together. The store itself
  * (stmxcsr is microcoded there, about 2.4 ns) is the price of keeping the
- * control state at all. Measured with benches/switch.rs, fp-env makes a
- * round trip several times slower (BENCHMARKS.md has the figures).
+ * control state at all. Measured with benches/switch.rs on that CPU, the
+ * FP instructions took about 7.7 ns of an 11 ns round trip, and with
+ * fp-env a round trip takes 3.1-3.3 times corosensei's, against about 1.0
+ * without (BENCHMARKS.md has the figures and commands).
  */
 
 #include "header.h"
