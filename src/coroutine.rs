@@ -51,6 +51,19 @@
 //! message out with `ptr::read` before anything else; the sender holds it in
 //! `ManuallyDrop` so it is never dropped twice.
 //!
+//! ## Where the switches are
+//!
+//! Every switch of a coroutine goes through one of four places, so that
+//! anything that must happen on each side of a switch (a sanitizer's fiber
+//! annotations, say) has exactly one spot:
+//!
+//! - `Coroutine::switch_in`: the resumer's side (`arch::resume`), for every
+//!   resume and for the forced unwind of a drop;
+//! - `Yielder::switch_out`: the fiber's side of a suspend (`arch::suspend`);
+//! - the start of `fiber_main`: the fiber's first instruction after its
+//!   first resume;
+//! - the end of `fiber_main`: the fiber leaves for good (`arch::exit`).
+//!
 //! ## Panics and unwinding
 //!
 //! The fiber's root catches every panic (nothing unwinds through the
