@@ -45,7 +45,9 @@
  *       +32    (the CFA)
  *
  * x29 and x30 sit together at the top, in that order, so they form an
- * ordinary AAPCS64 frame record for frame-pointer walkers.
+ * ordinary AAPCS64 frame record for frame-pointer walkers. Unlike x86_64's,
+ * the frame is 32 bytes in both configurations: sp must stay 16-byte
+ * aligned, so the spare word is there anyway, and fp-env only fills it.
  *
  * The stack diagrams of x86_64.S hold here with this frame in place of the
  * x86_64 one. In a fresh stack's frame: x30 = spindle_fiber_start, x19 = the

@@ -20,10 +20,12 @@
  * TWO CONFIGURATIONS
  *
  * build.rs assembles this file with SPINDLE_FP_ENV defined when the cargo
- * feature `fp-env` is on. The only differences are marked `#ifdef
- * SPINDLE_FP_ENV`: four instructions in the frame macros and three in
- * spindle_fiber_start. The frame, its size, its offsets and every CFI
- * directive are the same in both.
+ * feature `fp-env` is on. The differences are all marked `#ifdef
+ * SPINDLE_FP_ENV`: the frame grows by one quadword at its bottom for the
+ * FP control words (FRAME_SIZE: 24 bytes, or 32), the frame macros store
+ * and load them (six instructions), and spindle_fiber_start loads its
+ * first resumer's (three). The CFI is written in terms of FRAME_SIZE, and
+ * every register's place relative to the CFA is the same in both.
  *
  * THE THREE OPERATIONS
  *
