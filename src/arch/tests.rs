@@ -149,9 +149,9 @@ unsafe fn resume_with_sentinels(
 ) -> (Transfer, usize) {
     let (word, new_sp, ok): (usize, *mut u8, usize);
     let (mxcsr, fpcw) = fp_sentinels(seed + 1, false);
-    // SAFETY: as in the fiber's half; `call` enters spindle_resume with rsp
-    // 16-byte aligned (the block is entered aligned and pushes 48 bytes), as
-    // the assembly expects.
+    // SAFETY: as in the fiber's half; `call` enters spindle_resume as the
+    // Rust side's block does (the block is entered aligned for a call and
+    // pushes 48 bytes, so rsp is 16-byte aligned at the `call`).
     unsafe {
         asm!(
             "push rbx",
