@@ -28,6 +28,20 @@
 //! calls the primitive's `on_abandon` with the grant, on the unwinding
 //! fiber, so the primitive can give it back or pass the notification on.
 //! That is how a cancelled waiter never loses a permit, a lock or a wake-up.
+//!
+//! ## Waiting on several queues at once
+//!
+//! [`wait_any`] (what [`select!`](crate::select) parks in) links one
+//! waiter per queue, all naming the same fiber, and parks until any of
+//! them is notified. On every way out it unlinks the waiters that were not
+//! notified. A queue that notified one of them may have done so instead of
+//! notifying another waiter; so the caller gets the set of queues that
+//! notified it and must pass on ([`WaitQueue::notify_one`]) each
+//! notification it does not use, and if the fiber unwinds out of the wait
+//! instead, `wait_any` passes every one of them on itself. This fits
+//! queues whose notifications are hints ("look again": a channel's), not
+//! grants that transfer ownership (a lock's): a passed-on hint at worst
+//! wakes a waiter that finds nothing and waits again.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -209,6 +223,101 @@ impl WaitQueue {
             if timer.as_ref().is_some_and(|t| t.fired()) {
                 return Waited::TimedOut;
             }
+        }
+    }
+}
+
+/// Unlinks the waiters of [`wait_any`] on every way out, and passes on
+/// the notifications of an abandoned wait.
+struct Registrations<'a> {
+    queues: &'a [&'a WaitQueue],
+    waiters: &'a [Waiter],
+    /// Whether the notifications received must be passed on (the wait is
+    /// being abandoned rather than returning them to the caller).
+    pass_on: bool,
+}
+
+impl Drop for Registrations<'_> {
+    fn drop(&mut self) {
+        for (queue, waiter) in self.queues.iter().zip(self.waiters) {
+            if waiter.notified.get() {
+                if self.pass_on {
+                    queue.notify_one();
+                }
+            } else {
+                let me = NonNull::from(waiter);
+                let mut list = queue.list.borrow_mut();
+                if let Some(pos) = list.iter().position(|&w| w == me) {
+                    list.remove(pos);
+                }
+            }
+        }
+    }
+}
+
+/// Parks the running fiber at the back of every queue in `queues` until
+/// one of them notifies it, `deadline` passes, or the runtime shuts down
+/// (see the [module docs](self), "Waiting on several queues at once").
+///
+/// `registered` runs once every waiter is linked and before the fiber
+/// first parks. On [`Waited::Notified`], `notified[i]` says whether
+/// `queues[i]` notified the fiber (at least one did), and the caller owns
+/// those notifications: it must pass on each it does not use. On every
+/// other way out, including an unwind, nothing is owed. A queue may appear
+/// twice.
+///
+/// # Panics
+///
+/// As [`WaitQueue::wait`]; and if `notified` is shorter than `queues`.
+pub(crate) fn wait_any(
+    p: &Parker,
+    what: &'static str,
+    queues: &[&WaitQueue],
+    deadline: Option<Instant>,
+    registered: impl FnOnce(),
+    notified: &mut [bool],
+) -> Waited {
+    assert!(notified.len() >= queues.len());
+    if p.checkpoint().is_err() {
+        return Waited::Interrupted;
+    }
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Waited::TimedOut;
+    }
+    let waker = p.waker();
+    // Boxed so that the waiters stay put while the queues point at them.
+    let waiters: Box<[Waiter]> = queues
+        .iter()
+        .map(|_| Waiter {
+            waker,
+            request: 0,
+            notified: Cell::new(false),
+        })
+        .collect();
+    for (queue, waiter) in queues.iter().zip(waiters.iter()) {
+        queue.list.borrow_mut().push_back(NonNull::from(waiter));
+    }
+    let mut registrations = Registrations {
+        queues,
+        waiters: &waiters,
+        pass_on: true,
+    };
+    registered();
+    let timer = deadline.map(|d| p.timer(d));
+    loop {
+        let parked = p.park(what);
+        if waiters.iter().any(|w| w.notified.get()) {
+            for (flag, w) in notified.iter_mut().zip(waiters.iter()) {
+                *flag = w.notified.get();
+            }
+            registrations.pass_on = false; // the caller owns them now
+            return Waited::Notified;
+        }
+        if parked.is_err() {
+            return Waited::Interrupted;
+        }
+        if timer.as_ref().is_some_and(|t| t.fired()) {
+            return Waited::TimedOut;
         }
     }
 }

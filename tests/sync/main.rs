@@ -5,7 +5,7 @@
 //! `bounded` (back-pressure, `try_send`, `send_timeout`, rendezvous), `mutex`
 //! (FIFO handoff, exclusion across suspension points), `semaphore`,
 //! `condvar`, `wait_group`, `barrier`, `rwlock`, `event`,
-//! `once_cell`, `cancel` (a fiber cancelled while
+//! `once_cell`, `select`, `cancel` (a fiber cancelled while
 //! blocked on each primitive), `deadlock` (the report names the primitive)
 //! and `outside` (calls made with no runtime).
 //!
@@ -38,6 +38,7 @@ mod mutex;
 mod once_cell;
 mod outside;
 mod rwlock;
+mod select;
 mod semaphore;
 mod wait_group;
 
