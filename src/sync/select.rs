@@ -11,7 +11,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::mpsc::{RecvError, SendError};
-use super::wait_queue::{self, WaitQueue, Waited};
+use super::wait_queue::{self, WaitQueue, WaitSlot, Waited};
 use crate::runtime::wait::Parker;
 
 const SELECT: &str = "spindle::sync::Select::select";
@@ -203,8 +203,9 @@ fn random_below(n: usize) -> usize {
 ///    message or a wake-up, and a hint passed on in vain costs one wake-up
 ///    of a fiber that finds nothing and waits again.
 ///
-/// The cost is an allocation of N waiters per wait (none when an operation
-/// is ready at once), and a wake-up's pass-on is one queue operation.
+/// The cost: the list of operations (one allocation per `Select`), one
+/// allocation for the N waiters when the select has to wait (none when an
+/// operation is ready at once), and one queue operation per pass-on.
 ///
 /// # Fairness
 ///
@@ -432,12 +433,13 @@ impl<'a> Select<'a> {
             .ok_or(SelectTimeoutError)
     }
 
-    /// Picks a ready operation at random, passing on the notifications in
-    /// `hints` (indexed like `queues`) that do not belong to it.
-    fn pick(&self, hints: &[bool], owners: &[usize], queues: &[&WaitQueue]) -> Option<usize> {
+    /// Picks a ready operation at random, passing on the notifications
+    /// the `slots` received that do not belong to it.
+    fn pick(&self, slots: &[WaitSlot<'_>]) -> Option<usize> {
         let ready = self.ops.iter().filter(|op| op.is_ready()).count();
         if ready == 0 {
-            // Nothing any hint announced is still there: nothing to pass on.
+            // Nothing any notification announced is still there: nothing
+            // to pass on.
             return None;
         }
         let mut k = random_below(ready);
@@ -455,9 +457,9 @@ impl<'a> Select<'a> {
                 false
             })
             .expect("counted as ready");
-        for ((&hint, &owner), queue) in hints.iter().zip(owners).zip(queues) {
-            if hint && owner != chosen {
-                queue.notify_one();
+        for slot in slots {
+            if slot.notified() && slot.tag() != chosen {
+                slot.queue().notify_one();
             }
         }
         Some(chosen)
@@ -469,48 +471,32 @@ impl<'a> Select<'a> {
             index,
             op: Some(self.ops[index]),
         };
-        if let Some(i) = self.pick(&[], &[], &[]) {
+        if let Some(i) = self.pick(&[]) {
             return Some(selected(i));
         }
         if !wait {
             return None;
         }
-        let mut queues: Vec<&WaitQueue> = Vec::with_capacity(self.ops.len() + 1);
-        let mut owners = Vec::with_capacity(self.ops.len() + 1);
+        let p = &Parker::current(SELECT);
+        let mut slots = Vec::with_capacity(self.ops.len() + 1);
         for (i, op) in self.ops.iter().enumerate() {
             let (q, extra) = op.wait_queues();
-            queues.push(q);
-            owners.push(i);
+            slots.push(WaitSlot::new(p, q, i));
             if let Some(q) = extra {
-                queues.push(q);
-                owners.push(i);
+                slots.push(WaitSlot::new(p, q, i));
             }
         }
-        let mut hints = vec![false; queues.len()];
         loop {
-            let waited = {
-                let p = &Parker::current(SELECT);
-                let ops = &self.ops;
-                wait_queue::wait_any(
-                    p,
-                    SELECT,
-                    &queues,
-                    deadline,
-                    || ops.iter().for_each(|op| op.registered()),
-                    &mut hints,
-                )
-            };
-            match waited {
+            let ops = &self.ops;
+            let registered = || ops.iter().for_each(|op| op.registered());
+            match wait_queue::wait_any(p, SELECT, &slots, deadline, registered) {
                 Waited::Notified => {
-                    if let Some(i) = self.pick(&hints, &owners, &queues) {
+                    if let Some(i) = self.pick(&slots) {
                         return Some(selected(i));
                     }
-                    hints.fill(false);
                 }
                 // An operation that became ready with the deadline still wins.
-                Waited::TimedOut | Waited::Interrupted => {
-                    return self.pick(&[], &[], &[]).map(selected)
-                }
+                Waited::TimedOut | Waited::Interrupted => return self.pick(&[]).map(selected),
             }
         }
     }

@@ -227,26 +227,64 @@ impl WaitQueue {
     }
 }
 
+/// One waiter of [`wait_any`] and the queue it waits in, with a `tag` for
+/// the caller (which operation it belongs to). The caller keeps the slots
+/// in a slice that `wait_any` borrows, so they stay put while linked.
+pub(crate) struct WaitSlot<'q> {
+    queue: &'q WaitQueue,
+    waiter: Waiter,
+    tag: usize,
+}
+
+impl<'q> WaitSlot<'q> {
+    /// A slot for the fiber of `p` in `queue`, not linked.
+    pub(crate) fn new(p: &Parker, queue: &'q WaitQueue, tag: usize) -> WaitSlot<'q> {
+        WaitSlot {
+            queue,
+            waiter: Waiter {
+                waker: p.waker(),
+                request: 0,
+                notified: Cell::new(false),
+            },
+            tag,
+        }
+    }
+
+    /// The queue this slot waits in.
+    pub(crate) fn queue(&self) -> &'q WaitQueue {
+        self.queue
+    }
+
+    /// The caller's tag.
+    pub(crate) fn tag(&self) -> usize {
+        self.tag
+    }
+
+    /// Whether the queue notified this slot in the last [`wait_any`].
+    pub(crate) fn notified(&self) -> bool {
+        self.waiter.notified.get()
+    }
+}
+
 /// Unlinks the waiters of [`wait_any`] on every way out, and passes on
 /// the notifications of an abandoned wait.
-struct Registrations<'a> {
-    queues: &'a [&'a WaitQueue],
-    waiters: &'a [Waiter],
+struct Registrations<'a, 'q> {
+    slots: &'a [WaitSlot<'q>],
     /// Whether the notifications received must be passed on (the wait is
     /// being abandoned rather than returning them to the caller).
     pass_on: bool,
 }
 
-impl Drop for Registrations<'_> {
+impl Drop for Registrations<'_, '_> {
     fn drop(&mut self) {
-        for (queue, waiter) in self.queues.iter().zip(self.waiters) {
-            if waiter.notified.get() {
+        for slot in self.slots {
+            if slot.waiter.notified.get() {
                 if self.pass_on {
-                    queue.notify_one();
+                    slot.queue.notify_one();
                 }
             } else {
-                let me = NonNull::from(waiter);
-                let mut list = queue.list.borrow_mut();
+                let me = NonNull::from(&slot.waiter);
+                let mut list = slot.queue.list.borrow_mut();
                 if let Some(pos) = list.iter().position(|&w| w == me) {
                     list.remove(pos);
                 }
@@ -255,61 +293,51 @@ impl Drop for Registrations<'_> {
     }
 }
 
-/// Parks the running fiber at the back of every queue in `queues` until
-/// one of them notifies it, `deadline` passes, or the runtime shuts down
-/// (see the [module docs](self), "Waiting on several queues at once").
+/// Parks the running fiber in every slot's queue until one of them
+/// notifies it, `deadline` passes, or the runtime shuts down (see the
+/// [module docs](self), "Waiting on several queues at once"). The slots
+/// must name the running fiber (made with its [`Parker`]).
 ///
-/// `registered` runs once every waiter is linked and before the fiber
-/// first parks. On [`Waited::Notified`], `notified[i]` says whether
-/// `queues[i]` notified the fiber (at least one did), and the caller owns
-/// those notifications: it must pass on each it does not use. On every
-/// other way out, including an unwind, nothing is owed. A queue may appear
-/// twice.
+/// `registered` runs once every slot is linked and before the fiber first
+/// parks. On [`Waited::Notified`], [`WaitSlot::notified`] says which
+/// queues notified the fiber (at least one did), and the caller owns those
+/// notifications: it must pass on each it does not use. On every other way
+/// out, including an unwind, nothing is owed. Two slots may share a queue.
 ///
 /// # Panics
 ///
-/// As [`WaitQueue::wait`]; and if `notified` is shorter than `queues`.
+/// As [`WaitQueue::wait`].
 pub(crate) fn wait_any(
     p: &Parker,
     what: &'static str,
-    queues: &[&WaitQueue],
+    slots: &[WaitSlot<'_>],
     deadline: Option<Instant>,
     registered: impl FnOnce(),
-    notified: &mut [bool],
 ) -> Waited {
-    assert!(notified.len() >= queues.len());
+    for slot in slots {
+        slot.waiter.notified.set(false);
+    }
     if p.checkpoint().is_err() {
         return Waited::Interrupted;
     }
     if deadline.is_some_and(|d| Instant::now() >= d) {
         return Waited::TimedOut;
     }
-    let waker = p.waker();
-    // Boxed so that the waiters stay put while the queues point at them.
-    let waiters: Box<[Waiter]> = queues
-        .iter()
-        .map(|_| Waiter {
-            waker,
-            request: 0,
-            notified: Cell::new(false),
-        })
-        .collect();
-    for (queue, waiter) in queues.iter().zip(waiters.iter()) {
-        queue.list.borrow_mut().push_back(NonNull::from(waiter));
+    for slot in slots {
+        slot.queue
+            .list
+            .borrow_mut()
+            .push_back(NonNull::from(&slot.waiter));
     }
     let mut registrations = Registrations {
-        queues,
-        waiters: &waiters,
+        slots,
         pass_on: true,
     };
     registered();
     let timer = deadline.map(|d| p.timer(d));
     loop {
         let parked = p.park(what);
-        if waiters.iter().any(|w| w.notified.get()) {
-            for (flag, w) in notified.iter_mut().zip(waiters.iter()) {
-                *flag = w.notified.get();
-            }
+        if slots.iter().any(WaitSlot::notified) {
             registrations.pass_on = false; // the caller owns them now
             return Waited::Notified;
         }
