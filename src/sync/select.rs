@@ -568,12 +568,17 @@ impl SelectedOperation<'_> {
         self.index
     }
 
+    /// Marks the operation completed, after checking that `id` is its
+    /// channel end (if not, the panic's drop of `self` passes the wake-up
+    /// on).
+    #[track_caller]
     fn complete(&mut self, id: *const (), what: &str) {
-        let op = self.op.take().expect("completed once");
+        let op = self.op.expect("completed once");
         assert!(
             std::ptr::eq(op.id(), id),
             "spindle::sync::SelectedOperation::{what}: not the channel end of the selected operation"
         );
+        self.op = None;
     }
 
     /// Completes a selected receive: takes the message (or learns that
