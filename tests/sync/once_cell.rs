@@ -5,17 +5,19 @@
 use super::*;
 
 /// Spawns a fiber that asks `cell` for its value with an initialiser
-/// that sleeps, counts its runs in `runs`, and returns `value`.
+/// that counts its runs in `runs`, parks until `gate` is set, and returns
+/// `value`.
 fn asker(
     cell: &Rc<OnceCell<String>>,
     runs: &Rc<Cell<u32>>,
+    gate: &Rc<Event>,
     value: &'static str,
 ) -> JoinHandle<String> {
-    let (cell, runs) = (Rc::clone(cell), Rc::clone(runs));
+    let (cell, runs, gate) = (Rc::clone(cell), Rc::clone(runs), Rc::clone(gate));
     spindle::spawn(move || {
         cell.get_or_init(|| {
             runs.set(runs.get() + 1);
-            spindle::sleep(Duration::from_millis(1));
+            gate.wait();
             value.to_string()
         })
         .clone()
@@ -29,19 +31,23 @@ fn one_initialisation_the_others_wait() {
     spindle::run(|| {
         let cell = Rc::new(OnceCell::new());
         let runs = Rc::new(Cell::new(0));
-        let first = asker(&cell, &runs, "first");
-        spindle::yield_now(); // it starts initialising and sleeps
+        let gate = Rc::new(Event::new());
+        let first = asker(&cell, &runs, &gate, "first");
+        spindle::yield_now(); // it starts initialising and parks
         assert_eq!(cell.get(), None);
         assert_eq!(
             cell.set("set".into()),
             Err("set".into()),
             "set while initialising"
         );
-        let others: Vec<_> = (0..3).map(|_| asker(&cell, &runs, "other")).collect();
+        let others: Vec<_> = (0..3)
+            .map(|_| asker(&cell, &runs, &gate, "other"))
+            .collect();
         settle();
         for o in &others {
             assert_waiting_sync(o);
         }
+        gate.set();
         assert_eq!(first.join().unwrap(), "first");
         for r in spindle::join_all(others) {
             assert_eq!(r.unwrap(), "first");
@@ -69,8 +75,10 @@ fn a_panicking_initialiser_lets_the_next_waiter_try() {
             .clone()
         });
         spindle::yield_now();
-        let second = asker(&cell, &runs, "second");
-        let third = asker(&cell, &runs, "third");
+        let gate = Rc::new(Event::new());
+        gate.set();
+        let second = asker(&cell, &runs, &gate, "second");
+        let third = asker(&cell, &runs, &gate, "third");
         match panicker.join() {
             Err(JoinError::Panicked(p)) => assert_eq!(panic_message(&*p), "init failed"),
             other => panic!("expected the initialiser's panic, got {other:?}"),
@@ -87,10 +95,11 @@ fn a_panicking_initialiser_lets_the_next_waiter_try() {
 fn a_failing_initialiser_lets_the_next_waiter_try() {
     spindle::run(|| {
         let cell = Rc::new(OnceCell::<u32>::new());
-        let c = Rc::clone(&cell);
+        let gate = Rc::new(Event::new());
+        let (c, g) = (Rc::clone(&cell), Rc::clone(&gate));
         let failing = spindle::spawn(move || {
             c.get_or_try_init(|| {
-                spindle::sleep(Duration::from_millis(1));
+                g.wait();
                 Err("unreachable host")
             })
             .copied()
@@ -100,6 +109,7 @@ fn a_failing_initialiser_lets_the_next_waiter_try() {
         let next = spindle::spawn(move || c.get_or_try_init(|| Ok::<u32, &str>(5)).copied());
         settle();
         assert_waiting_sync(&next);
+        gate.set();
         assert_eq!(failing.join().unwrap(), Err("unreachable host"));
         assert_eq!(next.join().unwrap(), Ok(5));
         assert_eq!(cell.get(), Some(&5));

@@ -10,16 +10,15 @@ use super::*;
 fn readers_share_and_a_writer_excludes() {
     spindle::run(|| {
         let lock = Rc::new(RwLock::new(0u32));
+        let release = Rc::new(Event::new());
         let inside = Rc::new(Cell::new(0usize));
-        let most = Rc::new(Cell::new(0usize));
         let readers: Vec<_> = (0..3)
             .map(|_| {
-                let (lock, inside, most) = (lock.clone(), inside.clone(), most.clone());
+                let (lock, release, inside) = (lock.clone(), release.clone(), inside.clone());
                 spindle::spawn(move || {
                     let g = lock.read();
                     inside.set(inside.get() + 1);
-                    most.set(most.get().max(inside.get()));
-                    spindle::sleep(Duration::from_millis(1));
+                    release.wait(); // holds the read lock across a suspension
                     inside.set(inside.get() - 1);
                     *g
                 })
@@ -27,6 +26,7 @@ fn readers_share_and_a_writer_excludes() {
             .collect();
         settle();
         assert_eq!(lock.reader_count(), 3);
+        assert_eq!(inside.get(), 3, "the three readers are inside together");
         let l = Rc::clone(&lock);
         let i = Rc::clone(&inside);
         let writer = spindle::spawn(move || {
@@ -37,11 +37,11 @@ fn readers_share_and_a_writer_excludes() {
         });
         settle();
         assert_waiting_sync(&writer);
+        release.set();
         for r in spindle::join_all(readers) {
             assert_eq!(r.unwrap(), 0);
         }
         writer.join().unwrap();
-        assert_eq!(most.get(), 3, "the three readers were inside together");
         assert_eq!(*lock.read(), 7);
         assert!(!lock.is_write_locked());
         assert_eq!(lock.reader_count(), 0);
