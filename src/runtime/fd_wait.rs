@@ -12,7 +12,7 @@ use std::os::fd::RawFd;
 use std::time::Instant;
 
 use super::reactor::{context, Interest, CLOSED};
-use super::scheduler::{with_current, Scheduler};
+use super::scheduler::{with_current, with_scheduler_opt, Scheduler};
 use super::slab::Key;
 use super::task::TaskState;
 use super::timer::Timer;
@@ -156,6 +156,27 @@ fn wait(
             }
         }
     })
+}
+
+/// `fd` is about to be closed: fails the waits on it of the fibers of this
+/// thread's runtime (they see an error naming the closed fd) and takes it
+/// out of the reactor, so nothing of it is left to apply to the next file
+/// that gets its number. For the `hook` feature's `close`; does nothing
+/// outside a runtime or while the scheduler is busy (a close from inside
+/// it), where the reactor's own check for closed fds still catches them.
+#[cfg_attr(not(feature = "hook"), allow(dead_code))]
+pub(crate) fn closing(fd: RawFd) {
+    with_scheduler_opt(|s| {
+        let Ok(mut core) = s.core.try_borrow_mut() else {
+            return;
+        };
+        for key in s.reactor.forget(fd) {
+            if let Some(t) = core.tasks.get_mut(key) {
+                t.io_events = CLOSED;
+                core.wake(key);
+            }
+        }
+    });
 }
 
 pub(crate) fn shutting_down() -> io::Error {

@@ -140,7 +140,7 @@
 //!   `block_on`, which a leaked fiber under `panic = "abort"` would break.
 
 mod blocking;
-mod fd_wait;
+pub(crate) mod fd_wait;
 mod fiber_table;
 mod find_runnable;
 pub(crate) mod io_source;
@@ -337,6 +337,8 @@ impl Runtime {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        #[cfg(feature = "hook")]
+        crate::hook::link();
         let _enter = self.sched.enter();
         let main = match Builder::new().name("main".into()).spawn_on(&self.sched, f) {
             Ok(h) => h,
