@@ -367,6 +367,7 @@ where
 
 /// Sets `O_NONBLOCK` on `fd`; returns the flags it had.
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<libc::c_int> {
+    crate::sys::forget_mode(fd);
     // fcntl on an fd number: at worst EBADF.
     let flags = crate::sys::get_flags(fd);
     if flags < 0 {

@@ -24,11 +24,10 @@ pub(crate) fn get_flags(fd: libc::c_int) -> libc::c_int {
     unsafe { libc::fcntl(fd, libc::F_GETFL) }
 }
 
-/// `fcntl(fd, F_SETFL, flags)`. The hook forgets what it knew of `fd`'s
-/// mode and learns it again at its next call.
+/// `fcntl(fd, F_SETFL, flags)`, after [`forget_mode`].
 #[cfg(feature = "hook")]
 pub(crate) fn set_flags(fd: libc::c_int, flags: libc::c_int) -> libc::c_int {
-    crate::hook::relearn(fd);
+    forget_mode(fd);
     // SAFETY: F_SETFL takes the flags by value.
     unsafe { crate::hook::symbols::fcntl(fd, libc::F_SETFL, flags as libc::c_ulong) }
 }
@@ -38,4 +37,15 @@ pub(crate) fn set_flags(fd: libc::c_int, flags: libc::c_int) -> libc::c_int {
 pub(crate) fn set_flags(fd: libc::c_int, flags: libc::c_int) -> libc::c_int {
     // SAFETY: F_SETFL takes the flags by value.
     unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }
+}
+
+/// spindle is about to manage `fd`'s mode itself (it makes it non-blocking
+/// for its own sockets): with the hook, the hook forgets what it knew of
+/// the fd and learns it again at its next call, so the mode spindle set is
+/// taken as the program's (the hook then passes the fd's calls through).
+pub(crate) fn forget_mode(fd: libc::c_int) {
+    #[cfg(feature = "hook")]
+    crate::hook::relearn(fd);
+    #[cfg(not(feature = "hook"))]
+    let _ = fd;
 }
