@@ -299,6 +299,17 @@ fn poll_and_connect_timeout_park() {
         let start = Instant::now();
         assert_eq!(unsafe { libc::poll(one.as_mut_ptr(), 1, 20) }, 0);
         assert!(start.elapsed() >= Duration::from_millis(20));
+        // An ignored entry (negative fd) and no fds at all: a poll that
+        // sleeps out its timeout, parked.
+        let mut none = [libc::pollfd {
+            fd: -1,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let start = Instant::now();
+        assert_eq!(unsafe { libc::poll(none.as_mut_ptr(), 1, 10) }, 0);
+        assert_eq!(unsafe { libc::poll(std::ptr::null_mut(), 0, 10) }, 0);
+        assert!(start.elapsed() >= Duration::from_millis(20));
         // std's connect_timeout is ioctl(FIONBIO) + connect + poll.
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
         assert_eq!(s.peer_addr().unwrap(), addr);

@@ -109,6 +109,7 @@ fn blocking(
         let r = op(done);
         if r >= 0 {
             if dir == Dir::Read {
+                set_errno(saved);
                 return r;
             }
             done += r as usize;

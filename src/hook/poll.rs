@@ -42,8 +42,12 @@ unsafe fn poll_on_fiber(fds: *mut pollfd, n: nfds_t, deadline: Option<Instant>) 
             set_errno(saved);
             return 0;
         }
-        // SAFETY: as above.
-        let list = unsafe { std::slice::from_raw_parts(fds, n as usize) };
+        let list: &[pollfd] = if n == 0 {
+            &[]
+        } else {
+            // SAFETY: the caller's `n` fds, non-null (checked by the hook).
+            unsafe { std::slice::from_raw_parts(fds, n as usize) }
+        };
         let outcome = match one_direction(list) {
             Some((fd, dir)) => wait(fd, dir, deadline, true),
             None => wait_any(list, deadline),
@@ -67,6 +71,9 @@ unsafe fn poll_on_fiber(fds: *mut pollfd, n: nfds_t, deadline: Option<Instant>) 
 /// wait.
 fn one_direction(list: &[pollfd]) -> Option<(c_int, Dir)> {
     let [p] = list else { return None };
+    if p.fd < 0 {
+        return None;
+    }
     match p.events {
         libc::POLLIN => Some((p.fd, Dir::Read)),
         libc::POLLOUT => Some((p.fd, Dir::Write)),
