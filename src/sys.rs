@@ -2,8 +2,9 @@
 //!
 //! With the `hook` feature the program's references to these names bind to
 //! the hooks, so these go to the real libc functions instead (found before
-//! `main`, see `hook::symbols`); without it they are libc's. Either way
-//! spindle never runs its own I/O through a hook.
+//! `main`, see `hook::symbols`); without it they are libc's. (The reads
+//! spindle's sockets leave to std reach the hook, which passes them through:
+//! see "Linking" in the `hook` module docs.)
 
 #[cfg(feature = "hook")]
 pub(crate) use crate::hook::symbols::{accept4, connect, poll, read, send, sendmsg, write};

@@ -118,10 +118,17 @@
 //! `std::thread::sleep(200 ms)` take 200 ms.) The real
 //! functions are looked up with `dlsym(RTLD_NEXT)` once, before `main`, by
 //! an `.init_array` constructor (`symbols.rs`); spindle's own reactor,
-//! timers and sockets call them directly (`crate::sys`), never a hook.
+//! timers and sockets make their own libc calls (the eventfd's `read` and
+//! `write`, `poll`, `connect`, `accept4`, `send`, `sendmsg`, `fcntl`)
+//! through them directly (`crate::sys`). The reads, `recv_from`s and peeks
+//! that spindle's sockets leave to std's socket methods do reach the hook,
+//! which passes them straight through at the cost of two loads: spindle
+//! makes those fds non-blocking itself, which the hook takes as the
+//! program's choice.
 //! C libraries linked into the program as shared objects reach the hooks
 //! too (the linker exports a definition that a shared library in the link
-//! refers to).
+//! refers to; that is the linkers' documented behaviour, not covered by a
+//! test here).
 //!
 //! ## Limits
 //!
