@@ -10,6 +10,8 @@
 //!   connection (`tokio::net`, `AsyncReadExt`/`AsyncWriteExt`).
 //! - `echo/may_1_worker`: may with one worker, a coroutine per connection
 //!   (`may::net`).
+//! - `echo/std_net_hooked` (only with `--features hook`): spindle's server
+//!   written with plain `std::net` sockets, made cooperative by the hook.
 //!
 //! All three do the same thing the same way: the main fiber / `block_on`
 //! future / first coroutine binds `127.0.0.1:0`, accepts the 1,000
@@ -176,6 +178,37 @@ fn spindle_server(conns: usize, events: Sender<ServerEvent>) -> Join {
         })
         .expect("spawn the server thread");
     Box::new(move || thread.join().expect("the spindle server panicked"))
+}
+
+/// The same server written with plain `std::net`, under the `hook`
+/// feature: std's blocking `accept`, `read` and `write_all` park the fiber.
+#[cfg(feature = "hook")]
+fn std_hooked_server(conns: usize, events: Sender<ServerEvent>) -> Join {
+    let thread = std::thread::Builder::new()
+        .name("echo-std-hooked".into())
+        .spawn(move || -> io::Result<Duration> {
+            pin_server();
+            let rt = spindle::Runtime::new()?;
+            rt.block_on(move || -> io::Result<Duration> {
+                assert!(spindle::hook::installed(), "the hooks did not win the link");
+                let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+                tell(&events, ServerEvent::Listening(listener.local_addr()?));
+                let mut handlers = Vec::with_capacity(conns);
+                for _ in 0..conns {
+                    let (conn, _) = listener.accept()?;
+                    conn.set_nodelay(true)?;
+                    handlers.push(spindle::spawn(move || echo_std(conn)));
+                }
+                tell(&events, ServerEvent::Accepted);
+                let cpu = thread_cpu_time();
+                for h in handlers {
+                    h.join().expect("an echo fiber failed")?;
+                }
+                Ok(thread_cpu_time() - cpu)
+            })
+        })
+        .expect("spawn the server thread");
+    Box::new(move || thread.join().expect("the std server panicked"))
 }
 
 fn tokio_server(conns: usize, events: Sender<ServerEvent>) -> Join {
@@ -545,11 +578,14 @@ fn echo(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(20))
         .throughput(Throughput::Elements(CONNS as u64 * u64::from(ROUNDS)));
 
-    let servers: [(&str, Launch); 3] = [
+    #[allow(unused_mut)]
+    let mut servers: Vec<(&str, Launch)> = vec![
         ("spindle", spindle_server),
         ("tokio_current_thread", tokio_server),
         ("may_1_worker", may_server),
     ];
+    #[cfg(feature = "hook")]
+    servers.push(("std_net_hooked", std_hooked_server));
     let (mut latencies, mut server_cpu) = (Vec::new(), Vec::new());
     for (name, launch) in servers {
         g.bench_function(name, |b| {

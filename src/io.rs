@@ -116,8 +116,8 @@ impl<T: AsRawFd> Async<T> {
             ManuallyDrop::drop(&mut this.source);
             ManuallyDrop::take(&mut this.inner)
         };
-        // SAFETY: the fd belongs to `inner`, which is alive.
-        if unsafe { libc::fcntl(inner.as_raw_fd(), libc::F_SETFL, this.flags) } < 0 {
+        // The fd belongs to `inner`, which is alive.
+        if crate::sys::set_flags(inner.as_raw_fd(), this.flags) < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(inner)
@@ -367,16 +367,14 @@ where
 
 /// Sets `O_NONBLOCK` on `fd`; returns the flags it had.
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<libc::c_int> {
-    // SAFETY: fcntl on an fd number: at worst EBADF.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    crate::sys::forget_mode(fd);
+    // fcntl on an fd number: at worst EBADF.
+    let flags = crate::sys::get_flags(fd);
     if flags < 0 {
         return Err(io::Error::last_os_error());
     }
-    if flags & libc::O_NONBLOCK == 0 {
-        // SAFETY: as above.
-        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+    if flags & libc::O_NONBLOCK == 0 && crate::sys::set_flags(fd, flags | libc::O_NONBLOCK) < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(flags)
 }

@@ -13,6 +13,7 @@
 //! | coroutine | [`coroutine`], [`generator`], [`greenlet`] | resume/suspend with values, iterators, symmetric switch |
 //! | scheduler | [`runtime`] | fibers as tasks: round robin, timers, fd readiness, join and cancel |
 //! | library | [`sync`], [`net`], [`io`], [`process`], [`signal`] | channels and locks that park the fiber; sockets, fds, child processes and signals that wait on the reactor |
+//! | hooks (feature `hook`) | `hook` | blocking libc calls made in a fiber (sleep, socket I/O) park it; pass-through elsewhere |
 //!
 //! ## Example
 //!
@@ -58,6 +59,8 @@ mod arch;
 pub mod coroutine;
 pub mod generator;
 pub mod greenlet;
+#[cfg(feature = "hook")]
+pub mod hook;
 pub mod io;
 pub mod net;
 pub mod process;
@@ -65,6 +68,7 @@ pub mod runtime;
 pub mod signal;
 pub mod stack;
 pub mod sync;
+mod sys;
 
 pub use coroutine::{Coroutine, CoroutineResult, Yielder};
 pub use generator::{Generator, YieldFrom};

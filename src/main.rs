@@ -72,6 +72,10 @@ fn main() {
             println!("  {line}");
         }
     }
+    println!();
+    println!("== Next: gevent's monkey.patch_all ==");
+    println!("With the cargo feature `hook`, std::thread::sleep and std::net park the fiber, not the thread:");
+    println!("  cargo run --release --features hook --example monkey_patch");
 }
 
 /// The first ten Fibonacci numbers, from an endless generator.

@@ -199,3 +199,14 @@ fn the_ten_thousand_task_report_gives_both_runs_and_the_ratio() {
         .iter()
         .any(|l| l.starts_with("fibers vs OS threads: ") && l.contains("x the wall time")));
 }
+
+#[test]
+fn ends_with_how_to_run_the_hook_example() {
+    assert_lines_in_order(
+        tour(),
+        &[
+            "== Next: gevent's monkey.patch_all ==",
+            "cargo run --release --features hook --example monkey_patch",
+        ],
+    );
+}

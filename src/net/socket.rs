@@ -479,7 +479,7 @@ pub(crate) fn linger(fd: RawFd) -> io::Result<Option<Duration>> {
 pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for reads of its length.
     let n = unsafe {
-        libc::send(
+        crate::sys::send(
             fd,
             buf.as_ptr() as *const libc::c_void,
             buf.len(),
@@ -502,7 +502,7 @@ pub(crate) fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<u
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
     msg.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
     // SAFETY: `msg` points at `bufs`, valid for reads, for the call.
-    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+    let n = unsafe { crate::sys::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {

@@ -120,7 +120,7 @@ impl TcpStream {
         let stream = TcpStream::wrap(net::TcpStream::from(fd));
         let raw = RawAddr::from_std(addr);
         // SAFETY: `raw` holds a valid sockaddr of the length given.
-        let r = unsafe { libc::connect(stream.as_raw_fd(), raw.as_ptr(), raw.len()) };
+        let r = unsafe { crate::sys::connect(stream.as_raw_fd(), raw.as_ptr(), raw.len()) };
         if r == 0 {
             return Ok(stream);
         }
@@ -401,7 +401,7 @@ impl TcpListener {
             // SAFETY: `raw` has room for any address and its length is set
             // to that room; the result is checked.
             let fd = unsafe {
-                libc::accept4(
+                crate::sys::accept4(
                     self.inner.as_raw_fd(),
                     raw.as_mut_ptr(),
                     raw.len_mut(),

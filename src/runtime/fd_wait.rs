@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::driver::{context, Interest, Reactor, CLOSED};
 use super::task::{Key, TaskState, WaitingOn};
-use super::wait::Parker;
+use super::wait::{try_with_runtime, Parker};
 
 /// Deregisters a wait on every path out of it, unwinding included.
 struct Registration<'a> {
@@ -152,6 +152,17 @@ fn wait(
             return Err(timed_out(fd, interest));
         }
     }
+}
+
+/// `fd` is about to be closed: fails the waits on it of the fibers of this
+/// thread's runtime (they see an error naming the closed fd) and takes it
+/// out of the reactor, so nothing of it is left to apply to the next file
+/// that gets its number. For the `hook` feature's `close`; does nothing
+/// outside a runtime or while the scheduler is busy (a close from inside
+/// it), where the reactor's own check for closed fds still catches them.
+#[cfg_attr(not(feature = "hook"), allow(dead_code))]
+pub(crate) fn closing(fd: RawFd) {
+    try_with_runtime(|rt| rt.fail_fd_waiters(fd));
 }
 
 pub(crate) fn shutting_down() -> io::Error {

@@ -384,7 +384,7 @@ fn poll_once(fd: RawFd, interest: Interest, ms: libc::c_int) -> io::Result<bool>
     };
     loop {
         // SAFETY: one valid pollfd, alive for the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        let r = unsafe { crate::sys::poll(&mut pfd, 1, ms) };
         if r >= 0 {
             if pfd.revents & libc::POLLNVAL != 0 {
                 return Err(io::Error::from_raw_os_error(libc::EBADF));

@@ -161,7 +161,7 @@
 mod blocking;
 mod current;
 pub(crate) mod driver;
-mod fd_wait;
+pub(crate) mod fd_wait;
 pub(crate) mod io_source;
 mod join;
 mod scheduler;
@@ -353,6 +353,8 @@ impl Runtime {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        #[cfg(feature = "hook")]
+        crate::hook::link();
         let _enter = self.sched.enter();
         let main = match Builder::new()
             .name("main".into())

@@ -341,6 +341,14 @@ impl<'a> LocalRuntime<'a> {
         }
     }
 
+    /// `fd` is about to be closed: its waiters on this runtime fail with an
+    /// error naming the closed fd, and the reactor forgets it (for the
+    /// `hook` feature's `close`).
+    #[cfg_attr(not(feature = "hook"), allow(dead_code))]
+    pub(crate) fn fail_fd_waiters(self, fd: std::os::fd::RawFd) {
+        self.sched.fail_fd_waiters(fd);
+    }
+
     /// Every live task in id order, with its waker.
     pub(crate) fn tasks(self) -> Vec<(LocalWaker, TaskInfo)> {
         let runtime = self.sched.id();

@@ -338,6 +338,23 @@ impl Reactor {
         }
     }
 
+    /// Takes every wait on `fd` out of the reactor (and the fd out of the
+    /// epoll set) because `fd` is about to be closed, and returns the
+    /// waiters, which the caller fails. Does nothing if the reactor is busy
+    /// (a close from inside it): its check for closed fds finds them then.
+    #[cfg_attr(not(feature = "hook"), allow(dead_code))]
+    pub(crate) fn forget(&self, fd: RawFd) -> Vec<Key> {
+        let Ok(mut st) = self.state.try_borrow_mut() else {
+            return Vec::new();
+        };
+        let Some(w) = st.fds.remove(&fd) else {
+            return Vec::new();
+        };
+        st.waiters -= w.list.len();
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+        w.list.into_iter().map(|(k, _)| k).collect()
+    }
+
     /// The part of the reactor other threads may reach.
     pub(crate) fn poller(&self) -> &Arc<Poller> {
         &self.poller
@@ -638,7 +655,7 @@ impl Reactor {
         let mut buf = 0u64;
         // SAFETY: reads 8 bytes into `buf`. The eventfd is non-blocking:
         // EAGAIN (already drained) is fine to ignore.
-        unsafe { libc::read(self.remote_fd, &mut buf as *mut u64 as *mut libc::c_void, 8) };
+        unsafe { crate::sys::read(self.remote_fd, &mut buf as *mut u64 as *mut libc::c_void, 8) };
     }
 
     /// Fails the waits on fds that were closed while waited on (see the

@@ -119,7 +119,9 @@ impl RemoteWaker {
             // owns (so it is open). EAGAIN would mean the counter is about
             // to overflow, i.e. a wake-up is already pending: ignoring it is
             // right.
-            unsafe { libc::write(r.event_fd(), &one as *const u64 as *const libc::c_void, 8) };
+            unsafe {
+                crate::sys::write(r.event_fd(), &one as *const u64 as *const libc::c_void, 8)
+            };
         }
     }
 }

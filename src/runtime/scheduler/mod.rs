@@ -252,6 +252,24 @@ impl Scheduler {
         }
     }
 
+    /// `fd` is about to be closed: takes it out of the reactor and wakes its
+    /// waiters with [`CLOSED`](crate::runtime::driver::CLOSED) as their
+    /// readiness. Does nothing while the scheduler's state is borrowed (a
+    /// close from inside the scheduler itself), where the reactor's own check
+    /// for closed fds still catches them.
+    #[cfg_attr(not(feature = "hook"), allow(dead_code))]
+    pub(crate) fn fail_fd_waiters(&self, fd: std::os::fd::RawFd) {
+        let Ok(mut core) = self.core.try_borrow_mut() else {
+            return;
+        };
+        for key in self.reactor.forget(fd) {
+            if let Some(t) = core.tasks.get_mut(key) {
+                t.io_events = crate::runtime::driver::CLOSED;
+                core.wake(key);
+            }
+        }
+    }
+
     /// The fd readiness reported to task `key` since it was last cleared
     /// (0 for none).
     #[inline]
