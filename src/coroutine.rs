@@ -66,6 +66,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 
 use crate::arch;
+#[cfg(spindle_asan)]
+use crate::stack::asan;
 use crate::stack::overflow::{self, FiberInfo};
 use crate::stack::Stack;
 
@@ -198,6 +200,9 @@ pub struct Coroutine<I, Y, R> {
     name: Option<Box<str>>,
     /// Dropped last, after the fiber has finished or been unwound.
     stack: ManuallyDrop<Stack>,
+    /// The stack `sp` lives on, for ASan (see `stack/asan.rs`).
+    #[cfg(spindle_asan)]
+    asan_stack: asan::StackBounds,
     /// Invariant in I, Y, R and neither `Send` nor `Sync`.
     _marker: PhantomData<*mut (I, Y, R)>,
 }
@@ -375,6 +380,8 @@ impl<I, Y, R> Coroutine<I, Y, R> {
             drop_data: drop_in_place_erased::<F>,
             state: State::NotStarted,
             name,
+            #[cfg(spindle_asan)]
+            asan_stack: asan::StackBounds::new(stack.limit(), stack.size()),
             stack: ManuallyDrop::new(stack),
             _marker: PhantomData,
         })
@@ -417,10 +424,22 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     #[inline]
     unsafe fn switch_in(&mut self, msg: *const Input<I>) -> Output<Y, R> {
         let prev = overflow::swap_current(self.info);
+        #[cfg(spindle_asan)]
+        let mut asan_switch = asan::Switch::new();
+        // SAFETY: the resume follows; `asan_stack` is the stack `sp` is on.
+        #[cfg(spindle_asan)]
+        unsafe {
+            asan_switch.start(self.asan_stack)
+        };
         // SAFETY: `sp` is the saved stack pointer of this (not done) fiber,
         // saved by its last switch and not resumed since; `link` is its
         // parent link; the stack stays mapped while `self` lives.
         let t = unsafe { arch::resume(msg as usize, self.sp, self.link) };
+        // SAFETY: started above, and the fiber has switched back.
+        #[cfg(spindle_asan)]
+        {
+            self.asan_stack = unsafe { asan_switch.finish() };
+        }
         overflow::swap_current(prev);
         // The fiber sent a pointer to a value it holds in ManuallyDrop on
         // its stack (still mapped) and never touches again: a Y when it
@@ -533,12 +552,19 @@ unsafe extern "C" fn fiber_main<F, I, Y, R>(arg: usize, link: *mut *mut u8, data
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
+    // SAFETY: first thing on the new stack, after the resumer's start.
+    #[cfg(spindle_asan)]
+    let asan_resumer = unsafe { asan::enter_new_fiber() };
+    #[cfg(spindle_asan)]
+    let asan_exit_to;
     let out = {
         // SAFETY: see the function's contract; both are read exactly once.
         let (f, input) = unsafe { (ptr::read(data as *mut F), ptr::read(arg as *const Input<I>)) };
         let yielder = Yielder {
             link,
             unwinding: Cell::new(false),
+            #[cfg(spindle_asan)]
+            asan_resumer: Cell::new(asan_resumer),
             _marker: PhantomData,
         };
         let result = match input {
@@ -550,6 +576,10 @@ where
                 Err(p) => Err(p),
             },
         };
+        #[cfg(spindle_asan)]
+        {
+            asan_exit_to = yielder.asan_resumer.get();
+        }
         match result {
             Ok(r) => Exit::Return(r),
             Err(p) => match p.downcast_ref::<ForcedUnwind>() {
@@ -557,6 +587,11 @@ where
                 _ => Exit::Panic(p),
             },
         }
+    };
+    // SAFETY: arch::exit follows; the last resumer runs on `asan_exit_to`.
+    #[cfg(spindle_asan)]
+    unsafe {
+        asan::leave_for_good(asan_exit_to)
     };
     let out = ManuallyDrop::new(out);
     // SAFETY: we run on this fiber's stack, entered through `link`; nothing
@@ -575,6 +610,9 @@ pub struct Yielder<I, Y> {
     /// Set once the fiber has been told to unwind: every later `suspend`
     /// unwinds again instead of switching.
     unwinding: Cell<bool>,
+    /// The stack of whoever resumed the fiber last, for ASan.
+    #[cfg(spindle_asan)]
+    asan_resumer: Cell<asan::StackBounds>,
     _marker: PhantomData<*mut (I, Y)>,
 }
 
@@ -620,7 +658,22 @@ impl<I, Y> Yielder<I, Y> {
         // we run on that fiber (or on one it resumed that suspends the whole
         // chain, which is equally well formed: the chain comes back in the
         // same order), and `link` is the fiber's parent link.
-        unsafe { arch::suspend(arg, self.link) }
+        #[cfg(not(spindle_asan))]
+        unsafe {
+            arch::suspend(arg, self.link)
+        }
+        #[cfg(spindle_asan)]
+        {
+            let mut switch = asan::Switch::new();
+            // SAFETY: as above; the suspend follows `start`, `finish` runs
+            // once this fiber is resumed; its resumer's stack is recorded.
+            unsafe {
+                switch.start(self.asan_resumer.get());
+                let back = arch::suspend(arg, self.link);
+                self.asan_resumer.set(switch.finish());
+                back
+            }
+        }
     }
 
     fn unwind(&self) -> ! {
