@@ -84,6 +84,19 @@ impl Current {
 /// recognises it and reports [`JoinError::Cancelled`](super::JoinError).
 pub(crate) struct CancelUnwind;
 
+/// Under `panic = "abort"` a cancellation cannot unwind the fiber, and
+/// `resume_unwind` would abort without a word: say why first.
+#[cfg(panic = "abort")]
+#[cold]
+fn abort_on_cancel() -> ! {
+    eprintln!(
+        "spindle: a fiber was cancelled (JoinHandle::cancel, or its runtime ended while it \
+         was parked), and cancelling unwinds the fiber, which panic = \"abort\" cannot do; \
+         aborting"
+    );
+    std::process::abort()
+}
+
 /// A wait ended without its event because the runtime is shutting down and
 /// the fiber is already unwinding (so it cannot be unwound again).
 #[derive(Debug)]
@@ -445,6 +458,9 @@ impl Scheduler {
             if !thread::panicking() {
                 h.cancel = Cancel::Delivered;
                 drop(core);
+                #[cfg(panic = "abort")]
+                abort_on_cancel();
+                #[cfg(not(panic = "abort"))]
                 panic::resume_unwind(Box::new(CancelUnwind));
             }
             if !shutting_down {

@@ -298,7 +298,7 @@ impl Drop for Stack {
     #[inline]
     fn drop(&mut self) {
         #[cfg(feature = "valgrind")]
-        self.valgrind.deregister();
+        self.valgrind.deregister(self.limit(), self.base());
         #[cfg(spindle_asan)]
         asan::unpoison(self.limit(), self.size());
         if let Err(slot) = pool::put(self.slot.take()) {

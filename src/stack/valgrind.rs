@@ -42,12 +42,34 @@
 //! |---|---|---|---|
 //! | `STACK_REGISTER` | `0x1501` | lowest and highest addressable byte | a stack id |
 //! | `STACK_DEREGISTER` | `0x1502` | the id | none |
+//! | memcheck's `MAKE_MEM_NOACCESS` | `0x4d430000` | start, length | none |
+//! | memcheck's `MAKE_MEM_DEFINED` | `0x4d430002` | start, length | none |
+//!
+//! (memcheck's requests are numbered from its tool base, the letters `M`
+//! and `C` in the top two bytes; other tools ignore them.)
+//!
+//! ## Memcheck and threads
+//!
+//! valgrind remembers *one* current stack for the whole process, not one per
+//! thread. When two threads run fibers, a stack-pointer change in one thread
+//! that valgrind cannot size statically (a frame realigned with `and rsp`, a
+//! variable-length allocation) may be compared with the other thread's
+//! stack, taken for a switch, and not tracked: the frame it opens is then
+//! not marked addressable. On a stack whose earlier frames were popped (and
+//! so marked inaccessible), its first writes would be reported as invalid.
+//! So every stack handed out is marked addressable as a whole. Its
+//! contents are marked defined, because they are: zeros when it is fresh or
+//! was discarded, its last user's bytes when it was retained or pooled (see
+//! the module invariants); memcheck still marks each new frame undefined as
+//! the fiber pushes it. A dropped stack is marked inaccessible until it is
+//! handed out again, so memcheck reports any use of a finished fiber's
+//! stack.
 //!
 //! ## Cost
 //!
 //! Natively, a request is about ten instructions (the array stores, four
-//! rotations, the no-op), paid twice per [`Stack`](super::Stack) (once when it
-//! is handed out, once when it is dropped), not per switch.
+//! rotations, the no-op); a [`Stack`](super::Stack) makes two when it is
+//! handed out and two when it is dropped, none per switch.
 //!
 //! ## Invariants
 //!
@@ -61,6 +83,12 @@
 const STACK_REGISTER: usize = 0x1501;
 /// `STACK_DEREGISTER`: argument (id).
 const STACK_DEREGISTER: usize = 0x1502;
+/// memcheck's tool base: `'M' << 24 | 'C' << 16`.
+const MEMCHECK_BASE: usize = (b'M' as usize) << 24 | (b'C' as usize) << 16;
+/// memcheck's `MAKE_MEM_NOACCESS`: arguments (start, length).
+const MAKE_MEM_NOACCESS: usize = MEMCHECK_BASE;
+/// memcheck's `MAKE_MEM_DEFINED`: arguments (start, length).
+const MAKE_MEM_DEFINED: usize = MEMCHECK_BASE + 2;
 
 /// Sends a client request; returns valgrind's answer, or `default` when not
 /// running under valgrind.
@@ -113,19 +141,24 @@ pub(super) struct Registration {
 }
 
 impl Registration {
-    /// Registers `limit..base` (the usable bytes) as a stack.
+    /// Registers `limit..base` (the usable bytes) as a stack, addressable
+    /// and defined.
     #[inline]
     pub(super) fn register(limit: *mut u8, base: *mut u8) -> Registration {
+        let (start, len) = (limit as usize, base as usize - limit as usize);
+        client_request(0, MAKE_MEM_DEFINED, start, len);
         // valgrind takes the highest addressable byte, not the end.
-        let highest = (base as usize).wrapping_sub(1);
         Registration {
-            id: client_request(0, STACK_REGISTER, limit as usize, highest),
+            id: client_request(0, STACK_REGISTER, start, start + len - 1),
         }
     }
 
-    /// Removes the registration: call before the stack's slot is reused.
+    /// Removes the registration of `limit..base` and marks it inaccessible:
+    /// call when the stack is dropped, before its slot can be reused.
     #[inline]
-    pub(super) fn deregister(&self) {
+    pub(super) fn deregister(&self, limit: *mut u8, base: *mut u8) {
         client_request(0, STACK_DEREGISTER, self.id, 0);
+        let (start, len) = (limit as usize, base as usize - limit as usize);
+        client_request(0, MAKE_MEM_NOACCESS, start, len);
     }
 }
