@@ -173,6 +173,14 @@ enum State {
 /// once (see the [module docs](self)). Drop never panics: a panic raised by
 /// a destructor during that unwind is caught and discarded.
 ///
+/// Under `panic = "abort"` nothing can unwind, so dropping a suspended
+/// coroutine leaks its stack instead: the destructors on it never run and
+/// its memory is never reused or unmapped, which is sound, as leaking any
+/// value is (frames that pinned a value keep it in place forever). This
+/// keeps `Drop` from aborting the process; corosensei aborts instead. A
+/// coroutine that has finished or never started is dropped in full under
+/// both strategies.
+///
 /// # `Send`
 ///
 /// A coroutine is not `Send`: a fiber never moves to another thread, because

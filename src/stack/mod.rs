@@ -82,6 +82,14 @@
 //!
 //! The pool's bounds are on [`StackPool`].
 //!
+//! # valgrind and AddressSanitizer
+//!
+//! A stack handed out (fresh or from a pool) is announced to the tool the
+//! program runs under, and withdrawn when it is dropped: registered with
+//! valgrind under the `valgrind` feature (`valgrind.rs`), its ASan shadow
+//! cleared in ASan builds (`asan.rs`, which also annotates every fiber
+//! switch for the coroutine layer). Without either, nothing is compiled in.
+//!
 //! # Stack overflow
 //!
 //! The `overflow` submodule (crate-private) installs, once per process, a
