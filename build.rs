@@ -17,6 +17,7 @@ fn main() {
              this target is {arch}-{os}, for which there is no context switch in asm/"
         ),
     };
+    asan_cfg();
     println!("cargo:rerun-if-changed={file}");
     println!("cargo:rerun-if-changed=asm/header.h");
     println!("cargo:rerun-if-changed=build.rs");
@@ -28,4 +29,30 @@ fn main() {
         build.define("SPINDLE_FP_ENV", None);
     }
     build.compile("spindle_switch");
+}
+
+/// Sets `cfg(spindle_asan)` when the crate is being instrumented by
+/// AddressSanitizer, so `src/stack/asan.rs` annotates every fiber switch.
+///
+/// rustc reports `-Zsanitizer=address` as the configuration
+/// `sanitize = "address"`, which cargo passes to build scripts as
+/// `CARGO_CFG_SANITIZE` on stable too (the cfg itself is nightly-only in
+/// code). Enabling the hooks automatically means a program built with ASan
+/// gets correct reports whether or not it asked for the `asan` feature; the
+/// feature without the sanitizer is a mistake (the hooks would not link), so
+/// it fails here with a message instead of an undefined-symbol error.
+fn asan_cfg() {
+    println!("cargo::rustc-check-cfg=cfg(spindle_asan)");
+    let sanitize = env::var("CARGO_CFG_SANITIZE").unwrap_or_default();
+    if sanitize.split(',').any(|s| s == "address") {
+        println!("cargo::rustc-cfg=spindle_asan");
+    } else if env::var_os("CARGO_FEATURE_ASAN").is_some() {
+        panic!(
+            "spindle's `asan` feature needs an AddressSanitizer build: \
+             RUSTFLAGS=-Zsanitizer=address (with RUSTC_BOOTSTRAP=1 on stable) \
+             and an explicit --target, e.g. \
+             `RUSTC_BOOTSTRAP=1 RUSTFLAGS=-Zsanitizer=address cargo test --features asan \
+             --target x86_64-unknown-linux-gnu`"
+        );
+    }
 }

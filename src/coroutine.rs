@@ -77,6 +77,8 @@
 //! run, and its memory is never reused).
 
 use std::any::Any;
+#[cfg(spindle_asan)]
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -85,6 +87,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 
 use crate::arch;
+#[cfg(spindle_asan)]
+use crate::stack::asan;
 use crate::stack::overflow::{self, FiberInfo};
 use crate::stack::Stack;
 
@@ -188,6 +192,14 @@ enum State {
 /// once (see the [module docs](self)). Drop never panics: a panic raised by
 /// a destructor during that unwind is caught and discarded.
 ///
+/// Under `panic = "abort"` nothing can unwind, so dropping a suspended
+/// coroutine leaks its stack instead: the destructors on it never run and
+/// its memory is never reused or unmapped, which is sound, as leaking any
+/// value is (frames that pinned a value keep it in place forever). This
+/// keeps `Drop` from aborting the process; corosensei aborts instead. A
+/// coroutine that has finished or never started is dropped in full under
+/// both strategies.
+///
 /// # `Send`
 ///
 /// A coroutine is not `Send`: a fiber never moves to another thread, because
@@ -213,6 +225,9 @@ pub struct Coroutine<I, Y, R> {
     name: Option<Box<str>>,
     /// Dropped last, after the fiber has finished or been unwound.
     stack: ManuallyDrop<Stack>,
+    /// The stack `sp` lives on, for ASan (see `stack/asan.rs`).
+    #[cfg(spindle_asan)]
+    asan_stack: asan::StackBounds,
     /// Invariant in I, Y, R and neither `Send` nor `Sync`.
     _marker: PhantomData<*mut (I, Y, R)>,
 }
@@ -377,6 +392,8 @@ impl<I, Y, R> Coroutine<I, Y, R> {
             data: data_addr as *mut u8,
             drop_data: drop_in_place_erased::<F>,
             name,
+            #[cfg(spindle_asan)]
+            asan_stack: asan::StackBounds::new(stack.limit(), stack.size()),
             stack: ManuallyDrop::new(stack),
             _marker: PhantomData,
         })
@@ -419,11 +436,23 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// fiber has read it (it reads it first thing).
     #[inline]
     unsafe fn switch_in(&mut self, msg: usize) -> Output<Y, R> {
+        #[cfg(spindle_asan)]
+        let mut asan_switch = asan::Switch::new();
+        // SAFETY: the resume follows; `asan_stack` is the stack `sp` is on.
+        #[cfg(spindle_asan)]
+        unsafe {
+            asan_switch.start(self.asan_stack)
+        };
         // SAFETY: `sp` is the saved stack pointer of this (not done) fiber,
         // saved by its last switch and not resumed since; `link` is its
         // parent link; the stack stays mapped while `self` lives.
         let t = unsafe { arch::resume(msg, self.sp, self.link) };
         self.sp = t.sp;
+        // SAFETY: started above, and the fiber has switched back.
+        #[cfg(spindle_asan)]
+        {
+            self.asan_stack = unsafe { asan_switch.finish() };
+        }
         // The fiber sent a pointer to a value it holds in ManuallyDrop on
         // its stack (still mapped) and never touches again: a Y when it
         // suspended, an Exit<R> when it finished.
@@ -551,11 +580,18 @@ unsafe extern "C" fn fiber_main<F, I, Y, R>(arg: usize, link: *mut *mut u8, data
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
+    // SAFETY: first thing on the new stack, after the resumer's start.
+    #[cfg(spindle_asan)]
+    let asan_resumer = unsafe { asan::enter_new_fiber() };
+    #[cfg(spindle_asan)]
+    let asan_exit_to;
     let out = {
         // SAFETY: see the function's contract; read exactly once.
         let f = unsafe { ptr::read(data as *mut F) };
         let yielder = Yielder {
             link,
+            #[cfg(spindle_asan)]
+            asan_resumer: Cell::new(asan_resumer),
             _marker: PhantomData,
         };
         let result = match arg {
@@ -571,6 +607,10 @@ where
                 panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, i)))
             }
         };
+        #[cfg(spindle_asan)]
+        {
+            asan_exit_to = yielder.asan_resumer.get();
+        }
         match result {
             Ok(r) => Exit::Return(r),
             Err(p) => match p.downcast_ref::<ForcedUnwind>() {
@@ -578,6 +618,11 @@ where
                 _ => Exit::Panic(p),
             },
         }
+    };
+    // SAFETY: arch::exit follows; the last resumer runs on `asan_exit_to`.
+    #[cfg(spindle_asan)]
+    unsafe {
+        asan::leave_for_good(asan_exit_to)
     };
     let out = ManuallyDrop::new(out);
     // SAFETY: we run on this fiber's stack, entered through `link`; nothing
@@ -593,6 +638,9 @@ where
 /// is not).
 pub struct Yielder<I, Y> {
     link: *mut *mut u8,
+    /// The stack of whoever resumed the fiber last, for ASan.
+    #[cfg(spindle_asan)]
+    asan_resumer: Cell<asan::StackBounds>,
     _marker: PhantomData<*mut (I, Y)>,
 }
 
@@ -632,7 +680,22 @@ impl<I, Y> Yielder<I, Y> {
         // we run on that fiber (or on one it resumed that suspends the whole
         // chain, which is equally well formed: the chain comes back in the
         // same order), and `link` is the fiber's parent link.
-        unsafe { arch::suspend(arg, self.link) }
+        #[cfg(not(spindle_asan))]
+        unsafe {
+            arch::suspend(arg, self.link)
+        }
+        #[cfg(spindle_asan)]
+        {
+            let mut switch = asan::Switch::new();
+            // SAFETY: as above; the suspend follows `start`, `finish` runs
+            // once this fiber is resumed; its resumer's stack is recorded.
+            unsafe {
+                switch.start(self.asan_resumer.get());
+                let back = arch::suspend(arg, self.link);
+                self.asan_resumer.set(switch.finish());
+                back
+            }
+        }
     }
 
     #[cold]

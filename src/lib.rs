@@ -45,6 +45,19 @@
 //!   changed. On x86_64 it makes a round trip about three times slower on
 //!   the AMD EPYC measured (about 7.7 ns more: `stmxcsr` is microcoded
 //!   there); `BENCHMARKS.md` has the figures.
+//! - **`hook`**: blocking libc calls made inside a fiber (`std::thread::sleep`,
+//!   `std::net` sockets, `poll`) park the fiber instead of the thread, as
+//!   gevent's monkey patching does; see the `hook` module (built only with
+//!   the feature) for the calls, the semantics kept and the limits.
+//! - **`valgrind`**: registers every fiber stack with valgrind (client requests
+//!   written inline, no dependency), so programs run under memcheck without
+//!   false reports. A few instructions per stack created and dropped.
+//! - **`asan`**: AddressSanitizer's fiber-switch annotations are compiled in by
+//!   themselves in any `-Zsanitizer=address` build; this feature makes a
+//!   build without the sanitizer fail with a message instead.
+//!
+//! The repository's `docs/sanitizers.md` says how to run a program under
+//! each tool, and what `panic = "abort"` changes.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]

@@ -82,6 +82,14 @@
 //!
 //! The pool's bounds are on [`StackPool`].
 //!
+//! # valgrind and AddressSanitizer
+//!
+//! A stack handed out (fresh or from a pool) is announced to the tool the
+//! program runs under, and withdrawn when it is dropped: registered with
+//! valgrind under the `valgrind` feature (`valgrind.rs`), its ASan shadow
+//! cleared in ASan builds (`asan.rs`, which also annotates every fiber
+//! switch for the coroutine layer). Without either, nothing is compiled in.
+//!
 //! # Stack overflow
 //!
 //! The `overflow` submodule (crate-private) installs, once per process, a
@@ -100,12 +108,16 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod altstack;
+#[cfg(spindle_asan)]
+pub(crate) mod asan;
 mod chunk;
 mod chunk_table;
 mod error;
 mod guard;
 pub(crate) mod overflow;
 mod pool;
+#[cfg(feature = "valgrind")]
+mod valgrind;
 
 pub use error::StackError;
 pub use guard::GuardKind;
@@ -144,6 +156,9 @@ use chunk::Slot;
 /// another thread goes to that thread's pool.
 pub struct Stack {
     slot: Slot,
+    /// Its registration as a stack (see `valgrind.rs`).
+    #[cfg(feature = "valgrind")]
+    valgrind: valgrind::Registration,
 }
 
 /// The page size, read once.
@@ -198,7 +213,7 @@ impl Stack {
     pub fn new(size: usize) -> io::Result<Stack> {
         let size = round_size(size)?;
         match pool::take(size, None) {
-            Some(slot) => Ok(Stack { slot }),
+            Some(slot) => Ok(Stack::handed_out(slot)),
             None => Stack::fresh(size, None),
         }
     }
@@ -213,7 +228,7 @@ impl Stack {
     pub fn with_guard(size: usize, kind: GuardKind) -> io::Result<Stack> {
         let size = round_size(size)?;
         match pool::take(size, Some(kind)) {
-            Some(slot) => Ok(Stack { slot }),
+            Some(slot) => Ok(Stack::handed_out(slot)),
             None => Stack::fresh(size, Some(kind)),
         }
     }
@@ -238,7 +253,23 @@ impl Stack {
                 }
             }
         };
-        Ok(Stack { slot })
+        Ok(Stack::handed_out(slot))
+    }
+
+    /// Wraps a slot just taken from a pool or the allocator, and tells
+    /// valgrind or ASan (when built for them) that it is a stack in use.
+    #[inline(always)]
+    fn handed_out(slot: Slot) -> Stack {
+        #[cfg(spindle_asan)]
+        asan::unpoison(slot.limit(), slot.size());
+        Stack {
+            #[cfg(feature = "valgrind")]
+            valgrind: valgrind::Registration::register(
+                slot.limit(),
+                slot.limit().wrapping_add(slot.size()),
+            ),
+            slot,
+        }
     }
 
     /// The highest address of the stack, exclusive: where a fiber's stack
@@ -278,6 +309,10 @@ impl Stack {
 impl Drop for Stack {
     #[inline]
     fn drop(&mut self) {
+        #[cfg(feature = "valgrind")]
+        self.valgrind.deregister(self.limit(), self.base());
+        #[cfg(spindle_asan)]
+        asan::unpoison(self.limit(), self.size());
         if let Err(slot) = pool::put(self.slot.take()) {
             chunk::release(slot);
         }

@@ -11,6 +11,19 @@ use crate::runtime::task::{
 use super::context::{current, set_current, Current};
 use super::Scheduler;
 
+/// Under `panic = "abort"` a cancellation cannot unwind the fiber, and
+/// `resume_unwind` would abort without a word: say why first.
+#[cfg(panic = "abort")]
+#[cold]
+fn abort_on_cancel() -> ! {
+    eprintln!(
+        "spindle: a fiber was cancelled (JoinHandle::cancel, or its runtime ended while it \
+         was parked), and cancelling unwinds the fiber, which panic = \"abort\" cannot do; \
+         aborting"
+    );
+    std::process::abort()
+}
+
 impl Scheduler {
     /// Called by a task's root when its fiber starts: records the yielder
     /// and returns the task's key, and whether the task was cancelled before
@@ -56,6 +69,9 @@ impl Scheduler {
             if !thread::panicking() {
                 h.cancel = Cancel::Delivered;
                 drop(core);
+                #[cfg(panic = "abort")]
+                abort_on_cancel();
+                #[cfg(not(panic = "abort"))]
                 panic::resume_unwind(Box::new(CancelUnwind));
             }
             if !shutting_down {
