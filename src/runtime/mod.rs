@@ -170,6 +170,7 @@ pub(crate) mod task;
 mod time;
 mod timeout;
 pub(crate) mod wait;
+mod worker;
 
 use std::io;
 use std::panic;
@@ -184,9 +185,13 @@ pub use spawn::{spawn, Builder};
 pub use task::{TaskId, TaskState};
 pub use time::{sleep, sleep_until};
 pub use timeout::{timeout, Elapsed};
+pub use worker::{
+    current_worker, spawn_balanced, spawn_on, worker_count, PlacedBuilder, SendJoinHandle,
+};
 
 use scheduler::Scheduler;
 use wait::LocalRuntime;
+use worker::Pool;
 
 /// Runs `f` as the main fiber of a new runtime on this thread and returns
 /// its value (a one-line [`Runtime::new`] + [`Runtime::block_on`]).
@@ -217,7 +222,9 @@ where
     }
 }
 
-/// A single-threaded fiber runtime; see the [module docs](self).
+/// A fiber runtime: one scheduler on the thread that runs it, and as many
+/// more worker threads as [`RuntimeBuilder::workers`] asks for; see the
+/// [module docs](self).
 ///
 /// # Examples
 ///
@@ -247,12 +254,16 @@ where
 /// ```
 pub struct Runtime {
     sched: Box<Scheduler>,
+    /// Workers 1..n and what all workers share; dropping it stops and
+    /// joins their threads.
+    pool: Pool,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("stack_size", &self.sched.stack_size())
+            .field("workers", &self.pool.len())
             .field("stats", &self.stats())
             .finish()
     }
@@ -270,6 +281,8 @@ impl std::fmt::Debug for Runtime {
 #[derive(Debug, Clone)]
 pub struct RuntimeBuilder {
     stack_size: usize,
+    workers: usize,
+    pin_workers: bool,
 }
 
 impl RuntimeBuilder {
@@ -281,15 +294,65 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Creates the runtime: an epoll set and an eventfd.
+    /// The number of worker threads, each running a scheduler of its own
+    /// (see [`spawn_on`]); worker 0 is the thread that calls
+    /// [`Runtime::block_on`], and the others are started by
+    /// [`build`](Self::build). Defaults to 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().workers(2).build()?;
+    /// assert_eq!(rt.block_on(spindle::worker_count), 2);
+    /// assert!(spindle::Runtime::builder().workers(0).build().is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn workers(mut self, n: usize) -> RuntimeBuilder {
+        self.workers = n;
+        self
+    }
+
+    /// Pins worker `i` to the `i`-th CPU this process may run on (modulo
+    /// their number) with `sched_setaffinity`; worker 0 is the thread that
+    /// builds the runtime, which stays pinned afterwards. Off by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = std::thread::spawn(|| {
+    ///     let rt = spindle::Runtime::builder().workers(2).pin_workers(true).build().unwrap();
+    ///     rt.block_on(|| spindle::spawn_on(1, || 1).join().unwrap())
+    /// });
+    /// assert_eq!(rt.join().unwrap(), 1);
+    /// ```
+    pub fn pin_workers(mut self, pin: bool) -> RuntimeBuilder {
+        self.pin_workers = pin;
+        self
+    }
+
+    /// Creates the runtime: an epoll set and an eventfd per worker, and the
+    /// threads of workers 1..n.
     ///
     /// # Errors
     ///
-    /// What `epoll_create1` or `eventfd` return (out of file descriptors).
+    /// [`io::ErrorKind::InvalidInput`] for `workers(0)`; what
+    /// `epoll_create1` or `eventfd` return (out of file descriptors); the
+    /// OS refusing a worker thread.
     pub fn build(self) -> io::Result<Runtime> {
-        Ok(Runtime {
-            sched: Box::new(Scheduler::new(self.stack_size)?),
-        })
+        if self.workers == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "spindle: a runtime needs at least one worker (workers(0) given)",
+            ));
+        }
+        let sched = Box::new(Scheduler::new(self.stack_size)?);
+        let pool = Pool::start(
+            self.workers,
+            self.stack_size,
+            self.pin_workers,
+            std::sync::Arc::clone(sched.remote()),
+        )?;
+        Ok(Runtime { sched, pool })
     }
 }
 
@@ -320,6 +383,8 @@ impl Runtime {
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder {
             stack_size: Stack::DEFAULT_SIZE,
+            workers: 1,
+            pin_workers: false,
         }
     }
 
@@ -354,6 +419,7 @@ impl Runtime {
         T: 'static,
     {
         let _enter = self.sched.enter();
+        let _worker = self.pool.enter();
         let main = match Builder::new()
             .name("main".into())
             .spawn_in(LocalRuntime::of(&self.sched), f)
@@ -362,7 +428,7 @@ impl Runtime {
             Err(e) => panic!("spindle: failed to create the main fiber: {e}"),
         };
         let outcome = self.sched.run(main.slot().task().key());
-        self.sched.shutdown();
+        self.pool.shutdown(|| self.sched.shutdown());
         if let Err(report) = outcome {
             panic!("{report}");
         }
