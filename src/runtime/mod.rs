@@ -439,7 +439,8 @@ impl Runtime {
         }
     }
 
-    /// The runtime's counters so far.
+    /// The runtime's counters so far: those of worker 0 (the main fiber's
+    /// scheduler) when it has several workers.
     pub fn stats(&self) -> RuntimeStats {
         let c = self.sched.counters();
         RuntimeStats {
