@@ -328,3 +328,72 @@ fn shutdown_with_sleepers_on_every_worker_frees_everything() {
     assert_eq!(count_dir("/proc/self/task"), threads);
     assert_eq!(count_dir("/proc/self/fd"), fds);
 }
+
+#[test]
+fn shared_channel_four_producers_on_workers_each_arrive_once_in_order() {
+    let _w = common::watchdog("shared_mpsc");
+    const PER: u64 = 100_000;
+    let rt = runtime(2);
+    let seen = rt.block_on(|| {
+        let (tx, rx) = spindle::sync::shared::channel::<(u64, u64)>();
+        let producers: Vec<_> = (0..4u64)
+            .map(|p| {
+                let tx = tx.clone();
+                spindle::spawn_balanced(move || {
+                    for i in 0..PER {
+                        tx.send((p, i)).unwrap();
+                        if i % 1000 == 0 {
+                            spindle::yield_now();
+                        }
+                    }
+                    spindle::current_worker()
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut next = [0u64; 4];
+        for (p, i) in rx.iter() {
+            assert_eq!(i, next[p as usize], "producer {p} out of order");
+            next[p as usize] += 1;
+        }
+        let workers: Vec<usize> = producers.into_iter().map(|h| h.join().unwrap()).collect();
+        (next, workers)
+    });
+    assert_eq!(seen.0, [PER; 4], "every message exactly once");
+    assert!(seen.1.contains(&0) && seen.1.contains(&1), "{:?}", seen.1);
+}
+
+#[test]
+fn shared_channel_between_a_plain_thread_and_a_fiber_both_ways() {
+    let _w = common::watchdog("shared_thread");
+    let rt = runtime(2);
+    rt.block_on(|| {
+        let (to_fiber, fiber_rx) = spindle::sync::shared::channel::<u32>();
+        let (fiber_tx, to_thread) = spindle::sync::shared::channel::<u32>();
+        // The fiber on worker 1 parks in recv; the plain thread blocks in
+        // its recv: each wakes the other in turn.
+        let echo = spindle::spawn_on(1, move || {
+            let mut n = 0;
+            while let Ok(v) = fiber_rx.recv() {
+                fiber_tx.send(v + 1).unwrap();
+                n += 1;
+            }
+            n
+        });
+        let thread = thread::spawn(move || {
+            let mut v = 0;
+            for _ in 0..1000 {
+                to_fiber.send(v).unwrap();
+                v = to_thread.recv().unwrap();
+            }
+            drop(to_fiber);
+            assert!(to_thread.recv().is_err(), "the fiber's sender is gone");
+            v
+        });
+        assert_eq!(echo.join().unwrap(), 1000);
+        while !thread.is_finished() {
+            spindle::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(thread.join().unwrap(), 1000);
+    });
+}

@@ -466,6 +466,7 @@ impl Drop for Runtime {
             return;
         }
         let _enter = self.sched.enter();
+        let _worker = self.pool.enter();
         self.sched.shutdown();
     }
 }

@@ -39,7 +39,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::driver::{Reactor, RemoteWaker};
+use super::driver::Reactor;
+
+pub(crate) use super::driver::RemoteWaker;
 use super::scheduler::context::{current_raw, try_current_raw, with_scheduler, with_scheduler_opt};
 use super::scheduler::Scheduler;
 use super::task::{Fiber, FiberYielder, Interrupted, Key, TaskId, TaskInfo, TaskState, WaitingOn};

@@ -19,7 +19,8 @@
 //! primitive needs no atomics and no lock of its own, and a wake-up is a
 //! push onto the run queue. (asyncio's and gevent's primitives are
 //! single-threaded for the same reason.) To hand work to or from other
-//! threads, use [`spawn_blocking`](crate::spawn_blocking).
+//! threads, use [`spawn_blocking`](crate::spawn_blocking), or the
+//! cross-thread primitives of [`shared`].
 //!
 //! ## Waiting, fairness, cancellation
 //!
@@ -41,6 +42,7 @@ mod condvar;
 mod mpsc;
 mod mutex;
 mod semaphore;
+pub mod shared;
 mod wait_group;
 pub(crate) mod wait_queue;
 

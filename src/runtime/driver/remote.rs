@@ -40,7 +40,8 @@
 //!
 //! ## Who owns what
 //!
-//! - `head`: pushed by any thread; taken by the owning scheduler alone.
+//! - `head`: pushed by any thread; taken by the owning scheduler alone (and,
+//!   once no scheduler owns it any more, by the runtime's drop).
 //! - `sleeping`: set and cleared by the owning scheduler around its blocking
 //!   poll; cleared (`swap`) by the one sender that then writes the eventfd.
 //! - `wakers`: incremented by whoever hands out a [`RemoteWaker`] (on the

@@ -310,6 +310,11 @@ impl Pool {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         drop(done);
+        // Every worker has unwound its fibers: what is left in worker 0's
+        // inbox is stale (wake-ups and cancels of fibers that are gone) or a
+        // spawn sent by an unwinding fiber, which dropping reports
+        // cancelled. This thread is worker 0, the inbox's owner.
+        drop(w.remotes[0].take());
         w.stopping.store(false, Ordering::Release);
     }
 }
@@ -324,6 +329,14 @@ impl Drop for Pool {
             // A worker thread's own panic has been printed already; the
             // drop must not panic again.
             let _ = t.join();
+        }
+        // No scheduler takes from these inboxes any more (worker 0's went
+        // with the runtime's `sched`, dropped before the pool): drop what
+        // is left, so that a spawn stranded there reports its fiber
+        // cancelled instead of keeping its handle's joiner waiting (the
+        // handle holds the inbox, the inbox the spawn: a cycle otherwise).
+        for r in &self.workers.remotes {
+            drop(r.take());
         }
     }
 }
