@@ -397,3 +397,95 @@ fn shared_channel_between_a_plain_thread_and_a_fiber_both_ways() {
         assert_eq!(thread.join().unwrap(), 1000);
     });
 }
+
+/// A small deterministic generator (xorshift), so a failing run can be
+/// replayed from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn seeded_stress_of_cross_worker_spawns_joins_cancels_and_sends() {
+    let _w = common::watchdog("stress");
+    let seed = std::env::var("SPINDLE_STRESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("stress seed {seed} (rerun with SPINDLE_STRESS_SEED={seed})");
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        let rt = runtime(3);
+        rt.block_on(move || {
+            let mut rng = Rng(seed);
+            let (tx, rx) = spindle::sync::shared::channel::<u64>();
+            let mut handles = Vec::new();
+            let mut expected_sum = 0u64;
+            for i in 0..300u64 {
+                let worker = (rng.next() % 3) as usize;
+                let kind = rng.next() % 4;
+                let naps = rng.next() % 3;
+                let tx = tx.clone();
+                let h = spindle::spawn_on(worker, move || {
+                    for _ in 0..naps {
+                        spindle::sleep(Duration::from_micros(200));
+                    }
+                    match kind {
+                        0 => panic!("planned panic {i}"),
+                        1 => spindle::sleep(Duration::from_secs(3600)), // cancelled below
+                        _ => tx.send(i).unwrap(),
+                    }
+                    i
+                });
+                handles.push((i, kind, h));
+                if kind >= 2 {
+                    expected_sum += i;
+                }
+            }
+            drop(tx);
+            // Join (or cancel) from fibers of random workers, in a random
+            // order; results come back over a shared channel.
+            let (done_tx, done_rx) = spindle::sync::shared::channel::<(u64, &'static str)>();
+            while !handles.is_empty() {
+                let (i, kind, h) = handles.swap_remove((rng.next() as usize) % handles.len());
+                let joiner = (rng.next() % 3) as usize;
+                let done_tx = done_tx.clone();
+                spindle::spawn_on(joiner, move || {
+                    if kind == 1 {
+                        h.cancel();
+                    }
+                    let what = match h.join() {
+                        Ok(v) if v == i && kind >= 2 => "ok",
+                        Err(e) if e.is_panic() && kind == 0 => "panicked",
+                        Err(e) if e.is_cancelled() && kind == 1 => "cancelled",
+                        other => panic!("fiber {i} (kind {kind}): unexpected {other:?}"),
+                    };
+                    done_tx.send((i, what)).unwrap();
+                });
+            }
+            drop(done_tx);
+            let outcomes: Vec<_> = done_rx.iter().collect();
+            assert_eq!(outcomes.len(), 300, "every fiber joined exactly once");
+            assert_eq!(
+                rx.iter().sum::<u64>(),
+                expected_sum,
+                "every send arrived once"
+            );
+        });
+    }));
+    if let Err(p) = outcome {
+        eprintln!("stress test failed with seed {seed}");
+        panic::resume_unwind(p);
+    }
+}

@@ -1,7 +1,9 @@
 //! The runtime: fibers as green threads, driven like `std::thread`.
 //!
 //! A [`Runtime`] owns one scheduler on the thread that calls
-//! [`Runtime::block_on`] (or [`run`]). The closure given there runs as the
+//! [`Runtime::block_on`] (or [`run`]), and, if built with
+//! [`workers(n)`](RuntimeBuilder::workers), `n - 1` worker threads that each
+//! run a scheduler of their own (see [`spawn_on`] and "Many workers" below). The closure given there runs as the
 //! *main fiber*; [`spawn`] adds more; [`yield_now`], [`sleep`],
 //! [`JoinHandle::join`], [`wait_readable`] and the other waits *park* the
 //! running fiber and let the scheduler run the next one. When the main fiber
@@ -41,8 +43,13 @@
 //!   These are also the *cancellation points*.
 //! - **reactor**: the epoll set where the thread blocks when no fiber is
 //!   ready, until the next timer deadline or an fd event.
+//! - **worker**: a thread running one scheduler; worker 0 is the thread of
+//!   `block_on`. A fiber stays on its worker from spawn to end.
+//! - **inbox**: a scheduler's queue of messages from other threads (remote
+//!   wake-ups, cancels, spawns), with the eventfd that wakes it when it
+//!   sleeps.
 //! - **remote wake-up**: a wake-up sent from another thread through the
-//!   runtime's eventfd.
+//!   inbox.
 //!
 //! ## Fiber states
 //!
@@ -112,6 +119,16 @@
 //! panics with `all fibers are asleep - deadlock!` and the list of fibers
 //! and what each waits for, as Go does, instead of hanging.
 //!
+//! ## Many workers
+//!
+//! Everything above holds inside each worker: its own run queue, rounds,
+//! timers and reactor. [`spawn`] stays on the caller's worker;
+//! [`spawn_on`] and [`spawn_balanced`] place a `Send` closure on a worker
+//! and return a [`SendJoinHandle`]. When the main fiber returns, every
+//! worker's fibers are cancelled and unwound before `block_on` returns.
+//! The worker module's docs (`worker/mod.rs`) give the order of start and
+//! shutdown, who owns what, and the limits of the deadlock report.
+//!
 //! ## Tiers
 //!
 //! The files of this module form tiers; each imports only from its own
@@ -121,21 +138,23 @@
 //! | tier | where | what |
 //! |---|---|---|
 //! | 0, vocabulary | `task/` | [`TaskId`], [`TaskState`], what a fiber waits on, cancel flags, the slab and its keys, the reports about tasks |
-//! | 1, drivers | `driver/` | the reactor (epoll) and the eventfd through which other threads wake a scheduler |
+//! | 1, drivers | `driver/` | the reactor (epoll) and the inbox (a lock-free queue and an eventfd) through which other threads reach a scheduler |
 //! | 2, one thread's scheduler | `scheduler/` | its state (fields private to the folder), the thread-locals, the loop, parking, shutdown |
 //! | 3, the door | `wait.rs` | `Parker`, `LocalWaker`, `Timer`, `LocalRuntime`: all that the tiers above may do to a scheduler |
 //! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs` | what users call, all built on `wait.rs` |
+//! | 5, workers | `worker/` | the threads of a many-core runtime, placement at spawn, the `Send` handle |
 //! | 6, the owner | `mod.rs` | [`Runtime`]: creates a scheduler, enters it, runs the main fiber, shuts down |
 //!
-//! (Tier 5 is kept for the worker threads of a multi-core runtime.) The
-//! layers outside the runtime (`spindle::sync`, `spindle::net`,
+//! The layers outside the runtime (`spindle::sync`, `spindle::net`,
 //! `spindle::io`) reach it through `wait.rs` and `io_source.rs` only.
 //!
 //! ## Designs we did not take, and why
 //!
 //! - **Work stealing, fibers moving between threads**: a fiber may hold
 //!   addresses of thread-locals that the compiler cached across a switch
-//!   (DESIGN.md, decision 1). Multi-core will be one scheduler per worker.
+//!   (the design's decision 1). Many cores means one scheduler per worker,
+//!   with load balanced at spawn ([`spawn_balanced`]), never by moving a
+//!   fiber.
 //! - **A run queue per priority, or any priorities**: round robin is what a
 //!   reader can predict and test exactly; priorities invite starvation.
 //! - **Running a woken fiber at once** (Go's `runnext`, tokio's LIFO slot):
