@@ -354,6 +354,16 @@ impl<'a> LocalRuntime<'a> {
     }
 }
 
+/// Wakes the fiber of `w` from whatever thread calls: directly if this
+/// thread runs that fiber's scheduler (no message, no eventfd), through its
+/// inbox otherwise.
+pub(crate) fn wake(w: &RemoteWaker) {
+    let here = with_scheduler_opt(|s| Arc::ptr_eq(s.remote(), w.remote()) && s.try_wake(w.key()));
+    if here != Some(true) {
+        w.wake();
+    }
+}
+
 /// Runs `f` with the runtime this thread is running.
 ///
 /// # Panics

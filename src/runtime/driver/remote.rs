@@ -262,6 +262,16 @@ pub(crate) struct RemoteWaker {
 }
 
 impl RemoteWaker {
+    /// The inbox it sends to.
+    pub(crate) fn remote(&self) -> &Arc<Remote> {
+        &self.remote
+    }
+
+    /// The task it wakes.
+    pub(crate) fn key(&self) -> Key {
+        self.key
+    }
+
     /// Sends the wake-up (see [`Remote::send`]).
     pub(crate) fn wake(&self) {
         self.remote.send(Message::Wake(self.key));

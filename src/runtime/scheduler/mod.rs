@@ -221,6 +221,19 @@ impl Scheduler {
         self.core.borrow_mut().wake(key);
     }
 
+    /// Makes the task `key` ready if it is parked, unless the task table is
+    /// borrowed right now (the caller runs inside the scheduler): returns
+    /// whether it could.
+    pub(crate) fn try_wake(&self, key: Key) -> bool {
+        match self.core.try_borrow_mut() {
+            Ok(mut core) => {
+                core.wake(key);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Marks the task `key` cancelled, waking it if it is parked.
     pub(crate) fn cancel(&self, key: Key) {
         self.core.borrow_mut().cancel(key);

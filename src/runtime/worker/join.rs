@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use crate::runtime::driver::{Message, Remote, RemoteWaker};
 use crate::runtime::join::JoinError;
 use crate::runtime::task::{Key, TaskId, TaskState, WaitingOn};
-use crate::runtime::wait::Parker;
+use crate::runtime::wait::{self, Parker};
 
 /// What a placed fiber and its handle share; see the [module docs](self).
 pub(super) struct JoinShared<T> {
@@ -111,7 +111,7 @@ impl<T> Completer<T> {
         };
         shared.done.notify_all();
         if let Some(w) = waiter {
-            w.wake();
+            wait::wake(&w);
         }
     }
 }

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use crate::runtime::wait::{Parker, RemoteWaker};
+use crate::runtime::wait::{self, Parker, RemoteWaker};
 
 pub use std::sync::mpsc::{RecvError, SendError, TryRecvError};
 
@@ -42,7 +42,7 @@ impl<T> Chan<T> {
     /// Wakes the receiver, if it waits (called with the lock released).
     fn wake(&self, fiber: Option<RemoteWaker>, thread: bool) {
         if let Some(w) = fiber {
-            w.wake();
+            wait::wake(&w);
         }
         if thread {
             self.ready.notify_one();
