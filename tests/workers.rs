@@ -489,3 +489,30 @@ fn seeded_stress_of_cross_worker_spawns_joins_cancels_and_sends() {
         panic::resume_unwind(p);
     }
 }
+
+#[test]
+fn a_fiber_cancelled_in_a_shared_recv_unwinds_and_the_channel_stays_usable() {
+    let _w = common::watchdog("shared_cancel");
+    let rt = runtime(2);
+    rt.block_on(|| {
+        let (tx, rx) = spindle::sync::shared::channel::<u32>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let r2 = Arc::clone(&rx);
+        let waiter = spindle::spawn_on(1, move || r2.lock().unwrap().recv());
+        // Let it park in recv (if it has not yet, the cancel finds it
+        // before its first suspension point: the outcome is the same).
+        spindle::sleep(Duration::from_millis(20));
+        waiter.cancel();
+        assert!(waiter.join().unwrap_err().is_cancelled());
+        // Its waker is gone; a plain thread receives the next message. (The
+        // std mutex around the receiver was poisoned by the unwind.)
+        tx.send(9).unwrap();
+        let got = thread::spawn(move || {
+            let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            rx.recv().unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(got, 9);
+    });
+}
