@@ -6,8 +6,13 @@
 //! cargo run --release --example sleep_many -- 10000 --threads     # OS threads
 //! cargo run --release --example sleep_many -- 10000 --tokio       # baseline: tokio current-thread
 //! cargo run --release --example sleep_many -- 10000 --may         # baseline: may, one worker
+//! cargo run --release --example sleep_many -- 100000 --workers 2  # spindle on 2 workers
 //! options: --secs S (default 1), --stack BYTES (spindle's fiber stack size)
 //! ```
+//!
+//! With `--workers N` the main fiber spawns every sleeper with
+//! `spawn_balanced`, so they spread over the N workers (each a thread with
+//! its own scheduler); without it, everything runs on one.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -85,6 +90,40 @@ fn spindle_fibers(n: usize, dur: Duration, stack: usize) -> (u64, u64) {
     (rt.stats().resumes, growth)
 }
 
+/// The sleepers spread over `workers` workers with `spawn_balanced`.
+/// Returns (worker 0's resumes, RSS growth while all sleep).
+fn spindle_workers(n: usize, dur: Duration, stack: usize, workers: usize) -> (u64, u64) {
+    let rt = spindle::Runtime::builder()
+        .stack_size(stack)
+        .workers(workers)
+        .build()
+        .expect("runtime");
+    let before = status_bytes("VmRSS");
+    let t0 = Instant::now();
+    let growth = rt.block_on(move || {
+        let handles: Vec<_> = (0..n)
+            .map(|_| spindle::spawn_balanced(move || spindle::sleep(dur)))
+            .collect();
+        let spawned = t0.elapsed();
+        let sampler = spindle::spawn(move || {
+            spindle::sleep(dur / 2);
+            status_bytes("VmRSS").saturating_sub(before)
+        });
+        let mut per_worker = vec![0usize; spindle::worker_count()];
+        for h in handles {
+            per_worker[h.worker()] += 1;
+            h.join().expect("fiber");
+        }
+        println!(
+            "         phases: spawned all {:.3}s, all joined {:.3}s; fibers per worker {per_worker:?}",
+            spawned.as_secs_f64(),
+            t0.elapsed().as_secs_f64()
+        );
+        sampler.join().unwrap()
+    });
+    (rt.stats().resumes, growth)
+}
+
 fn os_threads(n: usize, dur: Duration) {
     let handles: Vec<_> = (0..n)
         .map(|_| std::thread::spawn(move || std::thread::sleep(dur)))
@@ -136,6 +175,7 @@ fn main() {
     };
     let dur = Duration::from_secs_f64(value("--secs").unwrap_or(1.0));
     let stack = value("--stack").map_or(spindle::Stack::DEFAULT_SIZE, |v| v as usize);
+    let workers = value("--workers").map(|v| v as usize);
     let which = ["--threads", "--tokio", "--may"]
         .into_iter()
         .find(|f| args.iter().any(|a| a == f))
@@ -147,7 +187,10 @@ fn main() {
         "--threads" => (os_threads(n, dur), (0, 0)).1,
         "--tokio" => (tokio_tasks(n, dur), (0, 0)).1,
         "--may" => (may_coroutines(n, dur), (0, 0)).1,
-        _ => spindle_fibers(n, dur, stack),
+        _ => match workers {
+            Some(w) => spindle_workers(n, dur, stack, w),
+            None => spindle_fibers(n, dur, stack),
+        },
     };
     let wall = start.elapsed();
     let peak = status_bytes("VmHWM");
@@ -159,6 +202,9 @@ fn main() {
         peak.saturating_sub(before) / n.max(1) as u64,
     );
     if which == "--spindle" {
+        if let Some(w) = workers {
+            println!("         workers={w} (resumes below: worker 0's only)");
+        }
         println!(
             "         resumes={resumes} (switches={}), RSS growth while all asleep={:.1}MiB ({} B/fiber)",
             2 * resumes,

@@ -90,4 +90,7 @@ pub use runtime::{
     current, join_all, park, run, sleep, sleep_until, spawn, spawn_blocking, tasks, timeout,
     wait_any, yield_now, Builder, Elapsed, JoinError, JoinHandle, Runtime, Task, TaskId, TaskState,
 };
+pub use runtime::{
+    current_worker, spawn_balanced, spawn_on, worker_count, PlacedBuilder, SendJoinHandle,
+};
 pub use stack::Stack;

@@ -137,7 +137,7 @@ impl UnixStream {
             // SAFETY: `raw` is a sockaddr_un of `len` bytes, alive for the
             // call.
             let r = unsafe {
-                libc::connect(
+                crate::sys::connect(
                     fd.as_raw_fd(),
                     &raw as *const libc::sockaddr_un as *const libc::sockaddr,
                     len,

@@ -1,7 +1,9 @@
 //! The runtime: fibers as green threads, driven like `std::thread`.
 //!
 //! A [`Runtime`] owns one scheduler on the thread that calls
-//! [`Runtime::block_on`] (or [`run`]). The closure given there runs as the
+//! [`Runtime::block_on`] (or [`run`]), and, if built with
+//! [`workers(n)`](RuntimeBuilder::workers), `n - 1` worker threads that each
+//! run a scheduler of their own (see [`spawn_on`] and "Many workers" below). The closure given there runs as the
 //! *main fiber*; [`spawn`] adds more; [`yield_now`], [`sleep`],
 //! [`JoinHandle::join`], [`wait_readable`] and the other waits *park* the
 //! running fiber and let the scheduler run the next one. When the main fiber
@@ -41,8 +43,13 @@
 //!   These are also the *cancellation points*.
 //! - **reactor**: the epoll set where the thread blocks when no fiber is
 //!   ready, until the next timer deadline or an fd event.
+//! - **worker**: a thread running one scheduler; worker 0 is the thread of
+//!   `block_on`. A fiber stays on its worker from spawn to end.
+//! - **inbox**: a scheduler's queue of messages from other threads (remote
+//!   wake-ups, cancels, spawns), with the eventfd that wakes it when it
+//!   sleeps.
 //! - **remote wake-up**: a wake-up sent from another thread through the
-//!   runtime's eventfd.
+//!   inbox.
 //!
 //! ## Fiber states
 //!
@@ -112,6 +119,16 @@
 //! panics with `all fibers are asleep - deadlock!` and the list of fibers
 //! and what each waits for, as Go does, instead of hanging.
 //!
+//! ## Many workers
+//!
+//! Everything above holds inside each worker: its own run queue, rounds,
+//! timers and reactor. [`spawn`] stays on the caller's worker;
+//! [`spawn_on`] and [`spawn_balanced`] place a `Send` closure on a worker
+//! and return a [`SendJoinHandle`]. When the main fiber returns, every
+//! worker's fibers are cancelled and unwound before `block_on` returns.
+//! The worker module's docs (`worker/mod.rs`) give the order of start and
+//! shutdown, who owns what, and the limits of the deadlock report.
+//!
 //! ## Tiers
 //!
 //! The files of this module form tiers; each imports only from its own
@@ -121,21 +138,23 @@
 //! | tier | where | what |
 //! |---|---|---|
 //! | 0, vocabulary | `task/` | [`TaskId`], [`TaskState`], what a fiber waits on, cancel flags, the slab and its keys, the reports about tasks |
-//! | 1, drivers | `driver/` | the reactor (epoll) and the eventfd through which other threads wake a scheduler |
+//! | 1, drivers | `driver/` | the reactor (epoll) and the inbox (a lock-free queue and an eventfd) through which other threads reach a scheduler |
 //! | 2, one thread's scheduler | `scheduler/` | its state (fields private to the folder), the thread-locals, the loop, parking, shutdown |
 //! | 3, the door | `wait.rs` | `Parker`, `LocalWaker`, `Timer`, `LocalRuntime`: all that the tiers above may do to a scheduler |
 //! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs` | what users call, all built on `wait.rs` |
+//! | 5, workers | `worker/` | the threads of a many-core runtime, placement at spawn, the `Send` handle |
 //! | 6, the owner | `mod.rs` | [`Runtime`]: creates a scheduler, enters it, runs the main fiber, shuts down |
 //!
-//! (Tier 5 is kept for the worker threads of a multi-core runtime.) The
-//! layers outside the runtime (`spindle::sync`, `spindle::net`,
+//! The layers outside the runtime (`spindle::sync`, `spindle::net`,
 //! `spindle::io`) reach it through `wait.rs` and `io_source.rs` only.
 //!
 //! ## Designs we did not take, and why
 //!
 //! - **Work stealing, fibers moving between threads**: a fiber may hold
 //!   addresses of thread-locals that the compiler cached across a switch
-//!   (DESIGN.md, decision 1). Multi-core will be one scheduler per worker.
+//!   (the design's decision 1). Many cores means one scheduler per worker,
+//!   with load balanced at spawn ([`spawn_balanced`]), never by moving a
+//!   fiber.
 //! - **A run queue per priority, or any priorities**: round robin is what a
 //!   reader can predict and test exactly; priorities invite starvation.
 //! - **Running a woken fiber at once** (Go's `runnext`, tokio's LIFO slot):
@@ -170,6 +189,7 @@ pub(crate) mod task;
 mod time;
 mod timeout;
 pub(crate) mod wait;
+mod worker;
 
 use std::io;
 use std::panic;
@@ -184,9 +204,13 @@ pub use spawn::{spawn, Builder};
 pub use task::{TaskId, TaskState};
 pub use time::{sleep, sleep_until};
 pub use timeout::{timeout, Elapsed};
+pub use worker::{
+    current_worker, spawn_balanced, spawn_on, worker_count, PlacedBuilder, SendJoinHandle,
+};
 
 use scheduler::Scheduler;
 use wait::LocalRuntime;
+use worker::Pool;
 
 /// Runs `f` as the main fiber of a new runtime on this thread and returns
 /// its value (a one-line [`Runtime::new`] + [`Runtime::block_on`]).
@@ -217,7 +241,9 @@ where
     }
 }
 
-/// A single-threaded fiber runtime; see the [module docs](self).
+/// A fiber runtime: one scheduler on the thread that runs it, and as many
+/// more worker threads as [`RuntimeBuilder::workers`] asks for; see the
+/// [module docs](self).
 ///
 /// # Examples
 ///
@@ -247,12 +273,16 @@ where
 /// ```
 pub struct Runtime {
     sched: Box<Scheduler>,
+    /// Workers 1..n and what all workers share; dropping it stops and
+    /// joins their threads.
+    pool: Pool,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("stack_size", &self.sched.stack_size())
+            .field("workers", &self.pool.len())
             .field("stats", &self.stats())
             .finish()
     }
@@ -270,6 +300,8 @@ impl std::fmt::Debug for Runtime {
 #[derive(Debug, Clone)]
 pub struct RuntimeBuilder {
     stack_size: usize,
+    workers: usize,
+    pin_workers: bool,
 }
 
 impl RuntimeBuilder {
@@ -281,15 +313,65 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Creates the runtime: an epoll set and an eventfd.
+    /// The number of worker threads, each running a scheduler of its own
+    /// (see [`spawn_on`]); worker 0 is the thread that calls
+    /// [`Runtime::block_on`], and the others are started by
+    /// [`build`](Self::build). Defaults to 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().workers(2).build()?;
+    /// assert_eq!(rt.block_on(spindle::worker_count), 2);
+    /// assert!(spindle::Runtime::builder().workers(0).build().is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn workers(mut self, n: usize) -> RuntimeBuilder {
+        self.workers = n;
+        self
+    }
+
+    /// Pins worker `i` to the `i`-th CPU this process may run on (modulo
+    /// their number) with `sched_setaffinity`; worker 0 is the thread that
+    /// builds the runtime, which stays pinned afterwards. Off by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = std::thread::spawn(|| {
+    ///     let rt = spindle::Runtime::builder().workers(2).pin_workers(true).build().unwrap();
+    ///     rt.block_on(|| spindle::spawn_on(1, || 1).join().unwrap())
+    /// });
+    /// assert_eq!(rt.join().unwrap(), 1);
+    /// ```
+    pub fn pin_workers(mut self, pin: bool) -> RuntimeBuilder {
+        self.pin_workers = pin;
+        self
+    }
+
+    /// Creates the runtime: an epoll set and an eventfd per worker, and the
+    /// threads of workers 1..n.
     ///
     /// # Errors
     ///
-    /// What `epoll_create1` or `eventfd` return (out of file descriptors).
+    /// [`io::ErrorKind::InvalidInput`] for `workers(0)`; what
+    /// `epoll_create1` or `eventfd` return (out of file descriptors); the
+    /// OS refusing a worker thread.
     pub fn build(self) -> io::Result<Runtime> {
-        Ok(Runtime {
-            sched: Box::new(Scheduler::new(self.stack_size)?),
-        })
+        if self.workers == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "spindle: a runtime needs at least one worker (workers(0) given)",
+            ));
+        }
+        let sched = Box::new(Scheduler::new(self.stack_size)?);
+        let pool = Pool::start(
+            self.workers,
+            self.stack_size,
+            self.pin_workers,
+            std::sync::Arc::clone(sched.remote()),
+        )?;
+        Ok(Runtime { sched, pool })
     }
 }
 
@@ -320,6 +402,8 @@ impl Runtime {
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder {
             stack_size: Stack::DEFAULT_SIZE,
+            workers: 1,
+            pin_workers: false,
         }
     }
 
@@ -356,6 +440,7 @@ impl Runtime {
         #[cfg(feature = "hook")]
         crate::hook::link();
         let _enter = self.sched.enter();
+        let _worker = self.pool.enter();
         let main = match Builder::new()
             .name("main".into())
             .spawn_in(LocalRuntime::of(&self.sched), f)
@@ -364,7 +449,7 @@ impl Runtime {
             Err(e) => panic!("spindle: failed to create the main fiber: {e}"),
         };
         let outcome = self.sched.run(main.slot().task().key());
-        self.sched.shutdown();
+        self.pool.shutdown(|| self.sched.shutdown());
         if let Err(report) = outcome {
             panic!("{report}");
         }
@@ -375,7 +460,8 @@ impl Runtime {
         }
     }
 
-    /// The runtime's counters so far.
+    /// The runtime's counters so far: those of worker 0 (the main fiber's
+    /// scheduler) when it has several workers.
     pub fn stats(&self) -> RuntimeStats {
         let c = self.sched.counters();
         RuntimeStats {
@@ -401,6 +487,7 @@ impl Drop for Runtime {
             return;
         }
         let _enter = self.sched.enter();
+        let _worker = self.pool.enter();
         self.sched.shutdown();
     }
 }

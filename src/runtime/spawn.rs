@@ -70,6 +70,9 @@ where
 pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
+    /// Set when the id was handed out before the fiber existed (a remote
+    /// spawn, whose `Send` handle knows it at once).
+    id: Option<TaskId>,
 }
 
 impl Builder {
@@ -111,13 +114,24 @@ impl Builder {
         with_runtime("spindle::Builder::spawn", |rt| self.spawn_in(rt, f))
     }
 
+    /// The name given, if any.
+    pub(crate) fn name_ref(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Gives the fiber the id `id` (handed out earlier by `TaskId::next`).
+    pub(crate) fn with_id(mut self, id: TaskId) -> Builder {
+        self.id = Some(id);
+        self
+    }
+
     /// Spawns `f` in a new fiber of `rt`; see [`spawn`].
     pub(crate) fn spawn_in<F, T>(self, rt: LocalRuntime<'_>, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let id = TaskId::next();
+        let id = self.id.unwrap_or_else(TaskId::next);
         let name: Option<Arc<str>> = self.name.map(Arc::from);
         let slot = Rc::new(JoinSlot::new(id, name.clone()));
         let theirs = Rc::clone(&slot);

@@ -39,7 +39,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::driver::{Reactor, RemoteWaker};
+use super::driver::Reactor;
+
+pub(crate) use super::driver::RemoteWaker;
 use super::scheduler::context::{current_raw, try_current_raw, with_scheduler, with_scheduler_opt};
 use super::scheduler::Scheduler;
 use super::task::{Fiber, FiberYielder, Interrupted, Key, TaskId, TaskInfo, TaskState, WaitingOn};
@@ -357,6 +359,16 @@ impl<'a> LocalRuntime<'a> {
             .into_iter()
             .map(|(key, t)| (LocalWaker { runtime, key }, t))
             .collect()
+    }
+}
+
+/// Wakes the fiber of `w` from whatever thread calls: directly if this
+/// thread runs that fiber's scheduler (no message, no eventfd), through its
+/// inbox otherwise.
+pub(crate) fn wake(w: &RemoteWaker) {
+    let here = with_scheduler_opt(|s| Arc::ptr_eq(s.remote(), w.remote()) && s.try_wake(w.key()));
+    if here != Some(true) {
+        w.wake();
     }
 }
 

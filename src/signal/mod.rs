@@ -245,7 +245,7 @@ impl Signals {
         let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
         let size = size_of::<libc::signalfd_siginfo>();
         // SAFETY: `info` is valid for writes of `size` bytes.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
+        let n = unsafe { crate::sys::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -23,7 +23,8 @@
 //! primitive needs no atomics and no lock of its own, and a wake-up is a
 //! push onto the run queue. (asyncio's and gevent's primitives are
 //! single-threaded for the same reason.) To hand work to or from other
-//! threads, use [`spawn_blocking`](crate::spawn_blocking).
+//! threads, use [`spawn_blocking`](crate::spawn_blocking), or the
+//! cross-thread primitives of [`shared`].
 //!
 //! ## Waiting, fairness, cancellation
 //!
@@ -50,6 +51,7 @@ mod rwlock;
 mod select;
 mod select_macro;
 mod semaphore;
+pub mod shared;
 mod wait_group;
 pub(crate) mod wait_queue;
 

@@ -15,4 +15,4 @@ pub(crate) mod reactor;
 pub(crate) mod remote;
 
 pub(crate) use reactor::{context, Interest, Poller, Reactor, CLOSED};
-pub(crate) use remote::{Remote, RemoteWaker};
+pub(crate) use remote::{Message, Remote, RemoteWaker};

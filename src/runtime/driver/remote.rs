@@ -1,45 +1,104 @@
-//! Remote wake-ups: how a thread that is not running a scheduler wakes one
-//! of its fibers.
+//! The inbox of a scheduler: how a thread that is not running it wakes one
+//! of its fibers, cancels one, or has it run a closure (a remote spawn).
 //!
-//! Each scheduler has one [`Remote`] (in an `Arc`): a non-blocking eventfd
-//! that sits in the reactor's epoll set, a mutex-protected list of task keys
-//! to wake, a `pending` flag, and a count of live [`RemoteWaker`]s. A thread
-//! that wants a fiber woken (today: a `spawn_blocking` helper that is done)
-//! pushes its key, and writes the eventfd only if `pending` was clear, so a
-//! burst of wake-ups costs one write and one epoll wake. The scheduler
-//! drains the list between rounds. The count of live wakers is what the
-//! deadlock check asks: while some other thread still holds a waker,
-//! something may yet wake a fiber, so blocking in epoll is right and
-//! reporting a deadlock would be wrong.
+//! Each scheduler has one [`Remote`] (in an `Arc`): a lock-free queue of
+//! [`Message`]s, a non-blocking eventfd that sits in the scheduler's epoll
+//! set, a `sleeping` flag, and counters other threads read. Any thread may
+//! [`send`](Remote::send); only the owning scheduler takes messages
+//! ([`Remote::take`]), between two rounds.
 //!
-//! The eventfd belongs to the `Remote`, not to the reactor, so a thread
-//! that wakes after its runtime is gone writes to a descriptor that is still
-//! open (and that nobody reads) instead of one that may have been reused.
+//! ## The queue
+//!
+//! A Treiber stack: `send` pushes a node with one compare-and-swap
+//! (`Release`); `take` swaps the whole list out (`Acquire`) and reverses it,
+//! so messages come out in the order they were sent (per sender). No lock,
+//! no bound; one allocation per message.
+//!
+//! ## Waking a sleeping scheduler: the handshake
+//!
+//! The eventfd is written only when the scheduler is asleep or about to be,
+//! so a busy scheduler costs its senders no system call:
+//!
+//! ```text
+//!   sender                              scheduler (about to block in epoll)
+//!   push the message       (W head)     sleeping = true            (W sleeping)
+//!   fence(SeqCst)                       fence(SeqCst)
+//!   if sleeping.swap(false):  (R)       if the queue is not empty:  (R head)
+//!       write the eventfd                   sleeping = false; do not block
+//!                                       else block; then sleeping = false
+//! ```
+//!
+//! Why no wake-up is lost: the two `SeqCst` fences are totally ordered. If
+//! the sender's fence comes first, its push (before it) is visible to the
+//! scheduler's read of the queue (after its own fence), and the scheduler
+//! does not block. If the scheduler's fence comes first, its store of
+//! `sleeping` is visible to the sender's read, and the sender writes the
+//! eventfd, which ends (or pre-empts) the `epoll_wait`. Both may happen;
+//! then the eventfd is written once too often, which costs one empty poll.
+//! The `swap` makes the write happen once per sleep, whatever the number of
+//! senders.
 //!
 //! ## Who owns what
 //!
-//! - `queue` and `pending`: written by any thread (a push under the lock,
-//!   then the flag); taken by the owning scheduler's thread alone, in
-//!   [`Remote::drain`].
-//! - `wakers`: incremented on the scheduler's thread when it hands out a
-//!   waker, decremented on whatever thread drops one.
-//! - `event_fd`: written by wakers, read (drained) by the reactor.
+//! - `head`: pushed by any thread; taken by the owning scheduler alone (and,
+//!   once no scheduler owns it any more, by the runtime's drop).
+//! - `sleeping`: set and cleared by the owning scheduler around its blocking
+//!   poll; cleared (`swap`) by the one sender that then writes the eventfd.
+//! - `wakers`: incremented by whoever hands out a [`RemoteWaker`] (on the
+//!   scheduler's thread), decremented on whatever thread drops one. The
+//!   deadlock check reads it: while another thread holds a waker, something
+//!   may yet wake a fiber, so blocking in epoll is right.
+//! - `live` and `in_flight`: the scheduler's live task count (stored by it
+//!   after every spawn and finish) and the remote spawns sent to it and not
+//!   taken yet (added by senders, subtracted when taken); read by the
+//!   placement of a multi-worker runtime.
+//! - `event_fd`: written by senders, read (drained) by the reactor. It
+//!   belongs to the `Remote`, not to the reactor, so a thread that sends
+//!   after its runtime is gone writes to a descriptor that is still open
+//!   (and that nobody reads) instead of one that may have been reused.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::ptr;
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::runtime::task::Key;
 
-/// The cross-thread wake-up channel of one scheduler; see the
-/// [module docs](self).
-pub(crate) struct Remote {
-    event_fd: OwnedFd,
-    queue: Mutex<Vec<Key>>,
-    pending: AtomicBool,
-    wakers: AtomicUsize,
+/// What another thread asks of a scheduler.
+pub(crate) enum Message {
+    /// Make the task ready if it is parked (a remote waker fired). Wake-ups
+    /// may be spurious for the fiber, which re-checks its condition.
+    Wake(Key),
+    /// Cancel the task (a `Send` handle's `cancel`).
+    Cancel(Key),
+    /// Run the closure on the scheduler's thread, between two rounds, with
+    /// the scheduler entered: a remote spawn.
+    Run(Box<dyn FnOnce() + Send>),
+    /// Stop serving: the worker loop returns to shut its fibers down.
+    Stop,
 }
+
+struct Node {
+    message: Message,
+    next: *mut Node,
+}
+
+/// The inbox of one scheduler; see the [module docs](self).
+pub(crate) struct Remote {
+    head: AtomicPtr<Node>,
+    sleeping: AtomicBool,
+    event_fd: OwnedFd,
+    wakers: AtomicUsize,
+    live: AtomicUsize,
+    in_flight: AtomicUsize,
+}
+
+// `Remote` is `Send` and `Sync` by its fields (the queue is an `AtomicPtr`).
+// That is sound for the messages it holds: each is `Send`, moves in through
+// `send` on one thread and out through `take` on the owner's, and no two
+// threads ever reach the same node (a pushed node is touched again only by
+// the one `take` that swapped it out).
 
 impl Remote {
     pub(crate) fn new() -> io::Result<Remote> {
@@ -53,11 +112,13 @@ impl Remote {
             ));
         }
         Ok(Remote {
+            head: AtomicPtr::new(ptr::null_mut()),
+            sleeping: AtomicBool::new(false),
             // SAFETY: `fd` is a new descriptor that nothing else owns.
             event_fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            queue: Mutex::new(Vec::new()),
-            pending: AtomicBool::new(false),
             wakers: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -74,26 +135,122 @@ impl Remote {
         }
     }
 
-    /// Calls `wake` for every key other threads sent since the last drain.
-    #[inline]
-    pub(crate) fn drain(&self, mut wake: impl FnMut(Key)) {
-        if !self.pending.load(Ordering::Acquire) {
-            return;
+    /// Queues `message` and, if the scheduler is asleep (or about to be),
+    /// wakes it: the sender's half of the handshake in the module docs.
+    pub(crate) fn send(&self, message: Message) {
+        if let Message::Run(_) = message {
+            self.in_flight.fetch_add(1, Ordering::Relaxed);
         }
-        self.pending.store(false, Ordering::Release);
-        let keys = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
-        for key in keys {
-            wake(key);
+        let node = Box::into_raw(Box::new(Node {
+            message,
+            next: ptr::null_mut(),
+        }));
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `node` is ours until the CAS below publishes it.
+            unsafe { (*node).next = head };
+            match self
+                .head
+                .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::Relaxed) {
+            let one = 1u64;
+            // SAFETY: writes 8 bytes from `one` to an eventfd the Remote
+            // owns (so it is open). EAGAIN would mean the counter is about
+            // to overflow, i.e. a wake-up is already pending: ignoring it is
+            // right.
+            unsafe {
+                crate::sys::write(
+                    self.event_fd(),
+                    &one as *const u64 as *const libc::c_void,
+                    8,
+                )
+            };
         }
     }
 
+    /// Whether a message is waiting (a hint: a sender may be pushing).
+    #[inline(always)]
+    pub(crate) fn has_messages(&self) -> bool {
+        !self.head.load(Ordering::Relaxed).is_null()
+    }
+
+    /// Takes every message sent so far, oldest first. For the owning
+    /// scheduler only (see "Who owns what").
+    #[inline]
+    pub(crate) fn take(&self) -> Vec<Message> {
+        if !self.has_messages() {
+            return Vec::new();
+        }
+        let mut node = self.head.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut out = Vec::new();
+        while !node.is_null() {
+            // SAFETY: the swap made this list ours alone: every node in it
+            // was published by a sender's `Release` CAS, which our `Acquire`
+            // swap synchronises with, and no sender touches a node after
+            // publishing it.
+            let boxed = unsafe { Box::from_raw(node) };
+            node = boxed.next;
+            out.push(boxed.message);
+        }
+        out.reverse();
+        let runs = out.iter().filter(|m| matches!(m, Message::Run(_))).count();
+        if runs > 0 {
+            self.in_flight.fetch_sub(runs, Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// The scheduler's half of the handshake, just before it blocks: marks
+    /// it asleep, and returns `false` (clearing the mark again) if a message
+    /// is already waiting, in which case it must not block.
+    pub(crate) fn prepare_sleep(&self) -> bool {
+        self.sleeping.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if self.has_messages() {
+            self.sleeping.store(false, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// The scheduler is awake again (after a blocking poll).
+    pub(crate) fn awake(&self) {
+        self.sleeping.store(false, Ordering::Relaxed);
+    }
+
     /// Whether another thread may still wake a fiber: a waker is alive, or
-    /// a wake-up is queued.
+    /// a message is queued.
     pub(crate) fn may_wake(&self) -> bool {
         // Acquire pairs with the Release decrement in RemoteWaker::drop,
-        // which comes after its push: a count of 0 means every push made
-        // by a dropped waker is visible to the check below.
-        self.wakers.load(Ordering::Acquire) > 0 || self.pending.load(Ordering::Acquire)
+        // which comes after its send: a count of 0 means every message
+        // sent by a dropped waker is visible to the check below.
+        self.wakers.load(Ordering::Acquire) > 0 || self.has_messages()
+    }
+
+    /// Records the scheduler's number of live tasks (its own thread only).
+    #[inline(always)]
+    pub(crate) fn set_live(&self, n: usize) {
+        self.live.store(n, Ordering::Relaxed);
+    }
+
+    /// The scheduler's live tasks plus the remote spawns on their way to
+    /// it: its load, for placement.
+    pub(crate) fn load(&self) -> usize {
+        self.live.load(Ordering::Relaxed) + self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // Messages nobody will take: dropped here (a remote spawn's closure
+        // then reports its fiber cancelled to its handle).
+        drop(self.take());
     }
 }
 
@@ -105,24 +262,19 @@ pub(crate) struct RemoteWaker {
 }
 
 impl RemoteWaker {
-    /// Queues the wake-up and, if the scheduler has not been told yet,
-    /// writes the eventfd.
+    /// The inbox it sends to.
+    pub(crate) fn remote(&self) -> &Arc<Remote> {
+        &self.remote
+    }
+
+    /// The task it wakes.
+    pub(crate) fn key(&self) -> Key {
+        self.key
+    }
+
+    /// Sends the wake-up (see [`Remote::send`]).
     pub(crate) fn wake(&self) {
-        let r = &self.remote;
-        r.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(self.key);
-        if !r.pending.swap(true, Ordering::AcqRel) {
-            let one = 1u64;
-            // SAFETY: writes 8 bytes from `one` to an eventfd the Remote
-            // owns (so it is open). EAGAIN would mean the counter is about
-            // to overflow, i.e. a wake-up is already pending: ignoring it is
-            // right.
-            unsafe {
-                crate::sys::write(r.event_fd(), &one as *const u64 as *const libc::c_void, 8)
-            };
-        }
+        self.remote.send(Message::Wake(self.key));
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! In this order: wake the sleepers whose deadline has passed (the sleep
 //! queue, in deadline order); wake the fibers whose helper threads finished
-//! (the [`Remote`](crate::runtime::driver::Remote)); poll the reactor for fd
+//! and act on the other messages of the inbox (the
+//! [`Remote`](crate::runtime::driver::Remote)); poll the reactor for fd
 //! events. The poll does not block if some fiber is ready (and is skipped
 //! entirely when no fiber waits on an fd); otherwise it blocks until the
 //! earliest deadline, or for good if there is none.
@@ -17,6 +18,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::runtime::driver::Message;
 use crate::runtime::task::{Cancel, Deadlock, Key, TaskState};
 
 use super::core::Core;
@@ -32,14 +34,14 @@ impl Scheduler {
     /// The deadlock report when nothing is ready and nothing could ever
     /// make anything ready.
     pub(super) fn poll(&self) -> Result<(), Deadlock> {
-        let timeout = {
+        let now = {
             let mut core = self.core.borrow_mut();
             let core = &mut *core;
             if core.deferred_cancels && !std::thread::panicking() {
                 core.deferred_cancels = false;
                 wake_cancelled(core);
             }
-            let now = if core.sleep_queue.is_empty() {
+            if core.sleep_queue.is_empty() {
                 None
             } else {
                 let now = Instant::now();
@@ -62,8 +64,15 @@ impl Scheduler {
                     }
                 }
                 Some(now)
-            };
-            self.remote.drain(|key| wake_blocked(core, key));
+            }
+        };
+        self.take_messages();
+        if self.stop.get() {
+            return Ok(());
+        }
+        let timeout = {
+            let mut core = self.core.borrow_mut();
+            let core = &mut *core;
             if !core.run_queue.is_empty() {
                 Some(Duration::ZERO)
             } else {
@@ -79,7 +88,7 @@ impl Scheduler {
             return Ok(());
         }
         if timeout.is_none() {
-            if self.reactor.waiters() == 0 && !self.remote.may_wake() {
+            if self.reactor.waiters() == 0 && !self.remote.may_wake() && !self.serving.get() {
                 return Err(self.deadlock_report());
             }
             // About to block with no deadline: make sure no fiber waits on
@@ -88,15 +97,47 @@ impl Scheduler {
                 return Ok(());
             }
         }
-        let remote = self
-            .reactor
+        // About to block: the scheduler's half of the inbox handshake
+        // (driver/remote.rs). A message that came meanwhile turns the
+        // blocking poll into a quick one.
+        let asleep = timeout != Some(Duration::ZERO) && self.remote.prepare_sleep();
+        let timeout = if asleep {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        self.reactor
             .poll(timeout, |key, ev| self.wake_io(key, ev))
             .unwrap_or_else(|e| panic!("spindle reactor: {e}"));
-        if remote {
-            let mut core = self.core.borrow_mut();
-            self.remote.drain(|key| wake_blocked(&mut core, key));
+        if asleep {
+            self.remote.awake();
         }
         Ok(())
+    }
+
+    /// Acts on what other threads sent (wake-ups, cancels, remote spawns, a
+    /// stop). The closures of remote spawns run here, on the scheduler's
+    /// stack with no borrow held.
+    fn take_messages(&self) {
+        let messages = self.remote.take();
+        if messages.is_empty() {
+            return;
+        }
+        let mut jobs = Vec::new();
+        {
+            let mut core = self.core.borrow_mut();
+            for m in messages {
+                match m {
+                    Message::Wake(key) => core.wake(key),
+                    Message::Cancel(key) => core.cancel(key),
+                    Message::Run(job) => jobs.push(job),
+                    Message::Stop => self.stop.set(true),
+                }
+            }
+        }
+        for job in jobs {
+            job();
+        }
     }
 
     /// The reactor saw `events` for the fd `key` waits on.
@@ -106,16 +147,6 @@ impl Scheduler {
             t.io_events = events;
             core.wake(key);
         }
-    }
-}
-
-/// A blocking call's helper thread finished for `key`.
-fn wake_blocked(core: &mut Core, key: Key) {
-    if core
-        .hot(key)
-        .is_some_and(|h| h.state == TaskState::WaitingBlocking)
-    {
-        core.wake(key);
     }
 }
 

@@ -73,6 +73,12 @@ pub(crate) struct Scheduler {
     remote: Arc<Remote>,
     /// Stack size of fibers whose builder names none.
     stack_size: usize,
+    /// Set while [`serve`](Self::serve) runs: a worker's scheduler, which
+    /// other workers may always send work to, never reports a deadlock.
+    serving: Cell<bool>,
+    /// Set by a [`Message::Stop`](crate::runtime::driver::Message): `serve`
+    /// returns.
+    stop: Cell<bool>,
 }
 
 /// A scheduler's counters, for `Runtime::stats`.
@@ -101,6 +107,8 @@ impl Scheduler {
             reactor,
             remote,
             stack_size,
+            serving: Cell::new(false),
+            stop: Cell::new(false),
         })
     }
 
@@ -120,6 +128,11 @@ impl Scheduler {
     #[inline(always)]
     pub(crate) fn reactor(&self) -> &Reactor {
         &self.reactor
+    }
+
+    /// The inbox other threads reach this scheduler through.
+    pub(crate) fn remote(&self) -> &Arc<Remote> {
+        &self.remote
     }
 
     /// A waker for the task `key` that other threads may use.
@@ -169,9 +182,25 @@ impl Scheduler {
         }
         core.run_queue.push(key);
         core.spawned += 1;
+        self.remote.set_live(core.tasks.len());
         drop(core);
         self.fibers.add(key, fiber);
         key
+    }
+
+    /// Removes a finished (or abandoned) task: its fiber first (its slot
+    /// must be free before its index is), then its record; both dropped
+    /// outside any borrow.
+    fn remove(&self, key: Key) {
+        let fiber = self.fibers.remove(key);
+        drop(fiber);
+        let record = {
+            let mut core = self.core.borrow_mut();
+            let record = core.tasks.remove(key);
+            self.remote.set_live(core.tasks.len());
+            record
+        };
+        drop(record);
     }
 
     /// Every live task, in id order.
@@ -190,6 +219,19 @@ impl Scheduler {
     #[inline]
     pub(crate) fn wake(&self, key: Key) {
         self.core.borrow_mut().wake(key);
+    }
+
+    /// Makes the task `key` ready if it is parked, unless the task table is
+    /// borrowed right now (the caller runs inside the scheduler): returns
+    /// whether it could.
+    pub(crate) fn try_wake(&self, key: Key) -> bool {
+        match self.core.try_borrow_mut() {
+            Ok(mut core) => {
+                core.wake(key);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Marks the task `key` cancelled, waking it if it is parked.

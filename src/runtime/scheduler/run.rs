@@ -32,12 +32,7 @@ impl Scheduler {
         match outcome {
             Some(CoroutineResult::Yield(())) => false,
             Some(CoroutineResult::Return(())) => {
-                // Fiber first (its slot must be free before its index is),
-                // then the record; both dropped outside any borrow.
-                let fiber = self.fibers.remove(key);
-                drop(fiber);
-                let record = self.core.borrow_mut().tasks.remove(key);
-                drop(record);
+                self.remove(key);
                 true
             }
             None => false,
@@ -51,6 +46,24 @@ impl Scheduler {
     /// The deadlock report, when `main` waits for something nothing can
     /// bring (see [`poll`](Self::poll)).
     pub(crate) fn run(&self, main: Key) -> Result<(), Deadlock> {
+        self.run_loop(Some(main))
+    }
+
+    /// Runs fibers, and blocks when none is ready, until another thread
+    /// sends [`Message::Stop`](crate::runtime::driver::Message::Stop): the loop of a worker thread. Never reports a
+    /// deadlock (another worker may always send work).
+    pub(crate) fn serve(&self) {
+        self.serving.set(true);
+        self.stop.set(false);
+        let outcome = self.run_loop(None);
+        self.serving.set(false);
+        self.stop.set(false);
+        debug_assert!(outcome.is_ok(), "a serving scheduler reports no deadlock");
+    }
+
+    /// The loop in rounds, until `main` finishes (or, without one, until a
+    /// stop message).
+    fn run_loop(&self, main: Option<Key>) -> Result<(), Deadlock> {
         loop {
             let budget = self.core.borrow().run_queue.len();
             for _ in 0..budget {
@@ -72,11 +85,15 @@ impl Scheduler {
                         .prefetch(core.run_queue.peek(0), core.run_queue.peek(1));
                     key
                 };
-                if self.resume_running(key) && key == main {
+                if self.resume_running(key) && Some(key) == main {
                     return Ok(());
                 }
             }
-            if self.core.borrow().tasks.get(main).is_none() {
+            let done = match main {
+                Some(main) => self.core.borrow().tasks.get(main).is_none(),
+                None => self.stop.get(),
+            };
+            if done {
                 return Ok(());
             }
             self.poll()?;

@@ -64,10 +64,7 @@ impl Scheduler {
                     // unwinds it (the coroutine layer's forced unwind);
                     // its record stays until then, so that the suspension
                     // points its destructors reach answer `Interrupted`.
-                    let fiber = self.fibers.remove(key);
-                    drop(fiber);
-                    let record = self.core.borrow_mut().tasks.remove(key);
-                    drop(record);
+                    self.remove(key);
                 }
             }
         }
