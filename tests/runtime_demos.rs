@@ -114,3 +114,28 @@ fn tour_sections_are_ready_for_the_tour() {
         ["---1---", "---2---", "---1---", "---2---", "---1---", "---2---"]
     );
 }
+
+#[test]
+fn done_callbacks_follow_each_task_and_the_group() {
+    let log = Log::quiet();
+    runtime_demos::done_callbacks(&log, Duration::from_millis(5));
+    let lines = log.lines();
+    let mut want: Vec<String> = (0..5)
+        .map(|i| format!("This is a task example, current task_id: task-{i}"))
+        .collect();
+    for i in 0..5 {
+        want.push(format!("<Task finished name='task-{i}'"));
+        want.push(format!("Task-id task-{i} Mission accomplished"));
+    }
+    want.push("suspend 1 units".into());
+    want.push("suspend 3 units".into());
+    want.push(r#"["Suspended 1 units", "Suspended 3 units"]"#.into());
+    want.push("Multiple Task Callback after task completion".into());
+    assert_eq!(lines.len(), want.len(), "{lines:#?}");
+    for (line, want) in lines.iter().zip(&want) {
+        assert!(
+            line.starts_with(want.as_str()),
+            "{line:?} should start with {want:?}"
+        );
+    }
+}
