@@ -106,7 +106,7 @@ fn ten_thousand_fibers_sleep_together() {
 #[test]
 fn tour_sections_are_ready_for_the_tour() {
     let titles: Vec<&str> = runtime_demos::SECTIONS.iter().map(|s| s.0).collect();
-    assert_eq!(titles.len(), 4, "{titles:?}");
+    assert_eq!(titles.len(), 5, "{titles:?}");
     assert_eq!(runtime_demos::BENCHMARK.0, "Fibers: 10,000 tasks");
     let first = (runtime_demos::SECTIONS[0].2)();
     assert_eq!(
