@@ -54,7 +54,7 @@ pub use generator::{Generator, YieldFrom};
 pub use greenlet::Greenlet;
 pub use runtime::{
     current, gather, join_all, park, run, sleep, sleep_until, spawn, spawn_blocking, tasks,
-    timeout, wait_any, yield_now, Builder, Elapsed, Gather, JoinError, JoinHandle, Runtime, Task,
-    TaskId, TaskState,
+    timeout, wait_any, yield_now, Builder, Elapsed, FiberLocal, Gather, JoinError, JoinHandle,
+    Runtime, Task, TaskId, TaskState,
 };
 pub use stack::Stack;

@@ -170,8 +170,13 @@ impl<T> JoinSlot<T> {
     /// Called by the task's root (`me`) with its outcome: stores it, stamps
     /// the slot and wakes the waiter.
     /// Runs the done callbacks first, on the caller's (the finishing
-    /// fiber's) stack; see the [module docs](self).
-    pub(crate) fn complete(&self, me: &Parker, result: Result<T, JoinError>) {
+    /// fiber's) stack, then `before_stamp`; see the [module docs](self).
+    pub(crate) fn complete(
+        &self,
+        me: &Parker,
+        result: Result<T, JoinError>,
+        before_stamp: impl FnOnce(),
+    ) {
         *self.result.borrow_mut() = Some(result);
         loop {
             // A callback may add another (through a handle it reaches):
@@ -187,6 +192,7 @@ impl<T> JoinSlot<T> {
                 let _ = panic::catch_unwind(AssertUnwindSafe(|| callback(&result)));
             }
         }
+        before_stamp();
         self.finished.set(me.finish(self.waiter.take()));
     }
 

@@ -124,7 +124,7 @@
 //! | 1, drivers | `driver/` | the reactor (epoll) and the eventfd through which other threads wake a scheduler |
 //! | 2, one thread's scheduler | `scheduler/` | its state (fields private to the folder), the thread-locals, the loop, parking, shutdown |
 //! | 3, the door | `wait.rs` | `Parker`, `LocalWaker`, `Timer`, `LocalRuntime`: all that the tiers above may do to a scheduler |
-//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs` | what users call, all built on `wait.rs` |
+//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `fiber_local.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs` | what users call, all built on `wait.rs` |
 //! | 6, the owner | `mod.rs` | [`Runtime`]: creates a scheduler, enters it, runs the main fiber, shuts down |
 //!
 //! (Tier 5 is kept for the worker threads of a multi-core runtime.) The
@@ -162,6 +162,7 @@ mod blocking;
 mod current;
 pub(crate) mod driver;
 mod fd_wait;
+mod fiber_local;
 mod gather;
 pub(crate) mod io_source;
 mod join;
@@ -180,6 +181,7 @@ use crate::stack::Stack;
 pub use blocking::{spawn_blocking, KEEP_ALIVE, MAX_BLOCKING_THREADS};
 pub use current::{current, park, tasks, try_current, yield_now, Task};
 pub use fd_wait::{wait_readable, wait_writable};
+pub use fiber_local::FiberLocal;
 pub use gather::{gather, Gather};
 pub use join::{join_all, wait_any, JoinError, JoinHandle};
 pub use spawn::{spawn, Builder};

@@ -42,7 +42,9 @@ use std::time::Instant;
 use super::driver::{Reactor, RemoteWaker};
 use super::scheduler::context::{current_raw, try_current_raw, with_scheduler, with_scheduler_opt};
 use super::scheduler::Scheduler;
-use super::task::{Fiber, FiberYielder, Interrupted, Key, TaskId, TaskInfo, TaskState, WaitingOn};
+use super::task::{
+    Fiber, FiberYielder, Interrupted, Key, LocalMap, TaskId, TaskInfo, TaskState, WaitingOn,
+};
 
 /// Names a parked (or soon to be parked) fiber of this thread's runtime;
 /// see the [module docs](self).
@@ -265,6 +267,24 @@ impl Parker {
     /// The fiber's key in the task table.
     pub(crate) fn key(&self) -> Key {
         self.key
+    }
+
+    /// The fiber's fiber-local map (allocated on first use).
+    #[inline]
+    pub(crate) fn locals(&self) -> &LocalMap {
+        // SAFETY: the map is boxed in the fiber's task record, which lives
+        // until the fiber has finished; the box leaves the record only
+        // through `take_locals`, which the fiber's root calls once no frame
+        // of the fiber's closure (where a Parker and the borrows made from
+        // it live) is left. The reference is bounded by this Parker, which
+        // lives in the fiber's frames only.
+        unsafe { &*self.sched().locals(self.key) }
+    }
+
+    /// Takes the fiber's fiber-local map out, for its root to drop the
+    /// values; `None` if the fiber has used none since the last take.
+    pub(crate) fn take_locals(&self) -> Option<Box<LocalMap>> {
+        self.sched().take_locals(self.key)
     }
 }
 
