@@ -4,8 +4,8 @@
 //!
 //! - [`Parker`]: the running fiber, as the code that is about to park it
 //!   sees it. It checks for a cancellation, parks (saying what it waits
-//!   on), yields, sets timers, hands out wakers, and lends the reactor to
-//!   fd waits. Only code running on a fiber can get one
+//!   on), yields, sets timers, hands out wakers, lends the reactor to
+//!   fd waits, and reaches the fiber's fiber-local map. Only code running on a fiber can get one
 //!   ([`Parker::current`]).
 //! - [`LocalWaker`]: names one fiber of one runtime (the runtime's id and
 //!   the task's key). `Copy`, and only ever used on the runtime's own thread:
