@@ -47,6 +47,7 @@ fn sections_appear_in_order() {
             "== Fibers: false multitasking ==",
             "== Fibers: the crawler ==",
             "== Fibers: cancellation ==",
+            "== Fibers: done callbacks ==",
             "== Fibers: gevent's three workers ==",
             "== Channels: producer and consumer ==",
             "== Channels: select ==",

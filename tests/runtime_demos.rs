@@ -106,11 +106,36 @@ fn ten_thousand_fibers_sleep_together() {
 #[test]
 fn tour_sections_are_ready_for_the_tour() {
     let titles: Vec<&str> = runtime_demos::SECTIONS.iter().map(|s| s.0).collect();
-    assert_eq!(titles.len(), 4, "{titles:?}");
+    assert_eq!(titles.len(), 5, "{titles:?}");
     assert_eq!(runtime_demos::BENCHMARK.0, "Fibers: 10,000 tasks");
     let first = (runtime_demos::SECTIONS[0].2)();
     assert_eq!(
         first,
         ["---1---", "---2---", "---1---", "---2---", "---1---", "---2---"]
     );
+}
+
+#[test]
+fn done_callbacks_follow_each_task_and_the_group() {
+    let log = Log::quiet();
+    runtime_demos::done_callbacks(&log, Duration::from_millis(5));
+    let lines = log.lines();
+    let mut want: Vec<String> = (0..5)
+        .map(|i| format!("This is a task example, current task_id: task-{i}"))
+        .collect();
+    for i in 0..5 {
+        want.push(format!("<Task finished name='task-{i}'"));
+        want.push(format!("Task-id task-{i} Mission accomplished"));
+    }
+    want.push("suspend 1 units".into());
+    want.push("suspend 3 units".into());
+    want.push(r#"["Suspended 1 units", "Suspended 3 units"]"#.into());
+    want.push("Multiple Task Callback after task completion".into());
+    assert_eq!(lines.len(), want.len(), "{lines:#?}");
+    for (line, want) in lines.iter().zip(&want) {
+        assert!(
+            line.starts_with(want.as_str()),
+            "{line:?} should start with {want:?}"
+        );
+    }
 }

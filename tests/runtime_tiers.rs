@@ -20,7 +20,7 @@ fn tier(first: &str) -> usize {
         "scheduler" => 2,
         "wait" => 3,
         "blocking" | "current" | "fd_wait" | "io_source" | "join" | "spawn" | "time"
-        | "timeout" => 4,
+        | "timeout" | "gather" | "fiber_local" => 4,
         "worker" => 5,
         "" => 6, // runtime/mod.rs: `Runtime`, the owner of it all
         other => panic!(

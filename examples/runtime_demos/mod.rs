@@ -1,5 +1,5 @@
 //! The runtime's part of the tour: false multitasking, the crawler,
-//! asyncio's cancel example, gevent's three workers, and the 10,000-task
+//! asyncio's cancel example, asyncio's done callbacks, gevent's three workers, and the 10,000-task
 //! sleep benchmark beside OS threads.
 //!
 //! Each demo starts its own runtime and writes its lines to a [`Log`], which
@@ -214,6 +214,62 @@ fn cancel_three_workers_inner(log: &Log, unit: Duration) -> Vec<Result<u32, Join
     })
 }
 
+/// asyncio's task callbacks: five named fibers, each with a done callback
+/// that prints the finished task and its result; then two fibers gathered
+/// with one callback for both.
+pub fn done_callbacks(log: &Log, unit: Duration) {
+    let log = log.clone();
+    spindle::run(move || {
+        let handles: Vec<_> = (0..5)
+            .map(|i| {
+                let name = format!("task-{i}");
+                let l = log.clone();
+                let h = spindle::Builder::new()
+                    .name(name.clone())
+                    .spawn(move || {
+                        l.line(format!("This is a task example, current task_id: {name}"));
+                        spindle::sleep(unit);
+                        format!("Task-id {name} Mission accomplished")
+                    })
+                    .unwrap();
+                let l = log.clone();
+                let (id, name) = (h.id(), h.name().unwrap_or_default().to_string());
+                h.add_done_callback(move |r| {
+                    let shown = match r {
+                        Ok(v) => format!("result={v:?}"),
+                        Err(e) => format!("error={e}"),
+                    };
+                    l.line(format!("<Task finished name='{name}' id={id} {shown}>"));
+                    if let Ok(v) = r {
+                        l.line(v.clone());
+                    }
+                });
+                h
+            })
+            .collect();
+        drop(spindle::join_all(handles));
+
+        let suspend = |l: Log, units: u32| {
+            spindle::spawn(move || {
+                l.line(format!("suspend {units} units"));
+                spindle::sleep(unit * units);
+                format!("Suspended {units} units")
+            })
+        };
+        let group = spindle::gather([suspend(log.clone(), 1), suspend(log.clone(), 3)]);
+        let l = log.clone();
+        group.add_done_callback(move |results| {
+            let values: Vec<&str> = results
+                .iter()
+                .map(|r| r.as_ref().map_or("<failed>", String::as_str))
+                .collect();
+            l.line(format!("{values:?}"));
+            l.line("Multiple Task Callback after task completion");
+        });
+        drop(group.join());
+    });
+}
+
 /// gevent's three greenlets: two wait on a socket with a timeout (its
 /// `select.select([], [], [], 2)`), while a third does other work; the
 /// waits overlap, so all of it takes 2 units, not 5.
@@ -391,6 +447,11 @@ pub const SECTIONS: &[Section] = &[
         "Fibers: cancellation",
         "asyncio's three workers: one returns, one panics, one is cancelled mid-sleep.",
         || lines(|log| drop(cancel_three_workers(log, Duration::from_millis(50)))),
+    ),
+    (
+        "Fibers: done callbacks",
+        "asyncio's add_done_callback: five tasks call back as they finish; then one callback for a gathered pair.",
+        || lines(|log| done_callbacks(log, Duration::from_millis(20))),
     ),
     (
         "Fibers: gevent's three workers",

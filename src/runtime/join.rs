@@ -11,14 +11,25 @@
 //! waiter and parks until the stamp is set. The slot outlives the task, so
 //! joining a finished task needs no scheduler at all.
 //!
+//! ## Done callbacks
+//!
+//! The slot also keeps the callbacks of [`JoinHandle::add_done_callback`].
+//! The root runs them on the finishing fiber's own stack, after storing the
+//! result and before stamping the slot: so a callback sees the result by
+//! reference, may itself park (it is ordinary fiber code), and a joiner
+//! only wakes once every callback has run. A callback that panics is caught
+//! there (the panic hook has printed it, as for any panic); the others
+//! still run and the result is unchanged. A callback added once the slot is
+//! stamped runs at once, on the caller's stack.
+//!
 //! All of it is single-threaded (`Cell`s in an `Rc`): a handle stays on the
 //! thread of its runtime, like the fiber it names.
 
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, Ref, RefCell};
 use std::error::Error;
 use std::fmt;
-use std::panic;
+use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -125,8 +136,12 @@ pub(crate) struct JoinSlot<T> {
     task: Cell<Option<LocalWaker>>,
     finished: Cell<u64>,
     waiter: Cell<Option<LocalWaker>>,
-    result: Cell<Option<Result<T, JoinError>>>,
+    result: RefCell<Option<Result<T, JoinError>>>,
+    callbacks: Cell<Vec<DoneCallback<T>>>,
 }
+
+/// A callback of [`JoinHandle::add_done_callback`], boxed.
+pub(crate) type DoneCallback<T> = Box<dyn FnOnce(&Result<T, JoinError>)>;
 
 impl<T> JoinSlot<T> {
     pub(crate) fn new(id: TaskId, name: Option<Arc<str>>) -> JoinSlot<T> {
@@ -136,7 +151,8 @@ impl<T> JoinSlot<T> {
             task: Cell::new(None),
             finished: Cell::new(0),
             waiter: Cell::new(None),
-            result: Cell::new(None),
+            result: RefCell::new(None),
+            callbacks: Cell::new(Vec::new()),
         }
     }
 
@@ -153,12 +169,59 @@ impl<T> JoinSlot<T> {
 
     /// Called by the task's root (`me`) with its outcome: stores it, stamps
     /// the slot and wakes the waiter.
-    pub(crate) fn complete(&self, me: &Parker, result: Result<T, JoinError>) {
-        self.result.set(Some(result));
+    /// Runs the done callbacks first, on the caller's (the finishing
+    /// fiber's) stack, then `before_stamp`; see the [module docs](self).
+    pub(crate) fn complete(
+        &self,
+        me: &Parker,
+        result: Result<T, JoinError>,
+        before_stamp: impl FnOnce(),
+    ) {
+        *self.result.borrow_mut() = Some(result);
+        loop {
+            // A callback may add another (through a handle it reaches):
+            // those run in this loop too, before the stamp.
+            let callbacks = self.callbacks.take();
+            if callbacks.is_empty() {
+                break;
+            }
+            for callback in callbacks {
+                let result = self.result();
+                // The payload is dropped: the hook has reported the panic,
+                // and the fiber's result is not the callback's.
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| callback(&result)));
+            }
+        }
+        before_stamp();
         self.finished.set(me.finish(self.waiter.take()));
     }
 
-    fn is_finished(&self) -> bool {
+    /// Adds a done callback; runs it at once (on the caller's stack, its
+    /// panic propagating) if the slot is stamped already.
+    pub(crate) fn on_done(&self, callback: DoneCallback<T>) {
+        if self.is_finished() {
+            callback(&self.result());
+        } else {
+            let mut callbacks = self.callbacks.take();
+            callbacks.push(callback);
+            self.callbacks.set(callbacks);
+        }
+    }
+
+    /// The result, once the root has stored it and until the handle takes
+    /// it.
+    ///
+    /// # Panics
+    ///
+    /// If there is none.
+    pub(crate) fn result(&self) -> Ref<'_, Result<T, JoinError>> {
+        Ref::map(self.result.borrow(), |r| {
+            r.as_ref()
+                .expect("a finished fiber's result is there until joined")
+        })
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
         self.finished.get() != 0
     }
 }
@@ -322,6 +385,7 @@ impl<T> JoinHandle<T> {
     pub(crate) fn take_result(&self) -> Result<T, JoinError> {
         self.slot
             .result
+            .borrow_mut()
             .take()
             .expect("a finished fiber's result is taken only once, by its handle")
     }
@@ -365,6 +429,58 @@ impl<T> JoinHandle<T> {
         self.slot.is_finished()
     }
 
+    /// Calls `f` with the fiber's result when it finishes (asyncio's
+    /// `Task.add_done_callback`): returned, panicked or cancelled. The
+    /// result stays in the handle for [`join`](Self::join).
+    ///
+    /// # Where and when `f` runs
+    ///
+    /// - If the fiber has not finished, `f` runs **on the finishing fiber's
+    ///   own stack**, right after its closure returned or unwound and
+    ///   before its joiner wakes; callbacks run in the order they were
+    ///   added. So `f` runs on the fiber's runtime (and, in a multi-worker
+    ///   runtime, on the fiber's worker thread: fibers never migrate), it
+    ///   may park like any fiber code, and a `join` returns only after
+    ///   every callback has run.
+    /// - If the fiber has already finished, `f` runs at once, on the
+    ///   caller's stack.
+    /// - If the fiber never finishes (its runtime was dropped from inside
+    ///   another runtime, which leaks its fibers), `f` is never called.
+    ///
+    /// # Panics in `f`
+    ///
+    /// A callback that runs on the finishing fiber and panics is caught
+    /// there: the panic hook has already printed it (as for any panic), the
+    /// payload is dropped, the other callbacks still run, and the fiber's
+    /// result is unchanged. It never reaches the scheduler. A callback
+    /// that runs at once panics in the caller, as any call would.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    ///
+    /// spindle::run(|| {
+    ///     let seen = Rc::new(RefCell::new(Vec::new()));
+    ///     let h = spindle::spawn(|| 7);
+    ///     let log = Rc::clone(&seen);
+    ///     h.add_done_callback(move |r| log.borrow_mut().push(*r.as_ref().unwrap()));
+    ///     assert_eq!(h.join().unwrap(), 7); // the result is still there
+    ///     assert_eq!(*seen.borrow(), [7]); // and the callback ran before join returned
+    /// });
+    /// ```
+    pub fn add_done_callback<F>(&self, f: F)
+    where
+        F: FnOnce(&Result<T, JoinError>) + 'static,
+    {
+        self.slot.on_done(Box::new(f));
+    }
+
+    pub(crate) fn shared_slot(&self) -> &Rc<JoinSlot<T>> {
+        &self.slot
+    }
+
     /// The fiber's id.
     pub fn id(&self) -> TaskId {
         self.slot.id
@@ -381,8 +497,8 @@ impl<T> JoinHandle<T> {
 /// of a wait. A wait that returns disarms it (`mem::forget`), so only an
 /// unwind drops it. (`thread::panicking` cannot tell: it is per thread, and
 /// another fiber may be parked in the middle of an unwind.)
-struct CancelRest<'a, T> {
-    handles: &'a [Option<JoinHandle<T>>],
+pub(crate) struct CancelRest<'a, T> {
+    pub(crate) handles: &'a [Option<JoinHandle<T>>],
 }
 
 impl<T> Drop for CancelRest<'_, T> {

@@ -141,7 +141,7 @@
 //! | 1, drivers | `driver/` | the reactor (epoll) and the inbox (a lock-free queue and an eventfd) through which other threads reach a scheduler |
 //! | 2, one thread's scheduler | `scheduler/` | its state (fields private to the folder), the thread-locals, the loop, parking, shutdown |
 //! | 3, the door | `wait.rs` | `Parker`, `LocalWaker`, `Timer`, `LocalRuntime`: all that the tiers above may do to a scheduler |
-//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs` | what users call, all built on `wait.rs` |
+//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `fiber_local.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs` | what users call, all built on `wait.rs` |
 //! | 5, workers | `worker/` | the threads of a many-core runtime, placement at spawn, the `Send` handle |
 //! | 6, the owner | `mod.rs` | [`Runtime`]: creates a scheduler, enters it, runs the main fiber, shuts down |
 //!
@@ -173,14 +173,26 @@
 //!   destructors wait on anything; a cancel that is delivered at the fiber's
 //!   own suspension point (asyncio's `CancelledError`) keeps every unwind on
 //!   the fiber's own turn.
-//! - **A `'static` lifetime escape for `block_on`'s closure** (letting it
-//!   borrow from the caller): sound only if the main fiber can never outlive
-//!   `block_on`, which a leaked fiber under `panic = "abort"` would break.
+//! - **A `'static` bound on `block_on`'s closure**: it would be simple,
+//!   but the first program a user writes borrows (`let data = ...;
+//!   spindle::run(|| use(&data))`). The closure may borrow because the main
+//!   fiber is the only one that can reach the borrow (every spawned fiber,
+//!   callback and fiber-local is `'static`), and `block_on` does not leave
+//!   its frame before the main fiber has finished or been unwound: on a
+//!   return it has finished; on a deadlock, shutdown unwinds it before the
+//!   report is raised; if the scheduler itself panics while it is parked, a
+//!   guard shuts the runtime down during that unwind, and aborts the process
+//!   if even that fails. `mem::forget` of the runtime cannot keep it alive:
+//!   by then it is gone. Under `panic = "abort"` every one of those panics
+//!   ends the process instead, so no path leaves `block_on` with the main
+//!   fiber suspended either.
 
 mod blocking;
 mod current;
 pub(crate) mod driver;
 pub(crate) mod fd_wait;
+mod fiber_local;
+mod gather;
 pub(crate) mod io_source;
 mod join;
 mod scheduler;
@@ -199,6 +211,8 @@ use crate::stack::Stack;
 pub use blocking::{spawn_blocking, KEEP_ALIVE, MAX_BLOCKING_THREADS};
 pub use current::{current, park, tasks, try_current, yield_now, Task};
 pub use fd_wait::{wait_readable, wait_writable};
+pub use fiber_local::FiberLocal;
+pub use gather::{gather, Gather};
 pub use join::{join_all, wait_any, JoinError, JoinHandle};
 pub use spawn::{spawn, Builder};
 pub use task::{TaskId, TaskState};
@@ -213,7 +227,8 @@ use wait::LocalRuntime;
 use worker::Pool;
 
 /// Runs `f` as the main fiber of a new runtime on this thread and returns
-/// its value (a one-line [`Runtime::new`] + [`Runtime::block_on`]).
+/// its value (a one-line [`Runtime::new`] + [`Runtime::block_on`]). `f` may
+/// borrow from the caller (see [`Runtime::block_on`]).
 ///
 /// # Examples
 ///
@@ -223,6 +238,10 @@ use worker::Pool;
 ///     h.join().unwrap() + 1
 /// });
 /// assert_eq!(v, 21);
+///
+/// let data = vec![1, 2, 3];
+/// let first: &i32 = spindle::run(|| &data[0]);
+/// assert_eq!(*first, 1);
 /// ```
 ///
 /// # Panics
@@ -232,8 +251,7 @@ use worker::Pool;
 #[track_caller]
 pub fn run<F, T>(f: F) -> T
 where
-    F: FnOnce() -> T + 'static,
-    T: 'static,
+    F: FnOnce() -> T,
 {
     match Runtime::new() {
         Ok(rt) => rt.block_on(f),
@@ -411,6 +429,13 @@ impl Runtime {
     /// and returns its value. Fibers still alive when it returns are
     /// cancelled and unwound before `block_on` returns.
     ///
+    /// `f` may borrow from the caller (and return a borrow): the main fiber
+    /// has finished, or has been unwound, before `block_on` returns or
+    /// unwinds, whatever happens — its panic, a deadlock, a panic of the
+    /// scheduler while it is parked (then the runtime is shut down during
+    /// that unwind, and the process aborts if even that fails). Fibers it
+    /// spawns must still be `'static`: they may outlive it.
+    ///
     /// # Examples
     ///
     /// ```
@@ -420,6 +445,11 @@ impl Runtime {
     ///     h.join().unwrap()
     /// });
     /// assert_eq!(answer, 42);
+    ///
+    /// let mut seen = Vec::new();
+    /// let words = ["a", "b"];
+    /// rt.block_on(|| seen.extend(words.iter().map(|w| w.len())));
+    /// assert_eq!(seen, [1, 1]);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     ///
@@ -434,27 +464,45 @@ impl Runtime {
     #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
+        F: FnOnce() -> T,
     {
         #[cfg(feature = "hook")]
         crate::hook::link();
         let _enter = self.sched.enter();
         let _worker = self.pool.enter();
+        let mut out: Option<T> = None;
+        let out_ptr: *mut Option<T> = &mut out;
+        let main: Box<dyn FnOnce() + '_> = Box::new(move || {
+            let value = f();
+            // SAFETY: `out` lives in this frame, which outlives the main
+            // fiber (see below); only the main fiber writes it, once.
+            unsafe { *out_ptr = Some(value) };
+        });
+        // SAFETY: only the lifetime is erased (same layout). The closure
+        // (and all it borrows) is used only by the main fiber, and
+        // `MainGuard` makes sure that fiber has finished or been unwound
+        // before this frame is left, by a return or an unwind; if it
+        // cannot, it aborts the process. Every other fiber is `'static`.
+        let main: Box<dyn FnOnce() + 'static> = unsafe { std::mem::transmute(main) };
         let main = match Builder::new()
             .name("main".into())
-            .spawn_in(LocalRuntime::of(&self.sched), f)
+            .spawn_in(LocalRuntime::of(&self.sched), main)
         {
             Ok(h) => h,
             Err(e) => panic!("spindle: failed to create the main fiber: {e}"),
         };
+        let guard = MainGuard {
+            sched: &self.sched,
+            main: &main,
+        };
         let outcome = self.sched.run(main.slot().task().key());
         self.pool.shutdown(|| self.sched.shutdown());
+        drop(guard);
         if let Err(report) = outcome {
             panic!("{report}");
         }
         match main.take_result() {
-            Ok(v) => v,
+            Ok(()) => out.expect("the main fiber returned its value"),
             Err(JoinError::Panicked(p)) => panic::resume_unwind(p),
             Err(JoinError::Cancelled) => panic!("spindle: the main fiber was cancelled"),
         }
@@ -468,6 +516,34 @@ impl Runtime {
             resumes: c.resumes,
             spawned: c.spawned,
             finished: c.finished,
+        }
+    }
+}
+
+/// Makes sure the main fiber of a `block_on` has finished or been unwound
+/// before `block_on`'s frame is left, since it may borrow from the caller.
+/// On the normal path (and after a deadlock, which shuts down before it
+/// panics) it has, and the guard does nothing; if the scheduler itself
+/// panicked while the main fiber was parked, the guard shuts the runtime
+/// down (unwinding every fiber) during that unwind, and aborts the process
+/// if even that fails.
+struct MainGuard<'a> {
+    sched: &'a Scheduler,
+    main: &'a JoinHandle<()>,
+}
+
+impl Drop for MainGuard<'_> {
+    fn drop(&mut self) {
+        if self.main.is_finished() {
+            return;
+        }
+        let _ = panic::catch_unwind(panic::AssertUnwindSafe(|| self.sched.shutdown()));
+        if !self.main.is_finished() {
+            eprintln!(
+                "spindle: the main fiber (which may borrow from block_on's caller) \
+                 could not be unwound; aborting"
+            );
+            std::process::abort();
         }
     }
 }

@@ -5,7 +5,8 @@
 //! that catches everything: a return value or a panic payload goes into
 //! the task's join slot (shared with its [`JoinHandle`]), a cancellation
 //! unwind becomes [`JoinError::Cancelled`], and the root wakes the joiner.
-//! Nothing ever unwinds out of the root, so the coroutine underneath only
+//! The root then drops the fiber's fiber-locals and runs its done callbacks
+//! (see `fiber_local.rs` and `join.rs`). Nothing ever unwinds out of the root, so the coroutine underneath only
 //! sees fibers that return.
 
 use std::io;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use crate::coroutine;
 
+use super::fiber_local;
 use super::join::{JoinError, JoinHandle, JoinSlot};
 use super::task::{CancelUnwind, FiberYielder, TaskId};
 use super::wait::{self, with_runtime, LocalRuntime};
@@ -160,9 +162,27 @@ where
     } else {
         match panic::catch_unwind(AssertUnwindSafe(f)) {
             Ok(v) => Ok(v),
-            Err(p) if p.is::<CancelUnwind>() => Err(JoinError::Cancelled),
-            Err(p) => Err(JoinError::Panicked(p)),
+            Err(p) => Err(into_join_error(p)),
         }
     };
-    slot.complete(&me, result);
+    // Fiber-locals go first: a destructor's panic is the fiber's failure
+    // (see `fiber_local`'s docs). Values that the done callbacks, or the
+    // result's own destructor (a detached fiber's slot), create again are
+    // dropped before the stamp and last of all.
+    let result = match (result, fiber_local::drop_all(&me)) {
+        (Ok(_), Some(p)) => Err(into_join_error(p)),
+        (result, _) => result,
+    };
+    slot.complete(&me, result, || drop(fiber_local::drop_all(&me)));
+    drop(slot);
+    drop(fiber_local::drop_all(&me));
+}
+
+/// What a caught unwind of a fiber's code means for its joiner.
+fn into_join_error(p: Box<dyn std::any::Any + Send>) -> JoinError {
+    if p.is::<CancelUnwind>() {
+        JoinError::Cancelled
+    } else {
+        JoinError::Panicked(p)
+    }
 }

@@ -4,8 +4,8 @@
 //!
 //! - [`Parker`]: the running fiber, as the code that is about to park it
 //!   sees it. It checks for a cancellation, parks (saying what it waits
-//!   on), yields, sets timers, hands out wakers, and lends the reactor to
-//!   fd waits. Only code running on a fiber can get one
+//!   on), yields, sets timers, hands out wakers, lends the reactor to
+//!   fd waits, and reaches the fiber's fiber-local map. Only code running on a fiber can get one
 //!   ([`Parker::current`]).
 //! - [`LocalWaker`]: names one fiber of one runtime (the runtime's id and
 //!   the task's key). `Copy`, and only ever used on the runtime's own thread:
@@ -44,7 +44,9 @@ use super::driver::Reactor;
 pub(crate) use super::driver::RemoteWaker;
 use super::scheduler::context::{current_raw, try_current_raw, with_scheduler, with_scheduler_opt};
 use super::scheduler::Scheduler;
-use super::task::{Fiber, FiberYielder, Interrupted, Key, TaskId, TaskInfo, TaskState, WaitingOn};
+use super::task::{
+    Fiber, FiberYielder, Interrupted, Key, LocalMap, TaskId, TaskInfo, TaskState, WaitingOn,
+};
 
 /// Names a parked (or soon to be parked) fiber of this thread's runtime;
 /// see the [module docs](self).
@@ -267,6 +269,24 @@ impl Parker {
     /// The fiber's key in the task table.
     pub(crate) fn key(&self) -> Key {
         self.key
+    }
+
+    /// The fiber's fiber-local map (allocated on first use).
+    #[inline]
+    pub(crate) fn locals(&self) -> &LocalMap {
+        // SAFETY: the map is boxed in the fiber's task record, which lives
+        // until the fiber has finished; the box leaves the record only
+        // through `take_locals`, which the fiber's root calls once no frame
+        // of the fiber's closure (where a Parker and the borrows made from
+        // it live) is left. The reference is bounded by this Parker, which
+        // lives in the fiber's frames only.
+        unsafe { &*self.sched().locals(self.key) }
+    }
+
+    /// Takes the fiber's fiber-local map out, for its root to drop the
+    /// values; `None` if the fiber has used none since the last take.
+    pub(crate) fn take_locals(&self) -> Option<Box<LocalMap>> {
+        self.sched().take_locals(self.key)
     }
 }
 

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::runtime::task::{Cancel, Key, Slab, TaskId, TaskInfo, TaskState, WaitingOn};
+use crate::runtime::task::{Cancel, Key, LocalMap, Slab, TaskId, TaskInfo, TaskState, WaitingOn};
 
 use super::run_queue::RunQueue;
 use super::sleep_queue::SleepQueue;
@@ -36,6 +36,9 @@ pub(super) struct TaskRecord {
     pub(super) waiting_on: WaitingOn,
     /// The token of [`park`](crate::park): set by `unpark`, taken by `park`.
     pub(super) unparked: bool,
+    /// Its fiber-local values, allocated on first use (a fiber that uses
+    /// none pays one null pointer); taken out by its root as it ends.
+    pub(super) locals: Option<Box<LocalMap>>,
 }
 
 impl TaskRecord {
@@ -47,6 +50,7 @@ impl TaskRecord {
             io_events: 0,
             waiting_on: WaitingOn::Nothing,
             unparked: false,
+            locals: None,
         }
     }
 }

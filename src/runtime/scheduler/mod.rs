@@ -55,7 +55,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::runtime::driver::{Reactor, Remote, RemoteWaker};
-use crate::runtime::task::{Cancel, Fiber, Key, TaskId, TaskInfo, TaskState};
+use crate::runtime::task::{Cancel, Fiber, Key, LocalMap, TaskId, TaskInfo, TaskState};
 
 use self::core::{Core, Hot, TaskRecord};
 use fiber_table::FiberTable;
@@ -317,5 +317,20 @@ impl Scheduler {
     #[inline]
     pub(crate) fn io_events(&self, key: Key) -> u32 {
         self.core.borrow().tasks.get(key).map_or(0, |t| t.io_events)
+    }
+
+    /// The fiber-local map of the running task `key`, allocated on first
+    /// use. The box stays in the record (its address stable) until
+    /// [`take_locals`](Self::take_locals).
+    pub(crate) fn locals(&self, key: Key) -> *const LocalMap {
+        let mut core = self.core.borrow_mut();
+        let record = core.running(key);
+        &**record.locals.get_or_insert_with(Box::default) as *const LocalMap
+    }
+
+    /// Takes the fiber-local map of the running task `key` out of its
+    /// record (to drop its values outside any borrow).
+    pub(crate) fn take_locals(&self, key: Key) -> Option<Box<LocalMap>> {
+        self.core.borrow_mut().running(key).locals.take()
     }
 }

@@ -8,6 +8,7 @@
 //!   [`Interrupted`]).
 //! - [`slab`]: the generational [`Slab`] and its [`Key`], which name a task
 //!   inside one scheduler.
+//! - [`locals`]: [`LocalMap`], one fiber's fiber-local values.
 //! - [`report`]: [`TaskInfo`], one task as a report shows it, and the
 //!   [`Deadlock`] report built from them.
 //!
@@ -16,6 +17,7 @@
 //! except other files of this folder.
 
 pub(crate) mod id;
+pub(crate) mod locals;
 pub(crate) mod report;
 pub(crate) mod slab;
 pub(crate) mod state;
@@ -23,6 +25,7 @@ pub(crate) mod state;
 use crate::coroutine::{Coroutine, Yielder};
 
 pub use id::TaskId;
+pub(crate) use locals::{LocalMap, LocalSlot};
 pub(crate) use report::{Deadlock, TaskInfo};
 pub(crate) use slab::{Key, Slab};
 pub use state::TaskState;
