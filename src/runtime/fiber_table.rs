@@ -29,6 +29,7 @@
 use std::cell::RefCell;
 
 use crate::coroutine::CoroutineResult;
+use crate::greenlet::ChainState;
 
 use super::scheduler::Fiber;
 use super::slab::Key;
@@ -79,6 +80,9 @@ impl FiberTable {
             self.adopt(&mut slots);
         }
         let fiber = slots.get_mut(i)?.as_mut()?;
+        // The task runs with its own greenlet state, and the resumer gets
+        // its own back (see `greenlet`'s "Bookkeeping").
+        let _resumer = ChainState::detach();
         Some(fiber.resume(()))
     }
 

@@ -42,6 +42,7 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::coroutine::{Coroutine, CoroutineResult, Yielder};
+use crate::greenlet::ChainState;
 
 use super::blocking::Remote;
 use super::fiber_table::FiberTable;
@@ -493,10 +494,14 @@ impl Scheduler {
     fn suspend(&self, key: Key) -> Result<(), Interrupted> {
         let cur = CURRENT.with(Cell::get);
         debug_assert!(!cur.yielder.is_null() && cur.key == Some(key));
+        // The greenlet resumes under way in this chain are put back when it
+        // is resumed, or unwound (see `greenlet`'s "Bookkeeping").
+        let greenlets = ChainState::save();
         // SAFETY: `CURRENT` names the running fiber (module docs), and we
         // run on it (or on a coroutine it resumed, which suspends together
         // with it): its yielder is alive in its root frame.
         unsafe { (*cur.yielder).suspend(()) };
+        drop(greenlets);
         CURRENT.with(|c| c.set(cur));
         self.checkpoint(key)
     }

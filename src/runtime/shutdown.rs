@@ -22,6 +22,8 @@
 
 use std::fmt::Write as _;
 
+use crate::greenlet::ChainState;
+
 use super::scheduler::{Cancel, Scheduler};
 use super::slab::Key;
 use super::task::{TaskId, TaskState};
@@ -91,7 +93,9 @@ impl Scheduler {
                     // its record stays until then, so that the suspension
                     // points its destructors reach answer `Interrupted`.
                     let fiber = self.fibers.remove(key);
+                    let resumer = ChainState::detach();
                     drop(fiber);
+                    drop(resumer);
                     let record = self.core.borrow_mut().tasks.remove(key);
                     drop(record);
                 }
