@@ -73,6 +73,31 @@ fn an_fd_closed_under_a_waiting_fiber_is_an_error_not_a_hang() {
     });
 }
 
+/// The same while another fiber keeps a timer pending all along: the
+/// wait must fail while the ticker still ticks, not once it stops.
+#[test]
+fn an_fd_closed_under_a_waiting_fiber_fails_while_timers_are_pending() {
+    spindle::run(|| {
+        let ticking = Rc::new(Cell::new(true));
+        let still = ticking.clone();
+        let ticker = spindle::spawn(move || {
+            for _ in 0..2_000 {
+                spindle::sleep(Duration::from_millis(1));
+            }
+            still.set(false);
+        });
+        let (a, _b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        let h = spindle::spawn(move || wait_readable(fd, None));
+        spindle::yield_now();
+        drop(a); // closes fd while the fiber waits on it
+        let e = h.join().unwrap().unwrap_err();
+        assert!(e.to_string().contains("closed while a fiber waited"), "{e}");
+        assert!(ticking.get(), "the wait failed only once no timer was left");
+        ticker.cancel();
+    });
+}
+
 #[test]
 fn spawn_blocking_runs_on_a_helper_thread_while_others_run() {
     spindle::run(|| {

@@ -46,6 +46,7 @@ use crate::greenlet::ChainState;
 
 use super::blocking::Remote;
 use super::fiber_table::FiberTable;
+use super::find_runnable::ClosedFdCheck;
 use super::reactor::Reactor;
 use super::run_queue::RunQueue;
 use super::slab::{Key, Slab};
@@ -193,6 +194,8 @@ pub(crate) struct Scheduler {
     pub(crate) fibers: FiberTable,
     /// Resumes so far (each is one switch into a fiber and one back).
     pub(crate) resumes: Cell<u64>,
+    /// When the reactor next looks for fds closed under their waiters.
+    pub(crate) closed_fd_check: Cell<ClosedFdCheck>,
     /// Unique per runtime (never reused), so that a [`Key`] kept in a
     /// [`Task`](super::Task) is only looked up in the table it came from.
     pub(crate) id: u64,
@@ -333,6 +336,7 @@ impl Scheduler {
         Ok(Scheduler {
             fibers: FiberTable::new(),
             resumes: Cell::new(0),
+            closed_fd_check: Cell::new(ClosedFdCheck::FIRST),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             core: RefCell::new(Core {
                 tasks: Slab::new(),
