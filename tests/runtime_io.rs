@@ -60,17 +60,21 @@ fn fd_waits_readable_writable_deadline_and_errors() {
     });
 }
 
+/// In a fiber: closes an fd while another fiber waits on it, and checks
+/// that the wait fails, naming the cause.
+fn close_under_a_waiting_fiber() {
+    let (a, _b) = UnixStream::pair().unwrap();
+    let fd = a.as_raw_fd();
+    let h = spindle::spawn(move || wait_readable(fd, None));
+    spindle::yield_now();
+    drop(a); // closes fd while the fiber waits on it
+    let e = h.join().unwrap().unwrap_err();
+    assert!(e.to_string().contains("closed while a fiber waited"), "{e}");
+}
+
 #[test]
 fn an_fd_closed_under_a_waiting_fiber_is_an_error_not_a_hang() {
-    spindle::run(|| {
-        let (a, _b) = UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
-        let h = spindle::spawn(move || wait_readable(fd, None));
-        spindle::yield_now();
-        drop(a); // closes fd while the fiber waits on it
-        let e = h.join().unwrap().unwrap_err();
-        assert!(e.to_string().contains("closed while a fiber waited"), "{e}");
-    });
+    spindle::run(close_under_a_waiting_fiber);
 }
 
 /// The same while another fiber keeps a timer pending all along: the
@@ -86,13 +90,7 @@ fn an_fd_closed_under_a_waiting_fiber_fails_while_timers_are_pending() {
             }
             still.set(false);
         });
-        let (a, _b) = UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
-        let h = spindle::spawn(move || wait_readable(fd, None));
-        spindle::yield_now();
-        drop(a); // closes fd while the fiber waits on it
-        let e = h.join().unwrap().unwrap_err();
-        assert!(e.to_string().contains("closed while a fiber waited"), "{e}");
+        close_under_a_waiting_fiber();
         assert!(ticking.get(), "the wait failed only once no timer was left");
         ticker.cancel();
     });
