@@ -7,8 +7,11 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::panic;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use spindle::runtime::MAX_BLOCKING_THREADS;
 use spindle::runtime::{wait_readable, wait_writable};
 use spindle::TaskState;
 
@@ -128,5 +131,65 @@ fn spawn_blocking_runs_on_a_helper_thread_while_others_run() {
         assert_eq!(spindle::tasks()[1].state(), TaskState::WaitingBlocking);
         h.cancel();
         assert!(h.join().unwrap_err().is_cancelled());
+    });
+}
+
+/// Sets its flag when dropped (on whatever thread drops it).
+struct DroppedFlag(Arc<AtomicBool>);
+
+impl Drop for DroppedFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A cancelled caller's job that no helper thread has started is taken out
+/// of the queue and dropped unrun. Every helper thread is kept busy so that
+/// the job has to queue.
+#[test]
+fn a_cancelled_callers_queued_blocking_job_never_runs() {
+    spindle::run(|| {
+        let started = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Barrier::new(MAX_BLOCKING_THREADS + 1));
+        let blockers: Vec<_> = (0..MAX_BLOCKING_THREADS)
+            .map(|_| {
+                let (started, gate) = (started.clone(), gate.clone());
+                spindle::spawn(move || {
+                    spindle::spawn_blocking(move || {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        gate.wait();
+                    })
+                })
+            })
+            .collect();
+        while started.load(Ordering::SeqCst) < MAX_BLOCKING_THREADS {
+            spindle::sleep(Duration::from_millis(1));
+        }
+        let ran = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicBool::new(false));
+        let (ran2, flag) = (ran.clone(), DroppedFlag(dropped.clone()));
+        let victim = spindle::spawn(move || {
+            spindle::spawn_blocking(move || {
+                let _flag = flag;
+                ran2.store(true, Ordering::SeqCst);
+            })
+        });
+        while spindle::tasks()
+            .iter()
+            .all(|t| t.id() != victim.id() || t.state() != TaskState::WaitingBlocking)
+        {
+            spindle::yield_now();
+        }
+        victim.cancel();
+        assert!(matches!(victim.join(), Err(spindle::JoinError::Cancelled)));
+        assert!(dropped.load(Ordering::SeqCst), "the queued job was dropped");
+        gate.wait(); // let the blockers go
+        for b in blockers {
+            b.join().unwrap();
+        }
+        // The queue is FIFO: a job queued now runs after the cancelled one
+        // would have.
+        spindle::spawn_blocking(|| ());
+        assert!(!ran.load(Ordering::SeqCst), "the cancelled job ran");
     });
 }
