@@ -254,6 +254,7 @@ impl std::fmt::Debug for Runtime {
 #[derive(Debug, Clone)]
 pub struct RuntimeBuilder {
     stack_size: usize,
+    guard_pages: usize,
 }
 
 impl RuntimeBuilder {
@@ -265,14 +266,51 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The guard below each fiber's stack, in pages (the main fiber's
+    /// included); a task [`Builder::guard_pages`] overrides it. Defaults to
+    /// [`Stack::DEFAULT_GUARD_PAGES`] (one).
+    ///
+    /// A fiber whose frame is larger than its guard can jump over it into
+    /// the memory below, the top of another fiber's stack, without a fault.
+    /// Rust frames cannot (they probe every page), C frames compiled without
+    /// `-fstack-clash-protection` can: see "Guard size and stack probes" in
+    /// the [`stack`](crate::stack) docs. Guard pages cost address space, not
+    /// memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().guard_pages(16).build()?;
+    /// assert_eq!(rt.block_on(|| 1 + 1), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn guard_pages(mut self, pages: usize) -> RuntimeBuilder {
+        self.guard_pages = pages;
+        self
+    }
+
     /// Creates the runtime: an epoll set and an eventfd.
     ///
     /// # Errors
     ///
-    /// What `epoll_create1` or `eventfd` return (out of file descriptors).
+    /// What `epoll_create1` or `eventfd` return (out of file descriptors);
+    /// [`io::ErrorKind::InvalidInput`] for a guard of 0 pages or more than
+    /// [`Stack::MAX_GUARD_PAGES`].
     pub fn build(self) -> io::Result<Runtime> {
+        if !(1..=Stack::MAX_GUARD_PAGES).contains(&self.guard_pages) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a runtime with guards of {} pages: they take 1 to {} pages",
+                    self.guard_pages,
+                    Stack::MAX_GUARD_PAGES
+                ),
+            ));
+        }
+        let mut sched = Scheduler::new(self.stack_size)?;
+        sched.guard_pages = self.guard_pages;
         Ok(Runtime {
-            sched: Box::new(Scheduler::new(self.stack_size)?),
+            sched: Box::new(sched),
         })
     }
 }
@@ -304,6 +342,7 @@ impl Runtime {
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder {
             stack_size: Stack::DEFAULT_SIZE,
+            guard_pages: Stack::DEFAULT_GUARD_PAGES,
         }
     }
 

@@ -43,6 +43,7 @@ use std::thread;
 
 use crate::coroutine::{Coroutine, CoroutineResult, Yielder};
 use crate::greenlet::ChainState;
+use crate::stack::Stack;
 
 use super::blocking::Remote;
 use super::fiber_table::FiberTable;
@@ -204,6 +205,8 @@ pub(crate) struct Scheduler {
     pub(crate) remote: Arc<Remote>,
     /// Stack size of fibers whose builder names none.
     pub(crate) stack_size: usize,
+    /// Guard pages of fibers whose builder names none.
+    pub(crate) guard_pages: usize,
 }
 
 /// Restores the thread-local scheduler pointer when dropped.
@@ -351,6 +354,7 @@ impl Scheduler {
             reactor,
             remote,
             stack_size,
+            guard_pages: Stack::DEFAULT_GUARD_PAGES,
         })
     }
 

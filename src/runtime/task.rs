@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::coroutine;
+use crate::stack::Stack;
 
 use super::join::{JoinError, JoinHandle, JoinSlot};
 use super::scheduler::{
@@ -415,6 +416,7 @@ where
 pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
+    guard_pages: Option<usize>,
 }
 
 impl Builder {
@@ -437,6 +439,27 @@ impl Builder {
         self
     }
 
+    /// Puts a guard of `pages` pages below the fiber's stack instead of the
+    /// runtime's default (see [`RuntimeBuilder::guard_pages`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// spindle::run(|| -> std::io::Result<()> {
+    ///     // A fiber that calls C code with frames of up to 60 KiB.
+    ///     let h = spindle::Builder::new().guard_pages(16).spawn(|| 7)?;
+    ///     assert_eq!(h.join().unwrap(), 7);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// [`RuntimeBuilder::guard_pages`]: crate::runtime::RuntimeBuilder::guard_pages
+    pub fn guard_pages(mut self, pages: usize) -> Builder {
+        self.guard_pages = Some(pages);
+        self
+    }
+
     /// Spawns `f` in a new fiber; see [`spawn`].
     ///
     /// # Panics
@@ -446,7 +469,8 @@ impl Builder {
     /// # Errors
     ///
     /// What creating the fiber's stack returns: no memory or no memory maps
-    /// left, or a size too small for the closure.
+    /// left, a size too small for the closure, or a guard size out of
+    /// range ([`Stack::with_guard_pages`]).
     #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
@@ -465,7 +489,11 @@ impl Builder {
         let name: Option<Arc<str>> = self.name.map(Arc::from);
         let slot = Rc::new(JoinSlot::new(id, name.clone()));
         let theirs = Rc::clone(&slot);
-        let mut b = coroutine::Builder::new().stack_size(self.stack_size.unwrap_or(s.stack_size));
+        let size = self.stack_size.unwrap_or(s.stack_size);
+        let mut b = match self.guard_pages.unwrap_or(s.guard_pages) {
+            Stack::DEFAULT_GUARD_PAGES => coroutine::Builder::new().stack_size(size),
+            pages => coroutine::Builder::new().stack(Stack::with_guard_pages(size, pages)?),
+        };
         if let Some(n) = &name {
             b = b.name(&**n);
         }
