@@ -193,3 +193,69 @@ fn a_cancelled_callers_queued_blocking_job_never_runs() {
         assert!(!ran.load(Ordering::SeqCst), "the cancelled job ran");
     });
 }
+
+/// A fiber spinning on an operation that is always ready (a read at end of
+/// stream returns 0 at once) yields every `BUDGET` operations, so a ticker
+/// keeps ticking. Without the budget the loop below never gives the ticker
+/// a turn and ends at its cap.
+#[test]
+fn a_fiber_spinning_on_an_always_ready_read_lets_a_ticker_tick() {
+    spindle::run(|| {
+        let ticks = Rc::new(Cell::new(0u32));
+        let t = ticks.clone();
+        let ticker = spindle::spawn(move || loop {
+            spindle::sleep(Duration::from_millis(1));
+            t.set(t.get() + 1);
+        });
+        let (a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        let mut a = spindle::io::Async::new(a).unwrap();
+        let mut buf = [0; 16];
+        let mut reads = 0u64;
+        while ticks.get() < 5 && reads < 50_000_000 {
+            assert_eq!(a.read(&mut buf).unwrap(), 0);
+            reads += 1;
+        }
+        assert_eq!(ticks.get(), 5, "the ticker starved over {reads} reads");
+        ticker.cancel();
+    });
+}
+
+/// A socket whose receive queue is full, drained one byte per read (each
+/// read finds data, none waits): the ticker ticks during the drain.
+#[test]
+fn a_ticker_ticks_while_a_flooded_socket_is_drained() {
+    spindle::run(|| {
+        let (a, b) = UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let chunk = [7u8; 4096];
+        let mut queued = 0;
+        loop {
+            match (&b).write(&chunk) {
+                Ok(n) => queued += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("filling the socket: {e}"),
+            }
+        }
+        let ticks = Rc::new(Cell::new(0u32));
+        let t = ticks.clone();
+        let ticker = spindle::spawn(move || loop {
+            spindle::sleep(Duration::from_micros(200));
+            t.set(t.get() + 1);
+        });
+        spindle::yield_now(); // the ticker's first sleep is armed
+        let start = Instant::now();
+        let mut a = spindle::io::Async::new(a).unwrap();
+        let mut byte = [0];
+        for _ in 0..queued {
+            a.read_exact(&mut byte).unwrap();
+        }
+        let took = start.elapsed();
+        assert!(
+            ticks.get() > 0,
+            "no tick while {queued} bytes were read one at a time over {took:?}"
+        );
+        ticker.cancel();
+        drop(b);
+    });
+}

@@ -128,6 +128,7 @@ fn wait(
     deadline: Option<Instant>,
     what: &'static str,
 ) -> io::Result<()> {
+    super::coop::proceed();
     with_current(what, |s, key| {
         if s.checkpoint(key).is_err() {
             return Err(shutting_down());

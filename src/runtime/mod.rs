@@ -140,6 +140,7 @@
 //!   `block_on`, which a leaked fiber under `panic = "abort"` would break.
 
 mod blocking;
+mod coop;
 mod fd_wait;
 mod fiber_table;
 mod find_runnable;
@@ -161,6 +162,7 @@ use std::panic;
 use crate::stack::Stack;
 
 pub use blocking::{spawn_blocking, KEEP_ALIVE, MAX_BLOCKING_THREADS};
+pub use coop::BUDGET;
 pub use fd_wait::{wait_readable, wait_writable};
 pub use join::{join_all, wait_any, JoinError, JoinHandle};
 pub use task::{
