@@ -140,6 +140,7 @@ mod error;
 mod guard;
 pub(crate) mod overflow;
 mod pool;
+pub mod shadow;
 
 pub use error::StackError;
 pub use guard::GuardKind;
@@ -235,7 +236,9 @@ impl Stack {
     ///   [`MAX_SIZE`](Stack::MAX_SIZE);
     /// - the OS error's kind (usually [`io::ErrorKind::OutOfMemory`]) with a
     ///   [`StackError`] inside if the memory cannot be mapped or guarded; its
-    ///   message names the likely cause (`vm.max_map_count` or `RLIMIT_AS`).
+    ///   message names the likely cause (`vm.max_map_count` or `RLIMIT_AS`);
+    /// - [`io::ErrorKind::Unsupported`] if the process runs with shadow
+    ///   stacks, which spindle's switch cannot work with ([`shadow`]).
     #[inline]
     pub fn new(size: usize) -> io::Result<Stack> {
         let size = round_size(size)?;
@@ -293,6 +296,7 @@ impl Stack {
     /// A stack from the allocator (the pool had none).
     #[cold]
     fn fresh(size: usize, pages: usize, kind: Option<GuardKind>) -> io::Result<Stack> {
+        shadow::check()?;
         let slot = match kind {
             Some(GuardKind::Madvise) if !GuardKind::Madvise.is_available() => {
                 return Err(error::madvise_unsupported())
