@@ -1,4 +1,5 @@
-//! Compiles the hand-written context switch in `asm/<arch>.S` with `cc`.
+//! Compiles the hand-written context switch in `asm/<arch>.S` with `cc`,
+//! with `SPINDLE_FP_ENV` defined when the `fp-env` feature is on.
 //!
 //! spindle supports Linux on x86_64 and aarch64 only: any other target fails
 //! here, at build time, with a message that says so.
@@ -19,8 +20,12 @@ fn main() {
     println!("cargo:rerun-if-changed={file}");
     println!("cargo:rerun-if-changed=asm/header.h");
     println!("cargo:rerun-if-changed=build.rs");
-    cc::Build::new()
-        .file(file)
-        .include("asm")
-        .compile("spindle_switch");
+    let mut build = cc::Build::new();
+    build.file(file).include("asm");
+    // The `fp-env` feature: the switch keeps the floating-point control
+    // state too (see "Floating-point control state" in asm/x86_64.S).
+    if env::var_os("CARGO_FEATURE_FP_ENV").is_some() {
+        build.define("SPINDLE_FP_ENV", None);
+    }
+    build.compile("spindle_switch");
 }

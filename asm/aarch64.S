@@ -10,8 +10,12 @@
  * ABI: AAPCS64. A call must preserve x19-x28, x29 (the frame pointer),
  * x30 (the link register: where the callee returns to), sp, and the low 64
  * bits of v8-v15, i.e. d8-d15. x18 is the platform register: this file never
- * reads or writes it. AAPCS64 does not ask calls to preserve FPCR (rounding
- * mode) beyond what the platform does, and spindle does not switch it.
+ * reads or writes it. FPCR (rounding mode, FZ, default NaN, trap enables) is
+ * the floating-point control state: by default the switch leaves it alone,
+ * for the reasons "Floating-point control state" in x86_64.S gives; with the
+ * `fp-env` feature (SPINDLE_FP_ENV, defined by build.rs) it travels in the
+ * frame's spare word, as MXCSR and the x87 control word do on x86_64, and a
+ * new fiber takes its first resumer's.
  *
  * WHAT DIFFERS FROM x86_64
  *
@@ -36,17 +40,21 @@
  *
  *      offset  contents
  *      ------  -------------------
- *        +0    x19, (unused)
+ *        +0    x19, with fp-env FPCR (else unused)
  *       +16    x29, x30 (x30 = return / resume address)
  *       +32    (the CFA)
  *
  * x29 and x30 sit together at the top, in that order, so they form an
- * ordinary AAPCS64 frame record for frame-pointer walkers.
+ * ordinary AAPCS64 frame record for frame-pointer walkers. Unlike x86_64's,
+ * the frame is 32 bytes in both configurations: sp must stay 16-byte
+ * aligned, so the spare word is there anyway, and fp-env only fills it.
  *
  * The stack diagrams of x86_64.S hold here with this frame in place of the
  * x86_64 one. In a fresh stack's frame: x30 = spindle_fiber_start, x19 = the
- * entry function, x29 = data; after it is popped, sp = the parent link's
- * address.
+ * entry function, x29 = data, the spare word = FPCR 0 (the value a Linux
+ * process starts with; loaded only with fp-env, and then replaced by the
+ * first resumer's in spindle_fiber_start); after it is popped, sp = the
+ * parent link's address.
  *
  * BTI: the jumps into a context (`br x30`) would need `bti j` landing pads on
  * a system that enforces Branch Target Identification. This object does not
@@ -57,21 +65,34 @@
 #include "header.h"
 
 /* Push the 32-byte saved frame, with the CFI for each store. On entry the
- * CFA must be sp; on exit it is sp + 32. */
+ * CFA must be sp; on exit it is sp + 32. With fp-env, x9 (caller-saved,
+ * free at every use: the asm blocks declare it clobbered) carries FPCR into
+ * the spare word, which has no CFI (FPCR is not a register an unwinder
+ * restores). */
 .macro PUSH_FRAME
     sub sp, sp, #32
     .cfi_adjust_cfa_offset 32
     stp x29, x30, [sp, #16]
     .cfi_rel_offset x29, 16
     .cfi_rel_offset x30, 24
+#ifdef SPINDLE_FP_ENV
+    mrs x9, fpcr
+    stp x19, x9, [sp, #0]
+#else
     str x19, [sp, #0]
+#endif
     .cfi_rel_offset x19, 0
 .endm
 
 /* Pop the saved frame at sp. No CFI: by now each caller has pointed the CFA
  * at the frame it pushed, through another register. */
 .macro POP_FRAME
+#ifdef SPINDLE_FP_ENV
+    ldp x19, x9, [sp, #0]
+    msr fpcr, x9
+#else
     ldr x19, [sp, #0]
+#endif
     ldp x29, x30, [sp, #16]
     add sp, sp, #32
 .endm
@@ -187,6 +208,13 @@ FUNCTION(spindle_fiber_start)
     .cfi_undefined d13
     .cfi_undefined d14
     .cfi_undefined d15
+#ifdef SPINDLE_FP_ENV
+    /* A new fiber takes its first resumer's FPCR, saved in the spare word of
+     * the resumer's frame, which the parent link points at (see x86_64.S). */
+    ldr x9, [sp]
+    ldr x9, [x9, #8]
+    msr fpcr, x9
+#endif
     /* Arguments: x0 = arg (already), x1 = &parent link, x2 = data.
      * x29 = 0 ends frame-pointer walks. */
     mov x1, sp

@@ -12,8 +12,20 @@
  * control bits of MXCSR (rounding mode, exception masks, FTZ/DAZ) and the x87
  * control word. Everything else (rax, rcx, rdx, rsi, rdi, r8-r11, all xmm
  * registers, the MXCSR status flags) may be clobbered by any call. That is
- * exactly what a switched-out context needs kept: this file and the inline
- * asm blocks that enter it keep it between them (see "Who saves what").
+ * what a switched-out context needs kept: this file and the inline asm
+ * blocks that enter it keep the registers between them (see "Who saves
+ * what"); the floating-point control state is kept only when the crate's
+ * `fp-env` feature is on (see "Floating-point control state" below).
+ *
+ * TWO CONFIGURATIONS
+ *
+ * build.rs assembles this file with SPINDLE_FP_ENV defined when the cargo
+ * feature `fp-env` is on. The differences are all marked `#ifdef
+ * SPINDLE_FP_ENV`: the frame grows by one quadword at its bottom for the
+ * FP control words (FRAME_SIZE: 24 bytes, or 32), the frame macros store
+ * and load them (six instructions), and spindle_fiber_start loads its
+ * first resumer's (three). The CFI is written in terms of FRAME_SIZE, and
+ * every register's place relative to the CFA is the same in both.
  *
  * THE THREE OPERATIONS
  *
@@ -32,34 +44,46 @@
  * whichever of them hold live values around the block (usually few, and once
  * per function rather than once per switch when they sit in a loop). What no
  * asm! block can declare clobbered is saved here: rbx and rbp (LLVM reserves
- * them), rsp (it becomes the frame's address) and the floating-point control
- * state. Between the two, everything the ABI says a call preserves is
- * preserved.
+ * them), rsp (it becomes the frame's address) and, with `fp-env`, the
+ * floating-point control state. Between the two, every register the ABI says
+ * a call preserves is preserved.
  *
  * THE SAVED FRAME
  *
  * A context that is switched away from pushes its state on its own stack and
  * is then known by a single value: its stack pointer, which points at a saved
- * frame. Resumers and suspended fibers push the same 32-byte frame
- * (src/arch/x86_64.rs mirrors it as a #[repr(C)] struct and checks these
- * offsets at compile time):
+ * frame. Resumers and suspended fibers push the same frame, FRAME_SIZE
+ * bytes: 24 by default, 32 with fp-env, which puts the FP control words
+ * below the rest (src/arch/x86_64.rs mirrors it as a #[repr(C)] struct and
+ * checks these offsets at compile time, for the configuration it is built
+ * in):
  *
- *      offset  contents
- *      ------  ----------------------------------------------------------
- *        +0    MXCSR (4 bytes) | x87 control word (2 bytes) | unused (2)
- *        +8    rbx
- *       +16    rbp
- *       +24    return address: where this context goes on when it is
- *              switched back to (pushed by the resumer's `call`, or by the
- *              fiber's inline asm by hand)
- *       +32    (the CFA: the context's stack pointer before the switch)
+ *      default  fp-env  contents
+ *      -------  ------  -------------------------------------------------
+ *         -       +0    MXCSR (4 bytes) | x87 control word (2) | unused (2)
+ *        +0       +8    rbx
+ *        +8      +16    rbp
+ *       +16      +24    return address: where this context goes on when it
+ *                       is switched back to (pushed by the resumer's `call`,
+ *                       or by the fiber's inline asm by hand)
+ *       +24      +32    (the CFA: the context's stack pointer before the
+ *                       switch)
  *
  * rbp sits right below the address, so [rbp, address] is an ordinary frame
- * record for profilers that walk frame pointers.
+ * record for profilers that walk frame pointers. Every offset the CFI uses
+ * is relative to the CFA (the address at -8, rbp at -16, rbx at -24), so it
+ * is the same in both configurations; only the CFA's distance from the
+ * frame's start, FRAME_SIZE, differs.
  *
- * A round trip (resume, then suspend) moves 8 words through memory. A switch
- * that saved every callee-saved register itself, as a C function must, would
- * move 16, most of them registers holding nothing the program needs.
+ * A saved stack pointer is 8 mod 16 by default (the resumer's `call` left
+ * its stack 8 mod 16, and 16 more bytes are pushed), 0 mod 16 with fp-env.
+ * Nothing depends on it: each context gets its own stack pointer back
+ * exactly, with the alignment it had.
+ *
+ * A round trip (resume, then suspend) moves 6 words through memory (8 with
+ * fp-env). A switch that saved every callee-saved register itself, as a C
+ * function must, would move 16, most of them registers holding nothing the
+ * program needs.
  *
  * THE PARENT LINK
  *
@@ -81,8 +105,8 @@
  *   | fiber's frames    |         |       | return address     | <- pushed by
  *   |  ...              |         |       | rbp                |    "call
  *   | resume address    |         |       | rbx                |    spindle_resume"
- *   | rbp, rbx          |         +-----> | MXCSR | x87 CW     |
- *   | MXCSR | x87 CW    | <- saved sp     +--------------------+ <- parent link
+ *   | rbp, rbx          |         +-----> | (fp-env: FP words) |
+ *   | (fp-env: FP words)| <- saved sp     +--------------------+ <- parent link
  *   +-------------------+    (kept in the                           points here
  *   | guard page(s)     |     Coroutine)
  *   |  (faults on touch: see src/stack/overflow.rs)
@@ -97,7 +121,8 @@
  *   | spindle_fiber_start  (resume address)
  *   | rbp = data        |  (the closure's address)
  *   | rbx = entry fn    |
- *   | MXCSR | x87 CW    | <- initial sp  (the defaults; see spindle_fiber_start)
+ *   | (fp-env: the      | <- initial sp
+ *   |  default FP words;|    see spindle_fiber_start)
  *   +-------------------+
  *
  * RETURN-ADDRESS PREDICTION
@@ -120,11 +145,23 @@
  *
  * FLOATING-POINT CONTROL STATE
  *
- * Each switch stores the current MXCSR and x87 control word into the frame it
+ * By default the switch does not touch MXCSR or the x87 control word, as
+ * corosensei, wasmtime's fibers and Go's scheduler do not. Rust assumes the
+ * default floating-point environment everywhere: since Rust 1.75 the docs of
+ * core::arch's _mm_setcsr say that changing the rounding mode, the exception
+ * masks or FTZ/DAZ is undefined behaviour, and the intrinsics are
+ * deprecated. A switch happens only inside a Rust call (resume, suspend),
+ * where in any sound program that environment is the default on both sides,
+ * so there is nothing to save.
+ *
+ * With the `fp-env` feature (SPINDLE_FP_ENV), for programs whose C code
+ * changes the environment and switches fibers while it is changed, each
+ * switch stores the current MXCSR and x87 control word into the frame it
  * pushes (stmxcsr, fnstcw) and loads the ones of the frame it pops (ldmxcsr,
- * fldcw), unconditionally. Only MXCSR's control bits (6-15) matter to the
- * ABI; its status flags (0-5) travel along, which is harmless: no caller may
- * rely on them across a call.
+ * fldcw), unconditionally, and a new fiber takes its first resumer's words
+ * (spindle_fiber_start). Only MXCSR's control bits (6-15) matter to the ABI;
+ * its status flags (0-5) travel along, which is harmless: no caller may rely
+ * on them across a call.
  *
  * Why not compare first and load only when the words differ? Because the
  * comparison must read back the value stmxcsr has just stored, and on the
@@ -132,19 +169,30 @@
  * the store: it waits for the store to reach the cache, about 2.5 ns per
  * switch, while the two loads cost about 0.6 ns together. The store itself
  * (stmxcsr is microcoded there, about 2.4 ns) is the price of keeping the
- * control state at all; it is the one cost the switch has that a switch
- * which ignores the FP control state (corosensei's) does not.
+ * control state at all. Measured with benches/switch.rs on that CPU, the
+ * FP instructions took about 7.7 ns of an 11 ns round trip, and with
+ * fp-env a round trip takes 3.1-3.3 times corosensei's, against about 1.0
+ * without (BENCHMARKS.md has the figures and commands).
  */
 
 #include "header.h"
 
     .intel_syntax noprefix
 
+/* The saved frame's size in bytes (see above). */
+#ifdef SPINDLE_FP_ENV
+#define FRAME_SIZE 32
+#else
+#define FRAME_SIZE 24
+#endif
+
 /*
- * Push the 32-byte saved frame (see above) below the address at [rsp]: rbp,
- * rbx, then a quadword holding MXCSR and the x87 control word. Each push is
- * followed by the CFI that says where it went: keep the two in the same
- * order. On entry the CFA must be rsp + 8; on exit it is rsp + 32.
+ * Push the saved frame (see above) below the address at [rsp]: rbp, rbx,
+ * then, with fp-env, a quadword holding MXCSR and the x87 control word.
+ * Each push is followed by the CFI that says where it went: keep the two in
+ * the same order. On entry the CFA must be rsp + 8; on exit it is
+ * rsp + FRAME_SIZE. The FP words have no CFI: they are not registers an
+ * unwinder restores.
  */
 .macro PUSH_FRAME
     push rbp
@@ -153,10 +201,12 @@
     push rbx
     .cfi_adjust_cfa_offset 8
     .cfi_rel_offset rbx, 0
+#ifdef SPINDLE_FP_ENV
     sub rsp, 8
     .cfi_adjust_cfa_offset 8
     stmxcsr [rsp]
     fnstcw [rsp + 4]
+#endif
 .endm
 
 /*
@@ -165,9 +215,11 @@
  * frame it pushed, through another register, and that stays true here.
  */
 .macro POP_FRAME
+#ifdef SPINDLE_FP_ENV
     ldmxcsr [rsp]
     fldcw [rsp + 4]
     add rsp, 8
+#endif
     pop rbx
     pop rbp
 .endm
@@ -179,7 +231,8 @@
  *     call spindle_resume
  *   with r12-r15 and every caller-saved register declared clobbered. Like
  *   spindle_suspend, it is not an extern "C" function: it keeps only rbx,
- *   rbp, rsp and the FP control state (see "Who saves what").
+ *   rbp, rsp and, with fp-env, the FP control state (see "Who saves
+ *   what").
  *
  * Contract: runs on the resumer's stack. `fiber_sp` is a saved frame (a
  * suspended fiber, or a fresh stack from init_stack) and `link` is that
@@ -193,14 +246,12 @@ FUNCTION(spindle_resume)
      * [rsp] = our return address; CFA = rsp + 8. */
     PUSH_FRAME
 
-    /* The frame is complete, and rsp is 16-byte aligned (the asm block's
-     * call came from an aligned rsp: 8 for the return address + 24). Publish
-     * it in the fiber's parent link, keep a copy in rax, and take the
-     * fiber's stack. From here until the final jmp the unwinder finds our
-     * frame through rax. */
+    /* The frame is complete. Publish it in the fiber's parent link, keep a
+     * copy in rax, and take the fiber's stack. From here until the final
+     * jmp the unwinder finds our frame through rax. */
     mov [rdx], rsp
     mov rax, rsp
-    .cfi_def_cfa rax, 32
+    .cfi_def_cfa rax, FRAME_SIZE
     mov rsp, rsi
 
     /* rsp = the fiber's frame. Pop it. */
@@ -237,7 +288,7 @@ FUNCTION(spindle_suspend)
     /* rdx = the fiber's saved sp (the second half of what the resumer
      * receives); then take the resumer's stack from the link. */
     mov rdx, rsp
-    .cfi_def_cfa rdx, 32
+    .cfi_def_cfa rdx, FRAME_SIZE
     mov rsp, [rsi]
 
     /* rsp = the resumer's frame. Pop it. */
@@ -286,7 +337,7 @@ END_FUNCTION(spindle_exit)
  *   rbx = the fiber's entry function:
  *         extern "C" fn(arg: usize, link: *mut *mut u8, data: *mut u8) -> !
  *   rbp = data (the closure, on this stack)
- *   MXCSR, x87 CW = the defaults init_stack wrote (see below)
+ *   with fp-env: MXCSR, x87 CW = the defaults init_stack wrote (see below)
  * ---------------------------------------------------------------------- */
 FUNCTION(spindle_fiber_start)
     .cfi_startproc
@@ -299,15 +350,17 @@ FUNCTION(spindle_fiber_start)
     .cfi_signal_frame
     /* Where is the resumer's frame? Not at a fixed offset from anything the
      * unwinder knows, so the CFA is a DWARF expression: "read the parent link
-     * and add 32" -- the link holds the resumer's sp, and its CFA is 32 bytes
-     * above (the size of the saved frame). The bytes:
+     * and add FRAME_SIZE" -- the link holds the resumer's sp, and its CFA is
+     * the size of the saved frame above it. The bytes:
      *   0x0f        DW_CFA_def_cfa_expression
      *   5           the expression is 5 bytes long:
      *   0x77 0x00     DW_OP_breg7 (rsp) + 0   -> address of the parent link
      *   0x06          DW_OP_deref             -> the resumer's saved sp
-     *   0x23 0x20     DW_OP_plus_uconst 32    -> the resumer's CFA
+     *   0x23 FRAME_SIZE                       -> the resumer's CFA
+     *                 DW_OP_plus_uconst (24 = 0x18, or 32 = 0x20 with
+     *                 fp-env; one ULEB128 byte either way)
      */
-    .cfi_escape 0x0f, 5, 0x77, 0x00, 0x06, 0x23, 0x20
+    .cfi_escape 0x0f, 5, 0x77, 0x00, 0x06, 0x23, FRAME_SIZE
     /* The resumer's return address, rbp and rbx are in its frame, below that
      * CFA. Its r12-r15 are wherever the compiler saved them (the resumer's
      * asm block declared them clobbered): in the resumer's own frames, whose
@@ -320,16 +373,19 @@ FUNCTION(spindle_fiber_start)
     .cfi_undefined r14
     .cfi_undefined r15
 
+#ifdef SPINDLE_FP_ENV
     /* A new fiber takes the floating-point control state of its first
      * resumer, as a new thread takes its creator's: the resumer saved it at
      * the bottom of its frame, which the parent link points at. (init_stack
      * wrote the defaults into the fresh frame only so that the pop in
      * spindle_resume loads valid words; reading the creator's there would
      * cost an stmxcsr per fiber.) rax is free: it carries nothing into a
-     * fiber's first call. */
+     * fiber's first call. Without fp-env nothing touches the control state,
+     * so the fiber runs with whatever its resumer had: the same outcome. */
     mov rax, [rsp]
     ldmxcsr [rax]
     fldcw [rax + 4]
+#endif
 
     /* Arguments of the entry function: rdi = arg (already there),
      * rsi = &parent link, rdx = data. rbp = 0 ends frame-pointer walks. */

@@ -10,10 +10,13 @@
 //! - `fp_control` (x86_64 only): what keeping the floating-point control
 //!   state costs one round trip by itself: the two `stmxcsr`/`fnstcw` and
 //!   two `ldmxcsr`/`fldcw` pairs of a resume and a suspend, with nothing
-//!   else. corosensei does not keep that state, so this is the part of
-//!   spindle's round trip that has no counterpart in corosensei's.
+//!   else. That is what the `fp-env` feature adds to a round trip; corosensei
+//!   does not keep that state, nor does spindle's default switch.
 //!
-//! Run: `cargo bench --bench switch`. Figures and ratios go to BENCHMARKS.md.
+//! Run: `cargo bench --bench switch` (the default switch), and
+//! `cargo bench --bench switch --features fp-env -- resume_suspend` for the
+//! round trip with the FP control state kept (corosensei in the same run
+//! both times). Figures and ratios go to BENCHMARKS.md.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 

@@ -20,12 +20,18 @@
 //! ```
 //!
 //! "Running" is not a stored state: while the fiber runs, the `Coroutine` is
-//! mutably borrowed by `resume`, so nothing else can observe it.
+//! mutably borrowed by `resume`, so nothing else can observe it. The other
+//! three are not stored either: they are read off the saved stack pointer,
+//! which a resume writes anyway (null: `Done`; the first frame `init_stack`
+//! wrote, just below the parent link: `NotStarted`; anything else, lower on
+//! the stack: `Suspended`). So a round trip stores no state besides it.
 //!
 //! ## Layout of a coroutine's stack
 //!
 //! ```text
-//!  base ->  FiberInfo        what the overflow handler reports (name, size)
+//!  base ->  FiberInfo        what the overflow handler reports (name, size);
+//!                            it finds it from the fault address, so a
+//!                            switch does no bookkeeping for it
 //!           closure F        moved out by the fiber on its first resume
 //!           (unused word)
 //!           parent link      see asm/x86_64.S
@@ -40,9 +46,23 @@
 //! ## Messages
 //!
 //! Each switch carries one word: a pointer to a message on the sender's
-//! stack (`Input` going in, `Output` coming out). The receiver moves the
+//! stack (an `I` going in, a `Y` or an `Exit<R>` coming out), or, going in,
+//! 0 for "unwind" (the coroutine is being dropped). The receiver moves the
 //! message out with `ptr::read` before anything else; the sender holds it in
 //! `ManuallyDrop` so it is never dropped twice.
+//!
+//! ## Where the switches are
+//!
+//! Every switch of a coroutine goes through one of four places, so that
+//! anything that must happen on each side of a switch (a sanitizer's fiber
+//! annotations, say) has exactly one spot:
+//!
+//! - `Coroutine::switch_in`: the resumer's side (`arch::resume`), for every
+//!   resume and for the forced unwind of a drop;
+//! - `Yielder::switch_out`: the fiber's side of a suspend (`arch::suspend`);
+//! - the start of `fiber_main`: the fiber's first instruction after its
+//!   first resume;
+//! - the end of `fiber_main`: the fiber leaves for good (`arch::exit`).
 //!
 //! ## Panics and unwinding
 //!
@@ -57,7 +77,6 @@
 //! run, and its memory is never reused).
 
 use std::any::Any;
-use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -97,13 +116,9 @@ impl<Y, R> CoroutineResult<Y, R> {
     }
 }
 
-/// The message a resumer sends into the fiber.
-enum Input<I> {
-    /// Go on, with this value.
-    Resume(I),
-    /// Unwind: the coroutine is being dropped.
-    Unwind,
-}
+/// The word a resumer sends to tell the fiber to unwind (every other word
+/// it sends points at an `I`).
+const UNWIND: usize = 0;
 
 /// What the fiber sends out. A suspending fiber sends a pointer to the
 /// bare `Y` (the Yielder does not know `R`); a finishing one sends a pointer
@@ -118,7 +133,7 @@ enum Output<Y, R> {
 enum Exit<R> {
     Return(R),
     Panic(Box<dyn Any + Send>),
-    /// The fiber finished by unwinding after [`Input::Unwind`].
+    /// The fiber finished by unwinding after [`UNWIND`].
     Unwound,
 }
 
@@ -129,6 +144,8 @@ struct ForcedUnwind {
     link: usize,
 }
 
+/// Where a coroutine is (see the state machine in the module docs); read
+/// off its saved stack pointer by [`Coroutine::state`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     NotStarted,
@@ -183,17 +200,15 @@ enum State {
 /// assert_send(co);
 /// ```
 pub struct Coroutine<I, Y, R> {
-    /// The fiber's saved stack pointer (valid unless `state` is `Done`).
+    /// The fiber's saved stack pointer; null once it is done. Also the
+    /// coroutine's state ([`Coroutine::state`]).
     sp: *mut u8,
     /// The parent link, on `stack`.
     link: *mut *mut u8,
-    /// The overflow handler's record, on `stack`.
-    info: *const FiberInfo,
     /// The closure, on `stack`, until the first resume moves it out.
     data: *mut u8,
     /// Drops the closure in place (for a coroutine that never started).
     drop_data: unsafe fn(*mut u8),
-    state: State,
     /// Owned here so `info` can point at its bytes.
     name: Option<Box<str>>,
     /// Dropped last, after the fiber has finished or been unwound.
@@ -206,7 +221,7 @@ impl<I, Y, R> fmt::Debug for Coroutine<I, Y, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Coroutine")
             .field("name", &self.name)
-            .field("state", &self.state)
+            .field("state", &self.state())
             .field("stack_size", &self.stack.size())
             .finish()
     }
@@ -325,7 +340,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         // Carve the top of the stack: FiberInfo, then the closure, then the
         // parent link (16-aligned, with one spare word above it).
         let base = stack.base() as usize;
-        let info_addr = (base - size_of::<FiberInfo>()) & !(align_of::<FiberInfo>() - 1);
+        let info_addr = FiberInfo::address(base);
         let f_align = align_of::<F>().max(16);
         let data_addr = info_addr
             .checked_sub(size_of::<F>())
@@ -345,35 +360,22 @@ impl<I, Y, R> Coroutine<I, Y, R> {
             ));
         }
 
-        let guard = stack.guard();
-        let (name_ptr, name_len) = match &name {
-            Some(n) => (n.as_ptr(), n.len()),
-            None => (ptr::null(), 0),
-        };
-        let info = FiberInfo {
-            guard_start: guard.start,
-            guard_end: guard.end,
-            stack_size: stack.size(),
-            name_ptr,
-            name_len,
-        };
         let link = link_addr as *mut *mut u8;
         // SAFETY: the three addresses are inside the stack (checked above:
         // they use less than half of it), suitably aligned, and do not
         // overlap: info is above data, data above link + 8. The stack is
-        // owned by the coroutine and stays mapped until the fiber is done.
+        // owned by the coroutine and stays mapped until the fiber is done;
+        // the name lives in `self.name` until drop retires the record.
         let sp = unsafe {
-            ptr::write(info_addr as *mut FiberInfo, info);
+            FiberInfo::publish(base, name.as_deref());
             ptr::write(data_addr as *mut F, f);
             arch::init_stack(link, fiber_main::<F, I, Y, R>, data_addr as *mut u8)
         };
         Ok(Coroutine {
             sp,
             link,
-            info: info_addr as *const FiberInfo,
             data: data_addr as *mut u8,
             drop_data: drop_in_place_erased::<F>,
-            state: State::NotStarted,
             name,
             stack: ManuallyDrop::new(stack),
             _marker: PhantomData,
@@ -392,46 +394,43 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     #[inline]
     pub fn resume(&mut self, input: I) -> CoroutineResult<Y, R> {
         assert!(
-            self.state != State::Done,
+            !self.sp.is_null(),
             "resumed a coroutine that has already finished"
         );
-        let msg = ManuallyDrop::new(Input::Resume(input));
+        let msg = ManuallyDrop::new(input);
         // SAFETY: the coroutine is not done, so `sp` is its saved stack
         // pointer; `msg` stays alive across the switch.
-        match unsafe { self.switch_in(&*msg) } {
+        match unsafe { self.switch_in(&*msg as *const I as usize) } {
             Output::Yield(y) => CoroutineResult::Yield(y),
             Output::Exit(Exit::Return(r)) => CoroutineResult::Return(r),
             Output::Exit(Exit::Panic(payload)) => panic::resume_unwind(payload),
-            // Only Input::Unwind makes a fiber finish this way, and resume
-            // never sends it.
+            // Only UNWIND makes a fiber finish this way, and resume never
+            // sends it.
             Output::Exit(Exit::Unwound) => unreachable!("coroutine unwound without being dropped"),
         }
     }
 
-    /// Switches into the fiber with `msg` and returns what it sent back.
+    /// Switches into the fiber with `msg` (a pointer to an `I`, or
+    /// [`UNWIND`]) and returns what it sent back.
     ///
     /// # Safety
     ///
     /// The coroutine must not be done, and `msg` must stay valid until the
     /// fiber has read it (it reads it first thing).
     #[inline]
-    unsafe fn switch_in(&mut self, msg: *const Input<I>) -> Output<Y, R> {
-        let prev = overflow::swap_current(self.info);
+    unsafe fn switch_in(&mut self, msg: usize) -> Output<Y, R> {
         // SAFETY: `sp` is the saved stack pointer of this (not done) fiber,
         // saved by its last switch and not resumed since; `link` is its
         // parent link; the stack stays mapped while `self` lives.
-        let t = unsafe { arch::resume(msg as usize, self.sp, self.link) };
-        overflow::swap_current(prev);
+        let t = unsafe { arch::resume(msg, self.sp, self.link) };
+        self.sp = t.sp;
         // The fiber sent a pointer to a value it holds in ManuallyDrop on
         // its stack (still mapped) and never touches again: a Y when it
         // suspended, an Exit<R> when it finished.
         if t.sp.is_null() {
-            self.state = State::Done;
             // SAFETY: see above; a finished fiber sends an Exit<R>.
             Output::Exit(unsafe { ptr::read(t.arg as *const Exit<R>) })
         } else {
-            self.sp = t.sp;
-            self.state = State::Suspended;
             // SAFETY: see above; a suspended fiber sends a Y.
             Output::Yield(unsafe { ptr::read(t.arg as *const Y) })
         }
@@ -446,12 +445,26 @@ impl<I, Y, R> Coroutine<I, Y, R> {
 
     /// Whether the coroutine has finished (returned, panicked, or unwound).
     pub fn done(&self) -> bool {
-        self.state == State::Done
+        self.sp.is_null()
     }
 
     /// Whether the coroutine has been resumed at least once.
     pub fn started(&self) -> bool {
-        self.state != State::NotStarted
+        self.state() != State::NotStarted
+    }
+
+    /// The state, read off the saved stack pointer: null once done, the
+    /// first frame (just below the parent link) until the first resume.
+    /// A suspended fiber's frame is always lower: its entry function's
+    /// frame and its own saved frame lie between it and the link.
+    fn state(&self) -> State {
+        if self.sp.is_null() {
+            State::Done
+        } else if self.sp as usize == self.link as usize - arch::INIT_FRAME_SIZE {
+            State::NotStarted
+        } else {
+            State::Suspended
+        }
     }
 
     /// The name given by [`Builder::name`].
@@ -467,7 +480,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
 
 impl<I, Y, R> Drop for Coroutine<I, Y, R> {
     fn drop(&mut self) {
-        match self.state {
+        match self.state() {
             State::Done => {}
             State::NotStarted => {
                 let (drop_data, data) = (self.drop_data, self.data);
@@ -475,28 +488,33 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
                 // on the stack, initialised, and dropped only here.
                 drop_quietly(move || unsafe { drop_data(data) });
             }
-            State::Suspended if cfg!(panic = "unwind") => {
-                let msg = ManuallyDrop::new(Input::<I>::Unwind);
-                // SAFETY: the coroutine is suspended; `msg` outlives the
-                // switch.
-                match unsafe { self.switch_in(&*msg) } {
-                    Output::Exit(Exit::Unwound) => {}
+            State::Suspended if cfg!(panic = "unwind") => loop {
+                // SAFETY: the coroutine is suspended; UNWIND points at
+                // nothing.
+                match unsafe { self.switch_in(UNWIND) } {
+                    Output::Exit(Exit::Unwound) => break,
                     // The fiber caught the unwind and returned normally, or
                     // a destructor panicked (the payload is discarded).
-                    Output::Exit(Exit::Return(r)) => drop_quietly(move || drop(r)),
-                    Output::Exit(Exit::Panic(p)) => drop_quietly(move || drop(p)),
-                    // `suspend` unwinds again instead of yielding once a
-                    // fiber is being dropped.
-                    Output::Yield(_) => unreachable!("a fiber yielded while being dropped"),
+                    Output::Exit(Exit::Return(r)) => break drop_quietly(move || drop(r)),
+                    Output::Exit(Exit::Panic(p)) => break drop_quietly(move || drop(p)),
+                    // The fiber caught the unwind and suspended again: its
+                    // value is dropped, and it is told to unwind again (so
+                    // `suspend` needs no check of its own for this case).
+                    Output::Yield(y) => drop_quietly(move || drop(y)),
                 }
-            }
+            },
             State::Suspended => {
                 // panic = "abort": the fiber cannot be unwound. Its frames
                 // may hold pinned values whose memory must not be reused
                 // before they are dropped, so the stack is leaked.
+                // SAFETY: `create` published the record; the stack is ours.
+                unsafe { FiberInfo::retire(self.stack.base() as usize) };
                 return;
             }
         }
+        // SAFETY: `create` published the record on this stack, which is
+        // still ours; the name it points at is dropped after this.
+        unsafe { FiberInfo::retire(self.stack.base() as usize) };
         // SAFETY: the fiber has finished (or never started and its closure
         // was dropped): nothing on the stack is live any more.
         unsafe { ManuallyDrop::drop(&mut self.stack) };
@@ -527,28 +545,31 @@ unsafe fn drop_in_place_erased<T>(p: *mut u8) {
 /// # Safety
 ///
 /// Entered only through `spindle_fiber_start` with the arguments
-/// `Coroutine::create` arranged: `arg` points at an `Input<I>`, `data` at the
-/// closure `F`, `link` is this fiber's parent link.
+/// `Coroutine::create` arranged: `arg` points at an `I` (or is [`UNWIND`]),
+/// `data` at the closure `F`, `link` is this fiber's parent link.
 unsafe extern "C" fn fiber_main<F, I, Y, R>(arg: usize, link: *mut *mut u8, data: *mut u8) -> !
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
     let out = {
-        // SAFETY: see the function's contract; both are read exactly once.
-        let (f, input) = unsafe { (ptr::read(data as *mut F), ptr::read(arg as *const Input<I>)) };
+        // SAFETY: see the function's contract; read exactly once.
+        let f = unsafe { ptr::read(data as *mut F) };
         let yielder = Yielder {
             link,
-            unwinding: Cell::new(false),
             _marker: PhantomData,
         };
-        let result = match input {
-            Input::Resume(i) => panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, i))),
-            Input::Unwind => match panic::catch_unwind(AssertUnwindSafe(move || drop(f))) {
+        let result = match arg {
+            UNWIND => match panic::catch_unwind(AssertUnwindSafe(move || drop(f))) {
                 Ok(()) => Err(Box::new(ForcedUnwind {
                     link: link as usize,
                 }) as Box<dyn Any + Send>),
                 Err(p) => Err(p),
             },
+            input => {
+                // SAFETY: see the function's contract; read exactly once.
+                let i = unsafe { ptr::read(input as *const I) };
+                panic::catch_unwind(AssertUnwindSafe(|| f(&yielder, i)))
+            }
         };
         match result {
             Ok(r) => Exit::Return(r),
@@ -572,9 +593,6 @@ where
 /// is not).
 pub struct Yielder<I, Y> {
     link: *mut *mut u8,
-    /// Set once the fiber has been told to unwind: every later `suspend`
-    /// unwinds again instead of switching.
-    unwinding: Cell<bool>,
     _marker: PhantomData<*mut (I, Y)>,
 }
 
@@ -596,20 +614,14 @@ impl<I, Y> Yielder<I, Y> {
     /// that unwind is allowed, but the next `suspend` unwinds again.
     #[inline]
     pub fn suspend(&self, value: Y) -> I {
-        if self.unwinding.get() {
-            self.unwind();
-        }
         let msg = ManuallyDrop::new(value);
         let back = self.switch_out(&*msg as *const Y as usize);
-        // SAFETY: the resumer sent a pointer to an Input<I> held in
-        // ManuallyDrop on its stack; it is read exactly once.
-        match unsafe { ptr::read(back as *const Input<I>) } {
-            Input::Resume(i) => i,
-            Input::Unwind => {
-                self.unwinding.set(true);
-                self.unwind()
-            }
+        if back == UNWIND {
+            self.unwind();
         }
+        // SAFETY: the resumer sent a pointer to an I held in ManuallyDrop
+        // on its stack; it is read exactly once.
+        unsafe { ptr::read(back as *const I) }
     }
 
     /// Switches to the resumer, sending `arg` (a pointer to a `Y` it will
@@ -623,6 +635,7 @@ impl<I, Y> Yielder<I, Y> {
         unsafe { arch::suspend(arg, self.link) }
     }
 
+    #[cold]
     fn unwind(&self) -> ! {
         panic::resume_unwind(Box::new(ForcedUnwind {
             link: self.link as usize,

@@ -12,7 +12,7 @@
 //! | stacks | [`stack`] | mmap'd stacks with a guard region, the pool, overflow reports |
 //! | coroutine | [`coroutine`], [`generator`], [`greenlet`] | resume/suspend with values, iterators, symmetric switch |
 //! | scheduler | [`runtime`] | fibers as tasks: round robin, timers, fd readiness, join and cancel |
-//! | library | [`sync`], [`net`], [`io`] | channels and locks that park the fiber; sockets and fds that wait on the reactor |
+//! | library | [`sync`], [`net`], [`io`], [`process`], [`signal`] | channels and locks that park the fiber; sockets, fds, child processes and signals that wait on the reactor |
 //!
 //! ## Example
 //!
@@ -27,6 +27,23 @@
 //! assert_eq!(co.resume(5), CoroutineResult::Return(9));
 //! assert!(co.done());
 //! ```
+//!
+//! ## Features
+//!
+//! - **`fp-env`** (off by default): the context switch also saves and
+//!   restores the floating-point control state (MXCSR and the x87 control
+//!   word on x86_64, FPCR on aarch64), and a new fiber starts with its first
+//!   resumer's. Without it the switch leaves that state alone, as
+//!   corosensei, wasmtime's fibers and Go do: Rust assumes the default
+//!   floating-point environment (since Rust 1.75 the docs of
+//!   `core::arch::x86_64::_mm_setcsr` call changing the rounding mode,
+//!   exception masks or denormal flushing undefined behaviour), and a switch
+//!   happens only inside a Rust call (`resume`, `suspend`), where a sound
+//!   program is in that default environment on both sides. Enable it for C
+//!   code that changes the environment and switches fibers while it is
+//!   changed. On x86_64 it makes a round trip about three times slower on
+//!   the AMD EPYC measured (about 7.7 ns more: `stmxcsr` is microcoded
+//!   there); `BENCHMARKS.md` has the figures.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -43,7 +60,9 @@ pub mod generator;
 pub mod greenlet;
 pub mod io;
 pub mod net;
+pub mod process;
 pub mod runtime;
+pub mod signal;
 pub mod stack;
 pub mod sync;
 

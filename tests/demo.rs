@@ -49,6 +49,7 @@ fn sections_appear_in_order() {
             "== Fibers: cancellation ==",
             "== Fibers: gevent's three workers ==",
             "== Channels: producer and consumer ==",
+            "== Channels: select ==",
             "== Network: the image downloader ==",
             "== Network: echo server ==",
             "== Fibers: 10,000 tasks ==",

@@ -26,6 +26,18 @@ fn producer_and_consumer_take_turns_over_channels() {
     assert_eq!(log.lines(), expected);
 }
 
+/// The worker takes every job in order, reports the timeout once it has
+/// run dry, and stops when told to.
+#[test]
+fn select_worker_takes_jobs_then_times_out_then_quits() {
+    let log = Log::quiet();
+    net_demos::select_worker(&log, 4);
+    let mut expected: Vec<String> = (1..=4).map(|n| format!("[WORKER] job {n}")).collect();
+    expected.push(String::from("[WORKER] nothing for 10 ms"));
+    expected.push(String::from("[WORKER] told to quit"));
+    assert_eq!(log.lines(), expected);
+}
+
 /// Eight downloads from a server that answers after 50 ms each: in turn
 /// they take at least 400 ms; at once, the waits overlap (every byte is
 /// checked inside the demo).

@@ -7,10 +7,13 @@
 
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use spindle::coroutine::{Builder, Coroutine, Yielder};
 use spindle::stack::{GuardKind, Stack};
+
+#[path = "common/child.rs"]
+mod child;
 
 /// Environment variable telling a child which case to run.
 const CASE: &str = "SPINDLE_OVERFLOW_TEST_CASE";
@@ -18,18 +21,12 @@ const CASE: &str = "SPINDLE_OVERFLOW_TEST_CASE";
 /// Runs `test` again in a child with `CASE=test`, unless this process *is*
 /// that child, in which case it runs `crash` (which should not return).
 fn crash_in_child(test: &str, crash: impl FnOnce()) -> Option<Output> {
-    if std::env::var(CASE).is_ok_and(|c| c == test) {
+    if child::is_child(CASE, test) {
         crash();
         eprintln!("the crash case returned");
         return None;
     }
-    Some(
-        Command::new(std::env::current_exe().expect("current_exe"))
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(CASE, test)
-            .output()
-            .expect("spawn child"),
-    )
+    Some(child::run_child(CASE, test, test))
 }
 
 fn stderr(out: &Output) -> String {
@@ -150,6 +147,45 @@ fn overflow_of_a_fiber_resumed_by_a_fiber_names_the_inner_one() {
                 })
                 .unwrap();
             outer.resume(());
+        },
+    ) else {
+        return;
+    };
+    assert_signal(&out, libc::SIGABRT);
+    assert!(
+        stderr(&out).contains("fiber 'inner' overflowed its 32 KiB stack"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A coroutine that suspends the chain it runs in (its outer coroutine's
+/// yielder, called from inside an inner coroutine) and is resumed again:
+/// the inner one runs on, and its overflow is still reported by its name.
+#[test]
+fn inner_overflow_after_a_chain_suspension_names_the_inner_one() {
+    let Some(out) = crash_in_child(
+        "inner_overflow_after_a_chain_suspension_names_the_inner_one",
+        || {
+            let mut outer = Builder::new()
+                .name("outer")
+                .build(|outer_y: &Yielder<(), ()>, ()| {
+                    let outer_y: *const Yielder<(), ()> = outer_y;
+                    let mut inner = Builder::new()
+                        .name("inner")
+                        .stack_size(32 * 1024)
+                        .build(move |_y: &Yielder<(), ()>, ()| {
+                            // SAFETY: the outer coroutine's yielder lives
+                            // on its stack for as long as this runs.
+                            unsafe { (*outer_y).suspend(()) };
+                            recurse(0)
+                        })
+                        .unwrap();
+                    inner.resume(());
+                })
+                .unwrap();
+            outer.resume(()); // Suspended from inside `inner`.
+            outer.resume(()); // Back in `inner`, which now overflows.
         },
     ) else {
         return;

@@ -45,6 +45,38 @@ pub fn producer_consumer(log: &Log, items: u32) {
     });
 }
 
+/// Go's `select`: a worker waits on a job channel and a quit channel at
+/// once, with a timeout. It takes `jobs` jobs, then, idle, says so after
+/// 10 ms of nothing; told to quit, it stops.
+pub fn select_worker(log: &Log, jobs: u32) {
+    let log = log.clone();
+    spindle::run(move || {
+        let (job_tx, job_rx) = channel::<u32>();
+        let (quit_tx, quit_rx) = channel::<()>();
+        let (idle_tx, idle_rx) = channel::<()>();
+        let l = log.clone();
+        let worker = spindle::spawn(move || loop {
+            spindle::select! {
+                recv(job_rx) -> job => l.line(format!("[WORKER] job {}", job.unwrap())),
+                recv(quit_rx) -> _ => {
+                    l.line("[WORKER] told to quit");
+                    break;
+                }
+                default(Duration::from_millis(10)) => {
+                    l.line("[WORKER] nothing for 10 ms");
+                    idle_tx.send(()).unwrap();
+                }
+            }
+        });
+        for n in 1..=jobs {
+            job_tx.send(n).unwrap();
+        }
+        idle_rx.recv().unwrap(); // parks until the worker has run dry
+        quit_tx.send(()).unwrap();
+        worker.join().unwrap();
+    });
+}
+
 /// The size of each "image" the HTTP server serves.
 pub const IMAGE_BYTES: usize = 48 * 1024;
 
@@ -256,6 +288,11 @@ pub const SECTIONS: &[Section] = &[
         "Channels: producer and consumer",
         "The same dialogue as the generator's, now two fibers talking over two channels.",
         || lines(|log| producer_consumer(log, 5)),
+    ),
+    (
+        "Channels: select",
+        "A worker waits on jobs, a quit channel and a 10 ms timeout at once (Go's select).",
+        || lines(|log| select_worker(log, 3)),
     ),
     (
         "Network: the image downloader",

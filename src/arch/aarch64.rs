@@ -13,7 +13,9 @@ use super::Transfer;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SavedFrame {
     pub(crate) x19: usize,
-    pub(crate) unused: usize,
+    /// With the `fp-env` feature, FPCR; without it, a spare word the switch
+    /// never reads (it keeps the frame 16-byte aligned and one layout).
+    pub(crate) fpcr: usize,
     /// The frame pointer.
     pub(crate) x29: usize,
     /// Where execution continues when the context is switched back to.
@@ -23,6 +25,7 @@ pub(crate) struct SavedFrame {
 // The offsets the assembly uses. Change both sides together.
 const _: () = assert!(size_of::<SavedFrame>() == 32);
 const _: () = assert!(offset_of!(SavedFrame, x19) == 0);
+const _: () = assert!(offset_of!(SavedFrame, fpcr) == 8);
 const _: () = assert!(offset_of!(SavedFrame, x29) == 16);
 const _: () = assert!(offset_of!(SavedFrame, x30) == 24);
 
@@ -33,12 +36,14 @@ extern "C" {
 }
 
 /// The first frame of a fresh stack: `spindle_fiber_start` finds the entry
-/// function in x19 and its data in x29.
+/// function in x19 and its data in x29. FPCR 0 is the default (round to
+/// nearest, no flush-to-zero, no traps); with `fp-env` the first resume
+/// loads it, and `spindle_fiber_start` replaces it with the resumer's.
 #[inline]
 pub(crate) fn init_frame(entry: usize, data: usize, start: usize) -> SavedFrame {
     SavedFrame {
         x19: entry,
-        unused: 0,
+        fpcr: 0,
         x29: data,
         x30: start,
     }

@@ -22,15 +22,34 @@
 //!
 //! ## Invariants
 //!
-//! - A saved stack pointer always points at a complete saved frame, 16-byte
-//!   aligned: a suspended fiber's, or (in a parent link) its resumer's. It is
-//!   valid until the context is switched back to once.
+//! - A saved stack pointer always points at a complete saved frame, 8-byte
+//!   aligned (16 on aarch64): a suspended fiber's, or (in a parent link) its
+//!   resumer's. It is valid until the context is switched back to once.
 //! - [`resume`] and [`suspend`] are inline `asm!` blocks that enter the
 //!   assembly. The assembly preserves only what no `asm!` block can declare
 //!   clobbered (the frame pointer and its neighbour, plus the FP control
-//!   state on x86_64); the blocks declare every other register clobbered, so
-//!   the compiler saves the callee-saved ones that hold live values. Between
-//!   them, everything the ABI says a call preserves survives a switch.
+//!   state with the `fp-env` feature); the blocks declare every other
+//!   register clobbered, so the compiler saves the callee-saved ones that
+//!   hold live values. Between them, every register the ABI says a call
+//!   preserves survives a switch.
+//!
+//! ## The floating-point environment
+//!
+//! By default a switch does not save or load the floating-point control
+//! state (MXCSR and the x87 control word on x86_64, FPCR on aarch64). Rust
+//! assumes the default environment: since Rust 1.75 the documentation of
+//! `core::arch::x86_64::_mm_setcsr` says that changing the rounding mode,
+//! exception masks or denormal flushing is undefined behaviour. A switch
+//! happens only inside a Rust call ([`resume`], [`suspend`]), where a sound
+//! program runs in that default environment on both sides, so there is
+//! nothing to keep. corosensei, wasmtime's fibers and Go's scheduler make
+//! the same choice. The `fp-env` cargo feature assembles the switch with
+//! `SPINDLE_FP_ENV`, which saves and loads that state in the frame's spare
+//! word, and makes a new fiber start with its first resumer's: for programs
+//! whose C code changes the environment and switches fibers while it is
+//! changed. On the AMD EPYC measured it makes a round trip about three
+//! times slower (about 7.7 ns more: `stmxcsr` is microcoded there;
+//! `BENCHMARKS.md` has the figures).
 //! - The parent link of a running fiber holds the saved stack pointer of
 //!   whoever resumed it last. Only [`resume`] writes it.
 //! - Control never unwinds through any of these functions: panics are caught
@@ -93,7 +112,8 @@ pub(crate) unsafe fn init_stack(link: *mut *mut u8, entry: EntryFn, data: *mut u
         spindle_fiber_start as *const () as usize,
     );
     // SAFETY: the caller guarantees INIT_FRAME_SIZE writable bytes below the
-    // link, which is 16-byte aligned, so the frame is aligned too.
+    // link, which is 16-byte aligned, so the frame (a multiple of 8 bytes)
+    // is 8-byte aligned, as it needs.
     unsafe {
         link.write(core::ptr::null_mut());
         let sp = (link as *mut u8).sub(INIT_FRAME_SIZE) as *mut SavedFrame;

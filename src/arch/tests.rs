@@ -4,9 +4,11 @@
 //! between the test and the switch saves and restores the registers it uses,
 //! which would hide a switch that forgets one. So both sides of the first
 //! test enter the assembly from inline asm, with sentinel values in every
-//! callee-saved register (and, on x86_64, non-default MXCSR and x87 control
-//! words) at the moment of the switch, and check right after it the ones the
-//! assembly promises to keep. The others (r12-r15; x20-x28 and d8-d15) are
+//! callee-saved register (and, with the `fp-env` feature, non-default MXCSR
+//! and x87 control words, or FPCR) at the moment of the switch, and check
+//! right after it the ones the assembly promises to keep. Without `fp-env`
+//! both sides keep the default FP control words, which the switch then
+//! leaves alone (`the_default_switch_leaves_the_fp_control_state_alone`). The others (r12-r15; x20-x28 and d8-d15) are
 //! declared clobbered by both sides' asm blocks, so keeping them is the
 //! compiler's job: the second test checks that, with values live across
 //! real `resume` and `suspend` calls on both sides.
@@ -17,6 +19,33 @@ use core::arch::asm;
 
 /// Sent to a fiber to make it exit.
 const STOP: usize = usize::MAX;
+
+/// Whether the switch keeps the floating-point control state (the `fp-env`
+/// feature): only then may the sentinels include non-default FP words.
+const FP_ENV: bool = cfg!(feature = "fp-env");
+
+/// The x86_64 sentinels' MXCSR and x87 control word for `seed`: a rounding
+/// mode (and FTZ on the fiber's side) with `fp-env`, the defaults without.
+#[cfg(target_arch = "x86_64")]
+fn fp_sentinels(seed: usize, ftz: bool) -> (u32, u32) {
+    if !FP_ENV {
+        return (0x1F80, 0x037F);
+    }
+    let mxcsr = 0x1F80u32 | ((seed as u32 & 3) << 13) | if ftz { 0x8000 } else { 0 };
+    let fpcw = 0x037Fu32 | ((seed as u32 & 3) << 10); // x87 rounding control
+    (mxcsr, fpcw)
+}
+
+/// The aarch64 sentinel FPCR for `seed`: a rounding mode (bits 22-23) and
+/// FZ (bit 24) with `fp-env`, the default 0 without.
+#[cfg(target_arch = "aarch64")]
+fn fpcr_sentinel(seed: usize) -> usize {
+    if FP_ENV {
+        ((seed & 3) << 22) | (1 << 24)
+    } else {
+        0
+    }
+}
 
 /// A fiber that loops: set its sentinels (derived from `seed`), suspend
 /// sending the result of its previous check, verify them when resumed.
@@ -44,10 +73,9 @@ unsafe fn switch_with_sentinels_fiber(
     seed: usize,
 ) -> (usize, usize) {
     let (word, ok): (usize, usize);
-    let mxcsr = 0x1F80u32 | ((seed as u32 & 3) << 13) | 0x8000; // rounding mode + FTZ
-    let fpcw = 0x037Fu32 | ((seed as u32 & 3) << 10); // x87 rounding control
-                                                      // SAFETY: rbx and rbp are saved and restored inside the block; every
-                                                      // other register the block changes is declared; the stack is balanced.
+    let (mxcsr, fpcw) = fp_sentinels(seed, true);
+    // SAFETY: rbx and rbp are saved and restored inside the block; every
+    // other register the block changes is declared; the stack is balanced.
     unsafe {
         asm!(
             "push rbx",
@@ -120,11 +148,10 @@ unsafe fn resume_with_sentinels(
     seed: usize,
 ) -> (Transfer, usize) {
     let (word, new_sp, ok): (usize, *mut u8, usize);
-    let mxcsr = 0x1F80u32 | (((seed as u32 + 1) & 3) << 13);
-    let fpcw = 0x037Fu32 | (((seed as u32 + 1) & 3) << 10);
-    // SAFETY: as in the fiber's half; `call` enters spindle_resume with rsp
-    // 16-byte aligned (the block is entered aligned and pushes 48 bytes), as
-    // the assembly expects.
+    let (mxcsr, fpcw) = fp_sentinels(seed + 1, false);
+    // SAFETY: as in the fiber's half; `call` enters spindle_resume as the
+    // Rust side's block does (the block is entered aligned for a call and
+    // pushes 48 bytes, so rsp is 16-byte aligned at the `call`).
     unsafe {
         asm!(
             "push rbx",
@@ -200,14 +227,21 @@ unsafe fn switch_with_sentinels_fiber(
     seed: usize,
 ) -> (usize, usize) {
     let (word, ok): (usize, usize);
+    let fpcr = fpcr_sentinel(seed);
     // SAFETY: x19 and x29 (reserved by LLVM) are saved and restored inside
-    // the block; every other register it changes is declared; sp is
-    // balanced and stays 16-byte aligned.
+    // the block, and FPCR too; every other register it changes is declared;
+    // sp is balanced and stays 16-byte aligned.
     unsafe {
         asm!(
-            "stp x19, x29, [sp, #-32]!",
+            "stp x19, x29, [sp, #-48]!",
             "str {seed}, [sp, #16]",
+            "str {fpcr}, [sp, #24]",
             "mov x19, {seed}",
+            // Both inputs are stored (either may sit in x9): now x9 is free.
+            "mrs x9, fpcr",
+            "str x9, [sp, #32]",
+            "ldr x9, [sp, #24]",
+            "msr fpcr, x9",
             "add x20, x19, #1",
             "add x21, x19, #2",
             "add x22, x19, #3",
@@ -236,10 +270,14 @@ unsafe fn switch_with_sentinels_fiber(
             "ldr x9, [sp, #16]",
             "cmp x19, x9", "b.ne 3f",
             "add x10, x9, #10", "cmp x29, x10", "b.ne 3f",
+            "mrs x10, fpcr", "ldr x9, [sp, #24]", "cmp x10, x9", "b.ne 3f",
             "mov x8, #1",
             "3:",
-            "ldp x19, x29, [sp], #32",
+            "ldr x9, [sp, #32]",
+            "msr fpcr, x9",
+            "ldp x19, x29, [sp], #48",
             seed = in(reg) seed,
+            fpcr = in(reg) fpcr,
             suspend = sym spindle_suspend_for_tests,
             inlateout("x0") arg => word,
             in("x1") link,
@@ -262,13 +300,20 @@ unsafe fn resume_with_sentinels(
     seed: usize,
 ) -> (Transfer, usize) {
     let (word, new_sp, ok): (usize, *mut u8, usize);
+    let fpcr = fpcr_sentinel(seed + 1);
     // SAFETY: as in the fiber's half; `bl` enters spindle_resume with sp
     // 16-byte aligned, as the assembly expects.
     unsafe {
         asm!(
-            "stp x19, x29, [sp, #-32]!",
+            "stp x19, x29, [sp, #-48]!",
             "str {seed}, [sp, #16]",
+            "str {fpcr}, [sp, #24]",
             "mov x19, {seed}",
+            // Both inputs are stored (either may sit in x9): now x9 is free.
+            "mrs x9, fpcr",
+            "str x9, [sp, #32]",
+            "ldr x9, [sp, #24]",
+            "msr fpcr, x9",
             "add x20, x19, #1",
             "add x21, x19, #2",
             "add x22, x19, #3",
@@ -294,10 +339,14 @@ unsafe fn resume_with_sentinels(
             // Only x19 and x29 are checked, as on the fiber side: the
             // others are declared clobbered and kept by the compiler.
             "add x10, x9, #10", "cmp x29, x10", "b.ne 3f",
+            "mrs x10, fpcr", "ldr x9, [sp, #24]", "cmp x10, x9", "b.ne 3f",
             "mov x8, #1",
             "3:",
-            "ldp x19, x29, [sp], #32",
+            "ldr x9, [sp, #32]",
+            "msr fpcr, x9",
+            "ldp x19, x29, [sp], #48",
             seed = in(reg) seed,
+            fpcr = in(reg) fpcr,
             resume = sym spindle_resume_for_tests,
             inlateout("x0") arg => word,
             inlateout("x1") sp => new_sp,
@@ -524,87 +573,146 @@ fn fiber_values_survive_a_resumer_that_trashes_registers() {
     assert_eq!(fiber_ok, 1, "the fiber's live values were corrupted");
 }
 
-/// Reports the floating-point control words it starts with, and exits.
+/// The floating-point control state a process starts with, as [`read_fp`]
+/// gives it.
 #[cfg(target_arch = "x86_64")]
-unsafe extern "C" fn report_fp_control(_: usize, link: *mut *mut u8, _: *mut u8) -> ! {
-    let mut words: u64 = 0;
-    // SAFETY: stmxcsr and fnstcw only store 4 and 2 bytes into the local.
+const DEFAULT_FP: u64 = 0x1F80 | (0x037F << 32);
+/// Round toward zero with flush-to-zero; x87 rounding toward zero.
+#[cfg(target_arch = "x86_64")]
+const SENTINEL_FP: u64 = (0x1F80 | (3 << 13) | 0x8000) | ((0x037F | (3 << 10)) << 32);
+/// FPCR 0: round to nearest, no flush-to-zero, no traps.
+#[cfg(target_arch = "aarch64")]
+const DEFAULT_FP: u64 = 0;
+/// Round toward zero (RMode, bits 22-23) with flush-to-zero (FZ, bit 24).
+#[cfg(target_arch = "aarch64")]
+const SENTINEL_FP: u64 = (3 << 22) | (1 << 24);
+
+/// The floating-point control state: MXCSR's control bits in the low half
+/// and the x87 control word above them (x86_64), or FPCR (aarch64).
+#[inline(always)]
+fn read_fp() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut words: u64 = 0;
+        // SAFETY: stmxcsr and fnstcw only store 4 and 2 bytes into the local.
+        unsafe {
+            asm!(
+                "stmxcsr [{p}]",
+                "fnstcw [{p} + 4]",
+                p = in(reg) &mut words as *mut u64,
+                options(nostack, preserves_flags),
+            );
+        }
+        (words & 0xFFC0) | (words & (0xFFFF << 32))
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let fpcr: u64;
+        // SAFETY: reading FPCR has no side effect.
+        unsafe { asm!("mrs {}, fpcr", out(reg) fpcr, options(nostack, nomem, preserves_flags)) };
+        fpcr
+    }
+}
+
+/// Sets the floating-point control state to `words` (as [`read_fp`] gives
+/// them). The tests keep the time spent in a non-default state to a few
+/// instructions with no floating-point arithmetic, and always set
+/// [`DEFAULT_FP`] back.
+#[inline(always)]
+fn write_fp(words: u64) {
+    // SAFETY: ldmxcsr and fldcw read 4 and 2 bytes from the local; the
+    // control bits given are valid (the callers pass the constants above).
+    #[cfg(target_arch = "x86_64")]
     unsafe {
         asm!(
-            "stmxcsr [{p}]",
-            "fnstcw [{p} + 4]",
-            p = in(reg) &mut words as *mut u64,
-            options(nostack, preserves_flags),
+            "ldmxcsr [{p}]",
+            "fldcw [{p} + 4]",
+            p = in(reg) &words as *const u64,
+            options(nostack, readonly, preserves_flags),
         );
     }
+    // SAFETY: as above, for FPCR.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        asm!("msr fpcr, {}", in(reg) words, options(nostack, nomem, preserves_flags));
+    }
+}
+
+/// Sets the FP control state to `arg`, suspends, then reports the state it
+/// finds when resumed, sets the default back and exits.
+unsafe extern "C" fn fp_setting_fiber(arg: usize, link: *mut *mut u8, _: *mut u8) -> ! {
+    write_fp(arg as u64);
+    // SAFETY: we run on the fiber `link` belongs to.
+    unsafe { suspend(0, link) };
+    let seen = read_fp();
+    write_fp(DEFAULT_FP);
+    // SAFETY: as above; nothing with a destructor is live on this stack.
+    unsafe { exit(seen as usize, link) }
+}
+
+/// With `fp-env`, each side of a switch keeps its own FP control state: a
+/// fiber that changes it and suspends leaves its resumer's alone, and finds
+/// its own again when resumed. Without it, the switch leaves the state
+/// alone: the resumer sees what the fiber set, and the fiber what the
+/// resumer set.
+#[test]
+fn the_fp_control_state_is_switched_only_with_fp_env() {
+    let stack = Stack::new(64 * 1024).expect("stack");
+    let link = ((stack.base() as usize - 32) & !15) as *mut *mut u8;
+    // SAFETY: as in `raw_fiber`; the fiber exits before the stack is dropped.
+    let sp = unsafe { init_stack(link, fp_setting_fiber, core::ptr::null_mut()) };
+    write_fp(DEFAULT_FP);
+    // SAFETY: `sp` is the fresh stack's; the fiber suspends once, then exits.
+    let t = unsafe { resume(SENTINEL_FP as usize, sp, link) };
+    let resumer_saw = read_fp();
+    write_fp(DEFAULT_FP);
+    assert!(!t.sp.is_null(), "the fiber suspended");
+    // SAFETY: `t.sp` is the fiber's saved stack pointer.
+    let t = unsafe { resume(0, t.sp, link) };
+    let resumer_after = read_fp();
+    write_fp(DEFAULT_FP);
+    drop(stack);
+    assert!(t.sp.is_null(), "the fiber exited");
+    let fiber_saw = t.arg as u64;
+    if FP_ENV {
+        assert_eq!(resumer_saw, DEFAULT_FP, "the resumer kept its own state");
+        assert_eq!(fiber_saw, SENTINEL_FP, "the fiber got its own state back");
+    } else {
+        assert_eq!(
+            resumer_saw, SENTINEL_FP,
+            "the switch left the fiber's state"
+        );
+        assert_eq!(fiber_saw, DEFAULT_FP, "the switch left the resumer's state");
+    }
+    assert_eq!(resumer_after, DEFAULT_FP, "the fiber set the default back");
+}
+
+/// Reports the floating-point control state it starts with, and exits.
+#[cfg(feature = "fp-env")]
+unsafe extern "C" fn report_fp_control(_: usize, link: *mut *mut u8, _: *mut u8) -> ! {
+    let words = read_fp();
     // SAFETY: we run on the fiber `link` belongs to; nothing with a
     // destructor is live on its stack.
     unsafe { exit(words as usize, link) }
 }
 
-/// A new fiber starts with the floating-point control state of its first
-/// resumer (not the defaults `init_stack` writes), and the resumer gets its
-/// own back when the fiber exits.
-#[cfg(target_arch = "x86_64")]
+/// With `fp-env`, a new fiber starts with the floating-point control state
+/// of its first resumer (not the defaults `init_stack` writes), and the
+/// resumer gets its own back when the fiber exits.
+#[cfg(feature = "fp-env")]
 #[test]
 fn a_new_fiber_starts_with_its_first_resumers_fp_control_state() {
     let stack = Stack::new(64 * 1024).expect("stack");
     let link = ((stack.base() as usize - 32) & !15) as *mut *mut u8;
     // SAFETY: as in `raw_fiber`; the fiber exits before the stack is dropped.
     let sp = unsafe { init_stack(link, report_fp_control, core::ptr::null_mut()) };
-    // Round toward zero with flush-to-zero; x87 rounding toward zero.
-    let mxcsr = 0x1F80u32 | (3 << 13) | 0x8000;
-    let fpcw = 0x037Fu32 | (3 << 10);
-    let (word, new_sp, back): (usize, *mut u8, u64);
-    // SAFETY: the block keeps the test's own FP control words on its stack
-    // while it sets the sentinels, resumes the fresh fiber (which exits at
-    // once), reads what it got back, and restores them; rsp is balanced and
-    // 16-byte aligned at the call; every register the fiber may change is
-    // an output or declared clobbered.
-    unsafe {
-        asm!(
-            "sub rsp, 32",
-            "stmxcsr [rsp]",
-            "fnstcw [rsp + 4]",
-            "mov [rsp + 8], {mx:e}",
-            "mov [rsp + 12], {cw:e}",
-            "ldmxcsr [rsp + 8]",
-            "fldcw [rsp + 12]",
-            "call {resume}",
-            "stmxcsr [rsp + 16]",
-            "fnstcw [rsp + 20]",
-            "mov rcx, [rsp + 16]",
-            "ldmxcsr [rsp]",
-            "fldcw [rsp + 4]",
-            "add rsp, 32",
-            mx = in(reg) mxcsr,
-            cw = in(reg) fpcw,
-            resume = sym spindle_resume_for_tests,
-            in("rdi") 0usize,
-            in("rsi") sp,
-            inlateout("rdx") link => new_sp,
-            out("rax") word,
-            out("rcx") back,
-            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
-            clobber_abi("C"),
-        );
-    }
+    write_fp(SENTINEL_FP);
+    // SAFETY: `sp` is the fresh stack's; the fiber exits at once.
+    let t = unsafe { resume(0, sp, link) };
+    let back = read_fp();
+    write_fp(DEFAULT_FP);
     drop(stack);
-    assert!(new_sp.is_null(), "the fiber exited");
-    assert_eq!(word as u32 & 0xFFC0, mxcsr & 0xFFC0, "the fiber's MXCSR");
-    assert_eq!(
-        (word >> 32) as u16,
-        fpcw as u16,
-        "the fiber's x87 control word"
-    );
-    assert_eq!(
-        back as u32 & 0xFFC0,
-        mxcsr & 0xFFC0,
-        "the resumer's MXCSR after"
-    );
-    assert_eq!(
-        (back >> 32) as u16,
-        fpcw as u16,
-        "the resumer's x87 CW after"
-    );
+    assert!(t.sp.is_null(), "the fiber exited");
+    assert_eq!(t.arg as u64, SENTINEL_FP, "the fiber's FP control state");
+    assert_eq!(back, SENTINEL_FP, "the resumer's FP control state after");
 }

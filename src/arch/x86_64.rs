@@ -10,10 +10,14 @@ use super::Transfer;
 /// resumer's stack and by `spindle_suspend` on the fiber's, or written by
 /// `init_stack` for a fresh stack. Mirrored here so that the offsets below,
 /// which the assembly and the trampoline's CFI also use, are checked.
+///
+/// 24 bytes by default, 32 with the `fp-env` feature, which adds the FP
+/// control words below the rest.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SavedFrame {
     /// MXCSR in the low 32 bits, the x87 control word in bits 32-47.
+    #[cfg(feature = "fp-env")]
     pub(crate) fp_control: u64,
     pub(crate) rbx: usize,
     pub(crate) rbp: usize,
@@ -22,12 +26,17 @@ pub(crate) struct SavedFrame {
     pub(crate) resume_address: usize,
 }
 
-// The offsets the assembly uses. Change both sides together.
-const _: () = assert!(size_of::<SavedFrame>() == 32);
+/// Bytes the FP control words take at the bottom of the frame.
+const FP: usize = if cfg!(feature = "fp-env") { 8 } else { 0 };
+
+// The offsets the assembly uses (FRAME_SIZE there). Change both sides
+// together.
+const _: () = assert!(size_of::<SavedFrame>() == 24 + FP);
+#[cfg(feature = "fp-env")]
 const _: () = assert!(offset_of!(SavedFrame, fp_control) == 0);
-const _: () = assert!(offset_of!(SavedFrame, rbx) == 8);
-const _: () = assert!(offset_of!(SavedFrame, rbp) == 16);
-const _: () = assert!(offset_of!(SavedFrame, resume_address) == 24);
+const _: () = assert!(offset_of!(SavedFrame, rbx) == FP);
+const _: () = assert!(offset_of!(SavedFrame, rbp) == FP + 8);
+const _: () = assert!(offset_of!(SavedFrame, resume_address) == FP + 16);
 
 extern "C" {
     fn spindle_resume();
@@ -38,19 +47,21 @@ extern "C" {
 /// The first frame of a fresh stack: `spindle_fiber_start` finds the entry
 /// function in rbx and its data in rbp.
 ///
-/// The floating-point control words here are the ABI's defaults, only so
-/// that the first resume loads valid ones: `spindle_fiber_start` then loads
-/// its first resumer's, so a new fiber starts with the FP control state of
-/// whoever first resumes it (as a new thread starts with its creator's).
-/// Reading the creator's here instead would cost a `stmxcsr` per fiber,
-/// which is slow on some CPUs (see "Floating-point control state" in
-/// `asm/x86_64.S`).
+/// With `fp-env`, the floating-point control words here are the ABI's
+/// defaults, only so that the first resume loads valid ones:
+/// `spindle_fiber_start` then loads its first resumer's, so a new fiber
+/// starts with the FP control state of whoever first resumes it (as a new
+/// thread starts with its creator's). Reading the creator's here instead
+/// would cost a `stmxcsr` per fiber, which is slow on some CPUs (see
+/// "Floating-point control state" in `asm/x86_64.S`).
 #[inline]
 pub(crate) fn init_frame(entry: usize, data: usize, start: usize) -> SavedFrame {
     /// MXCSR: all exceptions masked, round to nearest; x87: the same, with
     /// 64-bit precision (the values a process starts with).
+    #[cfg(feature = "fp-env")]
     const DEFAULT_FP_CONTROL: u64 = 0x1F80 | (0x037F << 32);
     SavedFrame {
+        #[cfg(feature = "fp-env")]
         fp_control: DEFAULT_FP_CONTROL,
         rbx: entry,
         rbp: data,
@@ -76,9 +87,11 @@ pub(crate) unsafe fn resume(arg: usize, sp: *mut u8, link: *mut *mut u8) -> Tran
     let (word, new_sp): (usize, *mut u8);
     // SAFETY: the caller guarantees that `sp` is a saved frame of a fiber
     // whose parent link is `link`, on a stack that stays mapped. The block
-    // is entered with the stack aligned for a call (it has no `nostack`),
+    // is entered with the stack aligned for a call (it has no `nostack`;
+    // the fiber side relies on nothing about it),
     // and spindle_resume returns to the instruction after the `call` with
-    // rsp as it was, rbx, rbp and the FP control state preserved; every
+    // rsp as it was, rbx and rbp preserved (and, with fp-env, the FP
+    // control state; without it Rust code never changes that state); every
     // other register it may change is an output or declared clobbered.
     unsafe {
         asm!(
@@ -115,7 +128,8 @@ pub(crate) unsafe fn suspend(arg: usize, link: *mut *mut u8) -> usize {
     // SAFETY: the caller guarantees we run on a fiber resumed through
     // `link`. The pushed address is popped by spindle_resume before it jumps
     // back to label 2, so rsp is unchanged at the end of the block. The
-    // assembly preserves rbx, rbp and the FP control state; r12-r15 and the
+    // assembly preserves rbx and rbp (and the FP control state with
+    // fp-env); r12-r15 and the
     // caller-saved registers are declared clobbered, so the compiler saves
     // whatever it keeps in them (the split is explained in asm/x86_64.S).
     unsafe {

@@ -1,5 +1,8 @@
-//! Fiber-aware networking: [`TcpListener`], [`TcpStream`] and
-//! [`UdpSocket`], with std's method names, on non-blocking sockets.
+//! Fiber-aware networking: [`TcpListener`], [`TcpStream`], [`UdpSocket`],
+//! and the Unix domain sockets [`UnixListener`], [`UnixStream`] and
+//! [`UnixDatagram`] (path and abstract addresses, std's
+//! [`SocketAddr`](std::os::unix::net::SocketAddr)), with std's method
+//! names, on non-blocking sockets.
 //!
 //! What gevent's monkey-patching gives Python, done the Rust way: code
 //! written against [`std::io::Read`] and [`std::io::Write`] runs unchanged
@@ -25,12 +28,16 @@
 mod socket;
 mod tcp;
 mod udp;
+mod unix;
+mod unix_datagram;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
+pub use unix::{UnixIncoming, UnixListener, UnixStream};
+pub use unix_datagram::UnixDatagram;
 
 /// Resolves `host` (`"example.com:80"`, `"[::1]:8080"`, ...) with the
 /// system resolver on a helper thread, while the fiber parks (gevent's

@@ -77,6 +77,188 @@ macro_rules! fd_conversions {
 
 pub(crate) use fd_conversions;
 
+/// std's four timeout accessors of a socket type `$t` with fields
+/// `source` (its `IoSource`), `read_timeout` and `write_timeout` (cells),
+/// and the helpers that run an operation through the source within them:
+/// `read_op`/`write_op` for any operation, `read_bytes`/`write_bytes` for
+/// stream reads and writes, whose short count shows the socket drained
+/// (see `IoSource::io_drains`).
+macro_rules! socket_timeouts {
+    ($t:ident) => {
+        impl $t {
+            /// Limits how long one read (or receive) may wait in all;
+            /// `None` (the default) waits for ever. One that runs out fails
+            /// with [`io::ErrorKind::TimedOut`].
+            ///
+            /// # Errors
+            ///
+            /// [`io::ErrorKind::InvalidInput`] for a zero duration.
+            pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+                self.read_timeout.set(crate::io::check_timeout(timeout)?);
+                Ok(())
+            }
+
+            /// The read timeout.
+            ///
+            /// # Errors
+            ///
+            /// None: the `Result` is std's signature.
+            pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+                Ok(self.read_timeout.get())
+            }
+
+            /// Limits how long one write (or send) may wait in all; `None`
+            /// (the default) waits for ever.
+            ///
+            /// # Errors
+            ///
+            /// [`io::ErrorKind::InvalidInput`] for a zero duration.
+            pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+                self.write_timeout.set(crate::io::check_timeout(timeout)?);
+                Ok(())
+            }
+
+            /// The write timeout.
+            ///
+            /// # Errors
+            ///
+            /// None: the `Result` is std's signature.
+            pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+                Ok(self.write_timeout.get())
+            }
+
+            #[inline(always)]
+            #[allow(dead_code)] // not every socket type reads without counting bytes
+            fn read_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+                let deadline = crate::io::deadline(self.read_timeout.get());
+                self.source
+                    .io(crate::runtime::io_source::Interest::Read, deadline, op)
+            }
+
+            #[inline(always)]
+            #[allow(dead_code)]
+            fn write_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+                let deadline = crate::io::deadline(self.write_timeout.get());
+                self.source
+                    .io(crate::runtime::io_source::Interest::Write, deadline, op)
+            }
+
+            /// A read of up to `capacity` bytes: one that returns fewer
+            /// (but not 0, the end of the stream) emptied the receive
+            /// queue.
+            #[inline(always)]
+            #[allow(dead_code)]
+            fn read_bytes(
+                &self,
+                capacity: usize,
+                op: impl FnMut() -> io::Result<usize>,
+            ) -> io::Result<usize> {
+                let deadline = crate::io::deadline(self.read_timeout.get());
+                self.source.io_drains(
+                    crate::runtime::io_source::Interest::Read,
+                    deadline,
+                    op,
+                    |&n| n > 0 && n < capacity,
+                )
+            }
+
+            /// A write of `len` bytes: one that writes fewer filled the
+            /// send buffer.
+            #[inline(always)]
+            #[allow(dead_code)]
+            fn write_bytes(
+                &self,
+                len: usize,
+                op: impl FnMut() -> io::Result<usize>,
+            ) -> io::Result<usize> {
+                let deadline = crate::io::deadline(self.write_timeout.get());
+                self.source.io_drains(
+                    crate::runtime::io_source::Interest::Write,
+                    deadline,
+                    op,
+                    |&n| n < len,
+                )
+            }
+        }
+    };
+}
+
+pub(crate) use socket_timeouts;
+
+/// `Read` and `Write` for a stream socket type `$t` and for `&$t` (so one
+/// fiber can read while another writes), over its std socket `inner`
+/// (which must implement them for `&`), with [`socket_timeouts`]'
+/// helpers. Writes go through `send` with `MSG_NOSIGNAL`.
+macro_rules! stream_io {
+    ($t:ident) => {
+        // The I/O methods inline into the caller (with everything down to
+        // the switch), so no frame of theirs is live across a park: see the
+        // runtime's `wait::Parker`.
+        impl std::io::Read for &$t {
+            #[inline(always)]
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let capacity = buf.len();
+                self.read_bytes(capacity, || std::io::Read::read(&mut &self.inner, buf))
+            }
+
+            fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+                let capacity = bufs.iter().map(|b| b.len()).sum();
+                self.read_bytes(capacity, || {
+                    std::io::Read::read_vectored(&mut &self.inner, bufs)
+                })
+            }
+        }
+
+        impl std::io::Write for &$t {
+            #[inline(always)]
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&self.inner);
+                self.write_bytes(buf.len(), || $crate::net::socket::send(fd, buf))
+            }
+
+            fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&self.inner);
+                let len = bufs.iter().map(|b| b.len()).sum();
+                self.write_bytes(len, || $crate::net::socket::send_vectored(fd, bufs))
+            }
+
+            /// Does nothing: a socket has no user-space buffer.
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $t {
+            #[inline(always)]
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                std::io::Read::read(&mut &*self, buf)
+            }
+
+            fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+                std::io::Read::read_vectored(&mut &*self, bufs)
+            }
+        }
+
+        impl std::io::Write for $t {
+            #[inline(always)]
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                std::io::Write::write(&mut &*self, buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+                std::io::Write::write_vectored(&mut &*self, bufs)
+            }
+
+            /// Does nothing: a socket has no user-space buffer.
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use stream_io;
+
 /// A new socket of `kind` (`SOCK_STREAM`, `SOCK_DGRAM`) for `addr`'s family,
 /// non-blocking and close-on-exec from the start.
 pub(crate) fn new_socket(addr: &SocketAddr, kind: libc::c_int) -> io::Result<OwnedFd> {

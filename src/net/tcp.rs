@@ -3,12 +3,12 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::{self, Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::socket::{self, fd_conversions, RawAddr};
+use super::socket::{self, fd_conversions, socket_timeouts, stream_io, RawAddr};
 use crate::io::{check_timeout, deadline};
 use crate::runtime::io_source::{Interest, IoSource};
 
@@ -16,7 +16,7 @@ use crate::runtime::io_source::{Interest, IoSource};
 /// write or connect that would block parks the fiber, and the thread's other
 /// fibers run meanwhile.
 ///
-/// It implements [`Read`] and [`Write`], also for `&TcpStream`, so
+/// It implements [`Read`](std::io::Read) and [`Write`](std::io::Write), also for `&TcpStream`, so
 /// `BufReader`, `read_to_end`, `write_all` and any parser written against
 /// std's traits work on it unchanged, and one fiber can read while another
 /// writes the same connection.
@@ -204,46 +204,6 @@ impl TcpStream {
         Ok(TcpStream::wrap(self.inner.try_clone()?))
     }
 
-    /// Limits how long one read may wait in all; `None` (the default) waits
-    /// for ever.
-    ///
-    /// # Errors
-    ///
-    /// [`io::ErrorKind::InvalidInput`] for a zero duration.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.read_timeout.set(check_timeout(timeout)?);
-        Ok(())
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// None: the `Result` is std's signature.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.read_timeout.get())
-    }
-
-    /// Limits how long one write may wait in all; `None` (the default)
-    /// waits for ever.
-    ///
-    /// # Errors
-    ///
-    /// [`io::ErrorKind::InvalidInput`] for a zero duration.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.write_timeout.set(check_timeout(timeout)?);
-        Ok(())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// None: the `Result` is std's signature.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.write_timeout.get())
-    }
-
     /// Reads without taking the bytes out of the receive queue, parking
     /// until there is something to read.
     ///
@@ -253,7 +213,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// As [`Read::read`].
+    /// As [`Read::read`](std::io::Read::read).
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.read_op(|| self.inner.peek(buf))
     }
@@ -322,93 +282,6 @@ impl TcpStream {
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.inner.take_error()
     }
-
-    #[inline(always)]
-    fn read_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        let deadline = deadline(self.read_timeout.get());
-        self.source.io(Interest::Read, deadline, op)
-    }
-
-    /// A read of up to `capacity` bytes: one that returns fewer (but not 0,
-    /// the end of the stream) emptied the receive queue (see
-    /// `IoSource::io_drains`).
-    #[inline(always)]
-    fn read_bytes(
-        &self,
-        capacity: usize,
-        op: impl FnMut() -> io::Result<usize>,
-    ) -> io::Result<usize> {
-        let deadline = deadline(self.read_timeout.get());
-        self.source
-            .io_drains(Interest::Read, deadline, op, |&n| n > 0 && n < capacity)
-    }
-
-    /// A write of `len` bytes: one that writes fewer filled the send buffer.
-    #[inline(always)]
-    fn write_bytes(&self, len: usize, op: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
-        let deadline = deadline(self.write_timeout.get());
-        self.source
-            .io_drains(Interest::Write, deadline, op, |&n| n < len)
-    }
-}
-
-// The I/O methods inline into the caller (with everything down to the
-// switch), so no frame of theirs is live across a park: see the runtime's
-// `with_current`.
-impl Read for &TcpStream {
-    #[inline(always)]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let capacity = buf.len();
-        self.read_bytes(capacity, || (&self.inner).read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let capacity = bufs.iter().map(|b| b.len()).sum();
-        self.read_bytes(capacity, || (&self.inner).read_vectored(bufs))
-    }
-}
-
-impl Write for &TcpStream {
-    #[inline(always)]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_bytes(buf.len(), || socket::send(self.as_raw_fd(), buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
-        self.write_bytes(len, || socket::send_vectored(self.as_raw_fd(), bufs))
-    }
-
-    /// Does nothing: a TCP socket has no user-space buffer.
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for TcpStream {
-    #[inline(always)]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    #[inline(always)]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 impl fmt::Debug for TcpStream {
@@ -425,6 +298,8 @@ impl fmt::Debug for TcpStream {
 }
 
 fd_conversions!(TcpStream, net::TcpStream, "an open, connected TCP socket");
+socket_timeouts!(TcpStream);
+stream_io!(TcpStream);
 
 /// A TCP server socket (std's `TcpListener`) whose `accept` parks the fiber
 /// until a connection arrives.

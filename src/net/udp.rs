@@ -7,9 +7,8 @@ use std::net::{self, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use super::socket::{self, fd_conversions};
-use crate::io::{check_timeout, deadline};
-use crate::runtime::io_source::{Interest, IoSource};
+use super::socket::{self, fd_conversions, socket_timeouts};
+use crate::runtime::io_source::IoSource;
 
 /// A UDP socket (std's `UdpSocket`), non-blocking underneath: a receive
 /// with nothing queued (or a send with a full buffer) parks the fiber.
@@ -194,46 +193,6 @@ impl UdpSocket {
         self.inner.peer_addr()
     }
 
-    /// Limits how long one receive may wait; `None` (the default) waits
-    /// for ever.
-    ///
-    /// # Errors
-    ///
-    /// [`io::ErrorKind::InvalidInput`] for a zero duration.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.read_timeout.set(check_timeout(timeout)?);
-        Ok(())
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// None: the `Result` is std's signature.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.read_timeout.get())
-    }
-
-    /// Limits how long one send may wait; `None` (the default) waits for
-    /// ever.
-    ///
-    /// # Errors
-    ///
-    /// [`io::ErrorKind::InvalidInput`] for a zero duration.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.write_timeout.set(check_timeout(timeout)?);
-        Ok(())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// None: the `Result` is std's signature.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.write_timeout.get())
-    }
-
     /// Allows (or forbids) sending to broadcast addresses.
     ///
     /// # Errors
@@ -355,18 +314,6 @@ impl UdpSocket {
         inner.set_nonblocking(false)?;
         Ok(inner)
     }
-
-    #[inline(always)]
-    fn read_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        let deadline = deadline(self.read_timeout.get());
-        self.source.io(Interest::Read, deadline, op)
-    }
-
-    #[inline(always)]
-    fn write_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        let deadline = deadline(self.write_timeout.get());
-        self.source.io(Interest::Write, deadline, op)
-    }
 }
 
 impl fmt::Debug for UdpSocket {
@@ -380,3 +327,4 @@ impl fmt::Debug for UdpSocket {
 }
 
 fd_conversions!(UdpSocket, net::UdpSocket, "an open UDP socket");
+socket_timeouts!(UdpSocket);

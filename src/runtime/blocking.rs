@@ -1,23 +1,9 @@
 //! Blocking offload: [`spawn_blocking`] runs a closure on a helper thread
-//! while the calling fiber parks, and the [`Remote`] through which other
-//! threads wake fibers.
+//! while the calling fiber parks.
 //!
-//! ## Remote wake-ups
-//!
-//! Each runtime has one `Remote` (in an `Arc`): a non-blocking eventfd that
-//! sits in the reactor's epoll set, a mutex-protected list of task keys to
-//! wake, a `pending` flag, and a count of live [`RemoteWaker`]s. A helper
-//! thread that is done pushes its key, and writes the eventfd only if
-//! `pending` was clear, so a burst of wake-ups costs one write and one
-//! epoll wake. The scheduler drains the list between rounds. The count of
-//! live wakers is what the deadlock check asks: while some other thread
-//! still holds a waker, something may yet wake a fiber, so blocking in
-//! epoll is right and reporting a deadlock would be wrong.
-//!
-//! The eventfd belongs to the `Remote`, not to the reactor, so a helper
-//! thread that finishes after its runtime is gone writes to a descriptor
-//! that is still open (and that nobody reads) instead of one that may have
-//! been reused.
+//! The helper thread wakes the fiber through a
+//! [`RemoteWaker`](super::driver::RemoteWaker) (the scheduler's eventfd; see
+//! `driver/remote.rs`), and the fiber takes the result from a shared slot.
 //!
 //! ## The helper pool
 //!
@@ -35,120 +21,18 @@
 //! result is dropped on the helper thread.
 
 use std::collections::VecDeque;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use super::scheduler::with_current;
-use super::slab::Key;
-use super::task::TaskState;
+use super::task::{TaskState, WaitingOn};
+use super::wait::Parker;
 
 /// Most helper threads the pool runs at once.
 pub const MAX_BLOCKING_THREADS: usize = 64;
 /// How long an idle helper thread waits for work before it exits.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
-
-/// The cross-thread wake-up channel of one runtime; see the
-/// [module docs](self).
-pub(crate) struct Remote {
-    event_fd: OwnedFd,
-    queue: Mutex<Vec<Key>>,
-    pending: AtomicBool,
-    wakers: AtomicUsize,
-}
-
-impl Remote {
-    pub(crate) fn new() -> io::Result<Remote> {
-        // SAFETY: plain syscall; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            return Err(io::Error::new(
-                e.kind(),
-                format!("eventfd for cross-thread wake-ups: {e}"),
-            ));
-        }
-        Ok(Remote {
-            // SAFETY: `fd` is a new descriptor that nothing else owns.
-            event_fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            queue: Mutex::new(Vec::new()),
-            pending: AtomicBool::new(false),
-            wakers: AtomicUsize::new(0),
-        })
-    }
-
-    pub(crate) fn event_fd(&self) -> RawFd {
-        self.event_fd.as_raw_fd()
-    }
-
-    /// A waker for the task `key`, counted until it is dropped.
-    pub(crate) fn waker(self: &Arc<Remote>, key: Key) -> RemoteWaker {
-        self.wakers.fetch_add(1, Ordering::Relaxed);
-        RemoteWaker {
-            remote: Arc::clone(self),
-            key,
-        }
-    }
-
-    /// Calls `wake` for every key other threads sent since the last drain.
-    #[inline]
-    pub(crate) fn drain(&self, mut wake: impl FnMut(Key)) {
-        if !self.pending.load(Ordering::Acquire) {
-            return;
-        }
-        self.pending.store(false, Ordering::Release);
-        let keys = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
-        for key in keys {
-            wake(key);
-        }
-    }
-
-    /// Whether another thread may still wake a fiber: a waker is alive, or
-    /// a wake-up is queued.
-    pub(crate) fn may_wake(&self) -> bool {
-        // Acquire pairs with the Release decrement in RemoteWaker::drop,
-        // which comes after its push: a count of 0 means every push made
-        // by a dropped waker is visible to the check below.
-        self.wakers.load(Ordering::Acquire) > 0 || self.pending.load(Ordering::Acquire)
-    }
-}
-
-/// Wakes one fiber from another thread. `Send`; counted by its [`Remote`]
-/// while it lives.
-pub(crate) struct RemoteWaker {
-    remote: Arc<Remote>,
-    key: Key,
-}
-
-impl RemoteWaker {
-    /// Queues the wake-up and, if the scheduler has not been told yet,
-    /// writes the eventfd.
-    pub(crate) fn wake(&self) {
-        let r = &self.remote;
-        r.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(self.key);
-        if !r.pending.swap(true, Ordering::AcqRel) {
-            let one = 1u64;
-            // SAFETY: writes 8 bytes from `one` to an eventfd the Remote
-            // owns (so it is open). EAGAIN would mean the counter is about
-            // to overflow, i.e. a wake-up is already pending: ignoring it is
-            // right.
-            unsafe { libc::write(r.event_fd(), &one as *const u64 as *const libc::c_void, 8) };
-        }
-    }
-}
-
-impl Drop for RemoteWaker {
-    fn drop(&mut self) {
-        self.remote.wakers.fetch_sub(1, Ordering::Release);
-    }
-}
 
 /// A queued closure, and its number (to withdraw it).
 struct Job {
@@ -297,64 +181,66 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    with_current("spindle::spawn_blocking", |s, key| {
-        let handoff = Arc::new(Handoff {
-            result: Mutex::new(None),
-            done: Condvar::new(),
-        });
-        let interrupted = s.checkpoint(key).is_err();
-        let theirs = Arc::clone(&handoff);
-        let waker = s.remote.waker(key);
-        let job: Box<dyn FnOnce() + Send> = Box::new(move || {
-            let r = panic::catch_unwind(AssertUnwindSafe(f));
-            *theirs.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
-            theirs.done.notify_one();
-            waker.wake();
-        });
-        let mut queued = Withdraw { id: None };
-        match pool().submit(job) {
-            Ok(id) => queued.id = Some(id),
-            Err(job) => (job.run)(),
+    let p = Parker::current("spindle::spawn_blocking");
+    let handoff = Arc::new(Handoff {
+        result: Mutex::new(None),
+        done: Condvar::new(),
+    });
+    let interrupted = p.checkpoint().is_err();
+    let theirs = Arc::clone(&handoff);
+    let waker = p.remote_waker();
+    let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        *theirs.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
+        theirs.done.notify_one();
+        waker.wake();
+    });
+    let mut queued = Withdraw { id: None };
+    match pool().submit(job) {
+        Ok(id) => queued.id = Some(id),
+        Err(job) => (job.run)(),
+    }
+    let take = || {
+        handoff
+            .result
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    };
+    let mut result = None;
+    if !interrupted {
+        loop {
+            result = take();
+            // A cancel unwinds out of `park_in`, dropping `queued` armed.
+            if result.is_some()
+                || p.park_in(TaskState::WaitingBlocking, WaitingOn::Nothing)
+                    .is_err()
+            {
+                break;
+            }
         }
-        let take = || {
-            handoff
+    }
+    // From here on the caller waits for the result, whatever happens.
+    queued.id = None;
+    let result = match result {
+        Some(r) => r,
+        None => {
+            // Shutting down and already unwinding: the fiber cannot park,
+            // so block the thread until the helper is done.
+            let mut g = handoff
                 .result
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-        };
-        let mut result = None;
-        if !interrupted {
+                .unwrap_or_else(PoisonError::into_inner);
             loop {
-                result = take();
-                // A cancel unwinds out of `park`, dropping `queued` armed.
-                if result.is_some() || s.park(key, TaskState::WaitingBlocking, 0).is_err() {
-                    break;
+                if let Some(r) = g.take() {
+                    break r;
                 }
+                g = handoff.done.wait(g).unwrap_or_else(PoisonError::into_inner);
             }
         }
-        // From here on the caller waits for the result, whatever happens.
-        queued.id = None;
-        let result = match result {
-            Some(r) => r,
-            None => {
-                // Shutting down and already unwinding: the fiber cannot park,
-                // so block the thread until the helper is done.
-                let mut g = handoff
-                    .result
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                loop {
-                    if let Some(r) = g.take() {
-                        break r;
-                    }
-                    g = handoff.done.wait(g).unwrap_or_else(PoisonError::into_inner);
-                }
-            }
-        };
-        match result {
-            Ok(v) => v,
-            Err(p) => panic::resume_unwind(p),
-        }
-    })
+    };
+    match result {
+        Ok(v) => v,
+        Err(p) => panic::resume_unwind(p),
+    }
 }

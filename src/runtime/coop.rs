@@ -37,7 +37,7 @@
 
 use std::cell::Cell;
 
-use super::scheduler::try_current;
+use super::wait::Parker;
 
 /// Fiber-aware I/O operations a fiber may start in a row without parking;
 /// the next one yields first (to the back of the run queue), so that a loop
@@ -89,19 +89,20 @@ thread_local! {
 /// As a cancellation point, when it yields.
 #[inline]
 pub(crate) fn proceed() {
-    try_current(|s, key| {
-        // `resumes` counts finished resumes: it changes exactly when some
-        // fiber has been suspended since this one was last resumed, which
-        // includes this one having been suspended itself.
-        let resumes = s.resumes.get();
-        let (refilled, spent) = SPENT.with(Cell::get);
-        let spent = if refilled == resumes { spent + 1 } else { 1 };
-        if spent <= BUDGET {
-            SPENT.with(|c| c.set((resumes, spent)));
-            return;
-        }
-        // Shutting down (Interrupted): proceed without yielding.
-        let _ = s.yield_now(key);
-        SPENT.with(|c| c.set((s.resumes.get(), 1)));
-    });
+    let Some(me) = Parker::try_current() else {
+        return;
+    };
+    // `resumes` counts finished resumes: it changes exactly when some fiber
+    // has been suspended since this one was last resumed, which includes
+    // this one having been suspended itself.
+    let resumes = me.resumes();
+    let (refilled, spent) = SPENT.with(Cell::get);
+    let spent = if refilled == resumes { spent + 1 } else { 1 };
+    if spent <= BUDGET {
+        SPENT.with(|c| c.set((resumes, spent)));
+        return;
+    }
+    // Shutting down (Interrupted): proceed without yielding.
+    let _ = me.yield_now();
+    SPENT.with(|c| c.set((me.resumes(), 1)));
 }

@@ -1,6 +1,6 @@
 //! Waiting for an fd: [`wait_readable`] and [`wait_writable`], the
 //! building blocks of fiber-aware I/O, on top of the
-//! [reactor](super::reactor).
+//! [reactor](super::driver::reactor).
 //!
 //! A wait registers the fiber with the reactor (and a timer if it has a
 //! deadline), parks, and on every way out (readiness, deadline,
@@ -11,22 +11,20 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use super::reactor::{context, Interest, CLOSED};
-use super::scheduler::{with_current, Scheduler};
-use super::slab::Key;
-use super::task::TaskState;
-use super::timer::Timer;
+use super::driver::{context, Interest, Reactor, CLOSED};
+use super::task::{Key, TaskState, WaitingOn};
+use super::wait::Parker;
 
 /// Deregisters a wait on every path out of it, unwinding included.
 struct Registration<'a> {
-    sched: &'a Scheduler,
+    reactor: &'a Reactor,
     fd: RawFd,
     key: Key,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.sched.reactor.deregister(self.fd, self.key);
+        self.reactor.deregister(self.fd, self.key);
     }
 }
 
@@ -129,34 +127,32 @@ fn wait(
     what: &'static str,
 ) -> io::Result<()> {
     super::coop::proceed();
-    with_current(what, |s, key| {
-        if s.checkpoint(key).is_err() {
+    let p = Parker::current(what);
+    if p.checkpoint().is_err() {
+        return Err(shutting_down());
+    }
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(timed_out(fd, interest));
+    }
+    let (reactor, key) = (p.reactor(), p.key());
+    if !reactor.register(fd, interest, key)? {
+        return Ok(());
+    }
+    let _registration = Registration { reactor, fd, key };
+    let timer = deadline.map(|d| p.timer(d));
+    loop {
+        p.clear_io_events();
+        if p.park_in(TaskState::WaitingIo, WaitingOn::Fd(fd)).is_err() {
             return Err(shutting_down());
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        let events = p.io_events();
+        if events != 0 {
+            return outcome(fd, interest, events);
+        }
+        if timer.as_ref().is_some_and(|t| t.fired()) {
             return Err(timed_out(fd, interest));
         }
-        if !s.reactor.register(fd, interest, key)? {
-            return Ok(());
-        }
-        let _registration = Registration { sched: s, fd, key };
-        let timer = deadline.map(|d| Timer::set(s, key, d));
-        loop {
-            if let Some(t) = s.core.borrow_mut().tasks.get_mut(key) {
-                t.io_events = 0;
-            }
-            if s.park(key, TaskState::WaitingIo, fd as u64).is_err() {
-                return Err(shutting_down());
-            }
-            let events = s.core.borrow().tasks.get(key).map_or(0, |t| t.io_events);
-            if events != 0 {
-                return outcome(fd, interest, events);
-            }
-            if timer.as_ref().is_some_and(Timer::fired) {
-                return Err(timed_out(fd, interest));
-            }
-        }
-    })
+    }
 }
 
 pub(crate) fn shutting_down() -> io::Error {

@@ -39,14 +39,12 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::driver::{Poller, Reactor};
 use super::fd_wait::{shutting_down, timed_out};
-use super::reactor::Poller;
-use super::scheduler::{with_scheduler_opt, Scheduler};
-use super::slab::Key;
-use super::task::TaskState;
-use super::wait::Parker;
+use super::task::{Key, TaskState, WaitingOn};
+use super::wait::{try_with_runtime, LocalRuntime, Parker};
 
-pub(crate) use super::reactor::Interest;
+pub(crate) use super::driver::Interest;
 
 /// An owned non-blocking fd's link to the reactor; see the
 /// [module docs](self).
@@ -70,7 +68,7 @@ impl std::fmt::Debug for IoSource {
 
 /// Removes a fiber's wait from a source on every way out of the wait.
 struct Waiting<'a> {
-    sched: &'a Scheduler,
+    reactor: &'a Reactor,
     token: u64,
     interest: Interest,
     key: Key,
@@ -78,8 +76,7 @@ struct Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.sched
-            .reactor
+        self.reactor
             .unwait_source(self.token, self.interest, self.key);
     }
 }
@@ -176,8 +173,10 @@ impl IoSource {
         if token == 0 {
             return true;
         }
-        with_scheduler_opt(|s| s.id != runtime || s.reactor.source_may_be_ready(token, interest))
-            .unwrap_or(true)
+        try_with_runtime(|rt| {
+            rt.id() != runtime || rt.reactor().source_may_be_ready(token, interest)
+        })
+        .unwrap_or(true)
     }
 
     /// Records that the fd was just seen not ready for `interest`.
@@ -187,9 +186,9 @@ impl IoSource {
         if token == 0 {
             return;
         }
-        with_scheduler_opt(|s| {
-            if s.id == runtime {
-                s.reactor.source_not_ready(token, interest);
+        try_with_runtime(|rt| {
+            if rt.id() == runtime {
+                rt.reactor().source_not_ready(token, interest);
             }
         });
     }
@@ -268,31 +267,30 @@ impl IoSource {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(timed_out(self.fd, interest));
         }
-        let s = p.scheduler();
-        let Some(token) = self.token_in(s)? else {
+        let reactor = p.reactor();
+        let Some(token) = self.token_in(p.runtime_id(), reactor)? else {
             return Ok(()); // always ready
         };
         let key = p.key();
         if eagain {
-            s.reactor.source_not_ready(token, interest);
+            reactor.source_not_ready(token, interest);
         }
-        if let Some(t) = s.core.borrow_mut().tasks.get_mut(key) {
-            t.io_events = 0;
-        }
-        s.reactor.wait_source(token, interest, key);
+        p.clear_io_events();
+        reactor.wait_source(token, interest, key);
         let _waiting = Waiting {
-            sched: s,
+            reactor,
             token,
             interest,
             key,
         };
         let timer = deadline.map(|d| p.timer(d));
         loop {
-            if s.park(key, TaskState::WaitingIo, self.fd as u64).is_err() {
+            if p.park_in(TaskState::WaitingIo, WaitingOn::Fd(self.fd))
+                .is_err()
+            {
                 return Err(shutting_down());
             }
-            let events = s.core.borrow().tasks.get(key).map_or(0, |t| t.io_events);
-            if events != 0 {
+            if p.io_events() != 0 {
                 return Ok(());
             }
             if timer.as_ref().is_some_and(|t| t.fired()) {
@@ -301,18 +299,18 @@ impl IoSource {
         }
     }
 
-    /// The source's token in `s`'s reactor (`None`: always ready),
-    /// registering it there first if it is not (moving it from another
-    /// runtime's reactor if need be).
-    fn token_in(&self, s: &Scheduler) -> io::Result<Option<u64>> {
+    /// The source's token in the reactor of runtime `id` (`None`: always
+    /// ready), registering it there first if it is not (moving it from
+    /// another runtime's reactor if need be).
+    fn token_in(&self, id: u64, reactor: &Reactor) -> io::Result<Option<u64>> {
         let (runtime, token) = self.registered.get();
-        if runtime != s.id {
+        if runtime != id {
             self.release();
-            let token = s.reactor.add_source(self.fd)?;
+            let token = reactor.add_source(self.fd)?;
             if token.is_some() {
-                self.poller.set(Some(Arc::clone(s.reactor.poller())));
+                self.poller.set(Some(Arc::clone(reactor.poller())));
             }
-            self.registered.set((s.id, token.unwrap_or(0)));
+            self.registered.set((id, token.unwrap_or(0)));
             return Ok(token);
         }
         Ok((token != 0).then_some(token))
@@ -327,9 +325,9 @@ impl IoSource {
             return;
         };
         debug_assert!(token != 0);
-        let here = with_scheduler_opt(|s| {
-            if s.id == runtime {
-                s.reactor.remove_source(token, self.fd);
+        let here = try_with_runtime(|rt: LocalRuntime<'_>| {
+            if rt.id() == runtime {
+                rt.reactor().remove_source(token, self.fd);
                 true
             } else {
                 false

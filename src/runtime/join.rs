@@ -3,10 +3,10 @@
 //! ## The join slot
 //!
 //! Each task shares one `JoinSlot` (behind an `Rc`) between its root and
-//! its [`JoinHandle`]: the task's id, name and key, its result once it has
+//! its [`JoinHandle`]: the task's id, name and waker, its result once it has
 //! one, the *finish stamp* (0 while it runs, then the runtime's count of
 //! finished tasks at the moment it finished — so stamps order finishes), and
-//! the key of at most one fiber waiting for it. The root writes the result,
+//! the waker of at most one fiber waiting for it. The root writes the result,
 //! stamps the slot and wakes the waiter; a joiner registers itself as the
 //! waiter and parks until the stamp is set. The slot outlives the task, so
 //! joining a finished task needs no scheduler at all.
@@ -23,10 +23,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::scheduler::{current_raw, with_current, with_scheduler, Interrupted, Scheduler};
-use super::slab::Key;
-use super::task::{TaskId, TaskState};
-use super::timer::Timer;
+use super::task::{Interrupted, TaskId, TaskState, WaitingOn};
+use super::wait::{LocalWaker, Parker};
 
 /// Why [`JoinHandle::join`] has no value for you.
 ///
@@ -124,9 +122,9 @@ impl Error for JoinError {}
 pub(crate) struct JoinSlot<T> {
     id: TaskId,
     name: Option<Arc<str>>,
-    key: Cell<Option<Key>>,
+    task: Cell<Option<LocalWaker>>,
     finished: Cell<u64>,
-    waiter: Cell<Option<Key>>,
+    waiter: Cell<Option<LocalWaker>>,
     result: Cell<Option<Result<T, JoinError>>>,
 }
 
@@ -135,32 +133,29 @@ impl<T> JoinSlot<T> {
         JoinSlot {
             id,
             name,
-            key: Cell::new(None),
+            task: Cell::new(None),
             finished: Cell::new(0),
             waiter: Cell::new(None),
             result: Cell::new(None),
         }
     }
 
-    pub(crate) fn set_key(&self, key: Key) {
-        self.key.set(Some(key));
+    pub(crate) fn set_task(&self, task: LocalWaker) {
+        self.task.set(Some(task));
     }
 
-    /// The task's key in the scheduler's table.
-    pub(crate) fn key(&self) -> Key {
-        self.key.get().expect("a spawned task's slot has its key")
+    /// The task, as its runtime names it.
+    pub(crate) fn task(&self) -> LocalWaker {
+        self.task
+            .get()
+            .expect("a spawned task's slot has its waker")
     }
 
-    /// Called by the task's root with its outcome: stores it, stamps the
-    /// slot and wakes the waiter.
-    pub(crate) fn complete(&self, s: &Scheduler, result: Result<T, JoinError>) {
+    /// Called by the task's root (`me`) with its outcome: stores it, stamps
+    /// the slot and wakes the waiter.
+    pub(crate) fn complete(&self, me: &Parker, result: Result<T, JoinError>) {
         self.result.set(Some(result));
-        let mut core = s.core.borrow_mut();
-        core.finished += 1;
-        self.finished.set(core.finished);
-        if let Some(w) = self.waiter.take() {
-            core.wake(w);
-        }
+        self.finished.set(me.finish(self.waiter.take()));
     }
 
     fn is_finished(&self) -> bool {
@@ -181,40 +176,36 @@ pub(crate) enum Waited {
 /// Clears this fiber from the waiter field of each slot it registered in.
 struct Registration<'a, T> {
     slots: &'a [&'a JoinSlot<T>],
-    key: Key,
+    me: LocalWaker,
 }
 
 impl<T> Drop for Registration<'_, T> {
     fn drop(&mut self) {
         for slot in self.slots {
-            if slot.waiter.get() == Some(self.key) {
+            if slot.waiter.get() == Some(self.me) {
                 slot.waiter.set(None);
             }
         }
     }
 }
 
-/// Parks the running fiber `key` until one of `slots` has finished or
+/// Parks the running fiber `p` until one of `slots` has finished or
 /// `deadline` passes.
 ///
 /// # Panics
 ///
 /// As a cancellation point.
 #[inline(always)]
-pub(crate) fn wait_for<T>(
-    s: &Scheduler,
-    key: Key,
-    slots: &[&JoinSlot<T>],
-    deadline: Option<Instant>,
-) -> Waited {
-    if let Err(Interrupted) = s.checkpoint(key) {
+pub(crate) fn wait_for<T>(p: &Parker, slots: &[&JoinSlot<T>], deadline: Option<Instant>) -> Waited {
+    if let Err(Interrupted) = p.checkpoint() {
         return Waited::Interrupted;
     }
     if slots.iter().any(|sl| sl.is_finished()) {
         return Waited::Finished;
     }
+    let me = p.waker();
     for slot in slots {
-        assert!(slot.key.get() != Some(key), "a fiber cannot join itself");
+        assert!(slot.task.get() != Some(me), "a fiber cannot join itself");
         assert!(
             slot.waiter.get().is_none(),
             "a fiber is already waiting for fiber {}",
@@ -222,19 +213,21 @@ pub(crate) fn wait_for<T>(
         );
     }
     for slot in slots {
-        slot.waiter.set(Some(key));
+        slot.waiter.set(Some(me));
     }
-    let _registration = Registration { slots, key };
-    let timer = deadline.map(|d| Timer::set(s, key, d));
-    let waiting_on = slots.first().map_or(0, |sl| sl.id.as_u64().get());
+    let _registration = Registration { slots, me };
+    let timer = deadline.map(|d| p.timer(d));
+    let waiting_on = slots
+        .first()
+        .map_or(WaitingOn::Nothing, |sl| WaitingOn::Task(sl.id));
     loop {
-        if s.park(key, TaskState::WaitingJoin, waiting_on).is_err() {
+        if p.park_in(TaskState::WaitingJoin, waiting_on).is_err() {
             return Waited::Interrupted;
         }
         if slots.iter().any(|sl| sl.is_finished()) {
             return Waited::Finished;
         }
-        if timer.as_ref().is_some_and(Timer::fired) {
+        if timer.as_ref().is_some_and(|t| t.fired()) {
             return Waited::TimedOut;
         }
     }
@@ -317,10 +310,8 @@ impl<T> JoinHandle<T> {
     #[inline]
     pub fn join(self) -> Result<T, JoinError> {
         if !self.slot.is_finished() {
-            let (s, key) = current_raw("JoinHandle::join");
-            // SAFETY: the scheduler outlives the running fiber
-            // (`current_raw`).
-            let waited = wait_for(unsafe { &*s }, key, &[&*self.slot], None);
+            let p = Parker::current("JoinHandle::join");
+            let waited = wait_for(&p, &[&*self.slot], None);
             if let Waited::Interrupted = waited {
                 return Err(JoinError::Cancelled);
             }
@@ -363,8 +354,8 @@ impl<T> JoinHandle<T> {
         if self.slot.is_finished() {
             return;
         }
-        if let Some(key) = self.slot.key.get() {
-            with_scheduler("JoinHandle::cancel", |s| s.core.borrow_mut().cancel(key));
+        if let Some(task) = self.slot.task.get() {
+            task.cancel();
         }
     }
 
@@ -440,9 +431,8 @@ where
         let h = handles[i].as_ref().expect("each handle is taken once");
         if !h.is_finished() {
             let guard = CancelRest { handles: &handles };
-            let waited = with_current("spindle::join_all", |s, key| {
-                wait_for(s, key, &[h.slot()], None)
-            });
+            let p = Parker::current("spindle::join_all");
+            let waited = wait_for(&p, &[h.slot()], None);
             std::mem::forget(guard);
             if let Waited::Interrupted = waited {
                 results.push(Err(JoinError::Cancelled));
@@ -507,7 +497,7 @@ pub fn wait_any<T>(
             {
                 let guard = CancelRest { handles: &handles };
                 let slots: Vec<&JoinSlot<T>> = handles.iter().flatten().map(|h| h.slot()).collect();
-                with_current("spindle::wait_any", |s, key| wait_for(s, key, &slots, None));
+                wait_for(&Parker::current("spindle::wait_any"), &slots, None);
                 std::mem::forget(guard);
             }
             match first_finished(&handles) {

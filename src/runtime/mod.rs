@@ -112,6 +112,25 @@
 //! panics with `all fibers are asleep - deadlock!` and the list of fibers
 //! and what each waits for, as Go does, instead of hanging.
 //!
+//! ## Tiers
+//!
+//! The files of this module form tiers; each imports only from its own
+//! tier or the ones below it, and no import circle exists between files
+//! (`tests/runtime_tiers.rs` checks both over the source):
+//!
+//! | tier | where | what |
+//! |---|---|---|
+//! | 0, vocabulary | `task/` | [`TaskId`], [`TaskState`], what a fiber waits on, cancel flags, the slab and its keys, the reports about tasks |
+//! | 1, drivers | `driver/` | the reactor (epoll) and the eventfd through which other threads wake a scheduler |
+//! | 2, one thread's scheduler | `scheduler/` | its state (fields private to the folder), the thread-locals, the loop, parking, shutdown |
+//! | 3, the door | `wait.rs` | `Parker`, `LocalWaker`, `Timer`, `LocalRuntime`: all that the tiers above may do to a scheduler |
+//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs`, `coop.rs` | what users call, all built on `wait.rs` (`coop.rs`: the budget the I/O waits spend) |
+//! | 6, the owner | `mod.rs` | [`Runtime`]: creates a scheduler, enters it, runs the main fiber, shuts down |
+//!
+//! (Tier 5 is kept for the worker threads of a multi-core runtime.) The
+//! layers outside the runtime (`spindle::sync`, `spindle::net`,
+//! `spindle::io`) reach it through `wait.rs` and `io_source.rs` only.
+//!
 //! ## Designs we did not take, and why
 //!
 //! - **Work stealing, fibers moving between threads**: a fiber may hold
@@ -141,19 +160,16 @@
 
 mod blocking;
 mod coop;
+mod current;
+pub(crate) mod driver;
 mod fd_wait;
-mod fiber_table;
-mod find_runnable;
 pub(crate) mod io_source;
 mod join;
-mod reactor;
-mod run_queue;
 mod scheduler;
-mod shutdown;
-mod slab;
-mod task;
+mod spawn;
+pub(crate) mod task;
+mod time;
 mod timeout;
-mod timer;
 pub(crate) mod wait;
 
 use std::io;
@@ -163,16 +179,16 @@ use crate::stack::Stack;
 
 pub use blocking::{spawn_blocking, KEEP_ALIVE, MAX_BLOCKING_THREADS};
 pub use coop::BUDGET;
+pub use current::{current, park, tasks, try_current, yield_now, Task};
 pub use fd_wait::{wait_readable, wait_writable};
 pub use join::{join_all, wait_any, JoinError, JoinHandle};
-pub use task::{
-    current, park, spawn, tasks, try_current, yield_now, Builder, Task, TaskId, TaskState,
-};
+pub use spawn::{spawn, Builder};
+pub use task::{TaskId, TaskState};
+pub use time::{sleep, sleep_until};
 pub use timeout::{timeout, Elapsed};
-pub use timer::{sleep, sleep_until};
 
-use fiber_table::FiberTable;
 use scheduler::Scheduler;
+use wait::LocalRuntime;
 
 /// Runs `f` as the main fiber of a new runtime on this thread and returns
 /// its value (a one-line [`Runtime::new`] + [`Runtime::block_on`]).
@@ -238,7 +254,7 @@ pub struct Runtime {
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("stack_size", &self.sched.stack_size)
+            .field("stack_size", &self.sched.stack_size())
             .field("stats", &self.stats())
             .finish()
     }
@@ -309,10 +325,8 @@ impl RuntimeBuilder {
                 ),
             ));
         }
-        let mut sched = Scheduler::new(self.stack_size)?;
-        sched.guard_pages = self.guard_pages;
         Ok(Runtime {
-            sched: Box::new(sched),
+            sched: Box::new(Scheduler::new(self.stack_size, self.guard_pages)?),
         })
     }
 }
@@ -379,12 +393,14 @@ impl Runtime {
         T: 'static,
     {
         let _enter = self.sched.enter();
-        let main = match Builder::new().name("main".into()).spawn_on(&self.sched, f) {
+        let main = match Builder::new()
+            .name("main".into())
+            .spawn_in(LocalRuntime::of(&self.sched), f)
+        {
             Ok(h) => h,
             Err(e) => panic!("spindle: failed to create the main fiber: {e}"),
         };
-        let key = main.slot().key();
-        let outcome = self.sched.run(key);
+        let outcome = self.sched.run(main.slot().task().key());
         self.sched.shutdown();
         if let Err(report) = outcome {
             panic!("{report}");
@@ -398,27 +414,27 @@ impl Runtime {
 
     /// The runtime's counters so far.
     pub fn stats(&self) -> RuntimeStats {
-        let core = self.sched.core.borrow();
+        let c = self.sched.counters();
         RuntimeStats {
-            resumes: self.sched.resumes.get(),
-            spawned: core.spawned,
-            finished: core.finished,
+            resumes: c.resumes,
+            spawned: c.spawned,
+            finished: c.finished,
         }
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        if self.sched.core.borrow().tasks.len() == 0 {
+        if self.sched.live_tasks() == 0 {
             return;
         }
-        if scheduler::in_runtime() {
+        if scheduler::context::in_runtime() {
             // Another runtime is entered on this thread (not reachable
             // through the public API: `block_on` always leaves an empty
             // table). Unwinding our fibers now would let their suspension
             // points see the other runtime's scheduler, so they are leaked
             // instead, stacks and all.
-            std::mem::forget(std::mem::replace(&mut self.sched.fibers, FiberTable::new()));
+            self.sched.leak_fibers();
             return;
         }
         let _enter = self.sched.enter();

@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::join::{unwrap_or_resume, wait_for, JoinHandle, Waited};
-use super::scheduler::with_current;
-use super::task::Builder;
+use super::spawn::Builder;
+use super::wait::Parker;
 
 /// The error of [`timeout`]: the deadline passed before the closure
 /// finished, and its fiber was cancelled.
@@ -92,29 +92,28 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    with_current("spindle::timeout", |s, key| {
-        let start = Instant::now();
-        let deadline = start.checked_add(dur);
-        let h = match Builder::new().spawn_on(s, f) {
-            Ok(h) => h,
-            Err(e) => panic!("spindle::timeout: failed to create a fiber: {e}"),
-        };
-        let guard = CancelOnUnwind(&h);
-        match wait_for(s, key, &[h.slot()], deadline) {
-            Waited::Finished => {}
-            Waited::TimedOut => {
-                h.cancel();
-                // The fiber unwinds at once (it was parked or is ready).
-                if let Waited::Interrupted = wait_for(s, key, &[h.slot()], None) {
-                    return Err(Elapsed { after: dur });
-                }
-            }
-            Waited::Interrupted => {
-                h.cancel();
+    let p = Parker::current("spindle::timeout");
+    let start = Instant::now();
+    let deadline = start.checked_add(dur);
+    let h = match Builder::new().spawn(f) {
+        Ok(h) => h,
+        Err(e) => panic!("spindle::timeout: failed to create a fiber: {e}"),
+    };
+    let guard = CancelOnUnwind(&h);
+    match wait_for(&p, &[h.slot()], deadline) {
+        Waited::Finished => {}
+        Waited::TimedOut => {
+            h.cancel();
+            // The fiber unwinds at once (it was parked or is ready).
+            if let Waited::Interrupted = wait_for(&p, &[h.slot()], None) {
                 return Err(Elapsed { after: dur });
             }
         }
-        std::mem::forget(guard);
-        unwrap_or_resume(h.take_result()).map_err(|()| Elapsed { after: dur })
-    })
+        Waited::Interrupted => {
+            h.cancel();
+            return Err(Elapsed { after: dur });
+        }
+    }
+    std::mem::forget(guard);
+    unwrap_or_resume(h.take_result()).map_err(|()| Elapsed { after: dur })
 }

@@ -1,15 +1,20 @@
-//! Parking and waking for the layers above the scheduler: what
-//! `spindle::sync` and fiber-aware I/O build their waits from.
-//!
-//! Two small types carry it:
+//! The one door up: everything the tiers above the scheduler (the public
+//! task API of `src/runtime/`, `spindle::sync`, fiber-aware I/O) may do to
+//! a scheduler goes through the types of this file.
 //!
 //! - [`Parker`]: the running fiber, as the code that is about to park it
-//!   sees it. It hands out a [`LocalWaker`] for the fiber, checks for a
-//!   cancellation, parks, and sets timers. Only code running on a fiber can
-//!   get one ([`Parker::current`]).
+//!   sees it. It checks for a cancellation, parks (saying what it waits
+//!   on), yields, sets timers, hands out wakers, and lends the reactor to
+//!   fd waits. Only code running on a fiber can get one
+//!   ([`Parker::current`]).
 //! - [`LocalWaker`]: names one fiber of one runtime (the runtime's id and
 //!   the task's key). `Copy`, and only ever used on the runtime's own thread:
-//!   the primitives that store wakers are `!Send`.
+//!   the primitives that store wakers are `!Send`. It wakes, cancels and
+//!   unparks.
+//! - [`Timer`]: a deadline of the running fiber in the sleep queue.
+//! - [`LocalRuntime`]: the runtime this thread is running, for what needs no
+//!   running fiber: spawning into it, listing its tasks, its reactor.
+//! - [`start`]: a task's root frame announcing its fiber.
 //!
 //! ## The protocol every wait follows
 //!
@@ -31,14 +36,13 @@
 //! either. So a primitive never has to be exact about *who* it wakes, only
 //! about waking *someone* when its state changes.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::scheduler::{
-    current_raw, try_current, with_scheduler_opt, Cancel, Interrupted, Scheduler,
-};
-use super::slab::Key;
-use super::task::TaskState;
-use super::timer::Timer;
+use super::driver::{Reactor, RemoteWaker};
+use super::scheduler::context::{current_raw, try_current_raw, with_scheduler, with_scheduler_opt};
+use super::scheduler::Scheduler;
+use super::task::{Fiber, FiberYielder, Interrupted, Key, TaskId, TaskInfo, TaskState, WaitingOn};
 
 /// Names a parked (or soon to be parked) fiber of this thread's runtime;
 /// see the [module docs](self).
@@ -49,27 +53,40 @@ pub(crate) struct LocalWaker {
 }
 
 impl LocalWaker {
+    /// Runs `f` with the fiber's scheduler, if this thread is running it.
+    #[inline]
+    fn with<R>(self, f: impl FnOnce(&Scheduler) -> R) -> Option<R> {
+        with_scheduler_opt(|s| (s.id() == self.runtime).then(|| f(s))).flatten()
+    }
+
     /// Whether the fiber has been cancelled and has not unwound yet (false
     /// outside its runtime, or once it has finished).
     pub(crate) fn is_cancel_pending(self) -> bool {
-        with_scheduler_opt(|s| {
-            s.id == self.runtime
-                && s.core
-                    .borrow_mut()
-                    .hot(self.key)
-                    .is_some_and(|h| h.cancel == Cancel::Pending)
-        })
-        .unwrap_or(false)
+        self.with(|s| s.is_cancel_pending(self.key))
+            .unwrap_or(false)
     }
 
     /// Makes the fiber ready if it is parked and its runtime is the one
     /// this thread is running; does nothing otherwise.
     pub(crate) fn wake(self) {
-        with_scheduler_opt(|s| {
-            if s.id == self.runtime {
-                s.core.borrow_mut().wake(self.key);
-            }
-        });
+        self.with(|s| s.wake(self.key));
+    }
+
+    /// Cancels the fiber (see `JoinHandle::cancel`), if its runtime is the
+    /// one this thread is running.
+    pub(crate) fn cancel(self) {
+        self.with(|s| s.cancel(self.key));
+    }
+
+    /// Gives the fiber its unpark token (see `Task::unpark`), if its runtime
+    /// is the one this thread is running.
+    pub(crate) fn unpark(self) {
+        self.with(|s| s.unpark(self.key));
+    }
+
+    /// The fiber's key in its scheduler's task table.
+    pub(crate) fn key(self) -> Key {
+        self.key
     }
 }
 
@@ -78,9 +95,10 @@ impl LocalWaker {
 /// Made by [`Parker::current`] on the fiber itself and used only in that
 /// fiber's frames for the duration of one wait, never stored: it holds the
 /// scheduler as a pointer, which is valid for as long as the fiber runs (see
-/// `scheduler::current_raw`). Getting one needs no closure, so a wait built
-/// on it inlines into the caller's frame (see `scheduler::with_current` for
-/// why that matters). Not `Send`.
+/// the scheduler's `context.rs`). Getting one needs no closure, so a wait
+/// built on it inlines into the caller's frame (a frame live across a
+/// switch costs a mispredicted return when it returns afterwards). Not
+/// `Send`.
 pub(crate) struct Parker {
     sched: *const Scheduler,
     key: Key,
@@ -103,7 +121,7 @@ impl Parker {
     /// runtime, or on the scheduler's own stack).
     #[inline(always)]
     pub(crate) fn try_current() -> Option<Parker> {
-        try_current(|sched, key| Parker { sched, key })
+        try_current_raw().map(|(sched, key)| Parker { sched, key })
     }
 
     #[inline(always)]
@@ -113,20 +131,23 @@ impl Parker {
         // outlives every fiber (see the type's docs).
         unsafe { &*self.sched }
     }
-}
 
-impl Parker {
     /// A waker for this fiber.
     #[inline]
     pub(crate) fn waker(&self) -> LocalWaker {
         LocalWaker {
-            runtime: self.sched().id,
+            runtime: self.sched().id(),
             key: self.key,
         }
     }
 
-    /// The cancellation check of a suspension point; see
-    /// [`Scheduler::checkpoint`].
+    /// A waker for this fiber that another thread may use (it writes the
+    /// runtime's eventfd).
+    pub(crate) fn remote_waker(&self) -> RemoteWaker {
+        self.sched().remote_waker(self.key)
+    }
+
+    /// The cancellation check of a suspension point.
     ///
     /// # Panics
     ///
@@ -143,7 +164,8 @@ impl Parker {
     }
 
     /// Parks the fiber until something wakes it, reporting `what` it waits
-    /// on to [`tasks`](crate::tasks) and the deadlock report.
+    /// on (a `spindle::sync` method) to [`tasks`](crate::tasks) and the
+    /// deadlock report.
     ///
     /// # Panics
     ///
@@ -154,25 +176,208 @@ impl Parker {
     /// As [`checkpoint`](Self::checkpoint).
     #[inline(always)]
     pub(crate) fn park(&self, what: &'static str) -> Result<(), Interrupted> {
-        let s = self.sched();
-        if let Some(t) = s.core.borrow_mut().tasks.get_mut(self.key) {
-            t.waiting_for = what;
-        }
-        s.park(self.key, TaskState::WaitingSync, 0)
+        self.park_in(TaskState::WaitingSync, WaitingOn::Sync(what))
+    }
+
+    /// Parks the fiber in `state`, waiting on `on`, until something wakes
+    /// it.
+    ///
+    /// # Panics
+    ///
+    /// As [`checkpoint`](Self::checkpoint), which runs again on return.
+    ///
+    /// # Errors
+    ///
+    /// As [`checkpoint`](Self::checkpoint).
+    #[inline(always)]
+    pub(crate) fn park_in(&self, state: TaskState, on: WaitingOn) -> Result<(), Interrupted> {
+        self.sched().park(self.key, state, on)
+    }
+
+    /// Puts the fiber at the back of the run queue and lets the others run.
+    ///
+    /// # Panics
+    ///
+    /// As [`checkpoint`](Self::checkpoint).
+    ///
+    /// # Errors
+    ///
+    /// As [`checkpoint`](Self::checkpoint).
+    #[inline(always)]
+    pub(crate) fn yield_now(&self) -> Result<(), Interrupted> {
+        self.sched().yield_now(self.key)
+    }
+
+    /// Parks until the fiber's unpark token is set (see `spindle::park`).
+    pub(crate) fn park_until_unparked(&self) {
+        self.sched().park_until_unparked(self.key);
     }
 
     /// A timer that wakes this fiber at `deadline`; dropping it cancels it.
     pub(crate) fn timer(&self, deadline: Instant) -> Timer<'_> {
-        Timer::set(self.sched(), self.key, deadline)
+        self.sched().set_timer(self.key, deadline);
+        Timer {
+            sched: self.sched(),
+            key: self.key,
+        }
     }
 
-    /// The scheduler of the fiber (for the reactor's waits).
-    pub(crate) fn scheduler(&self) -> &Scheduler {
-        self.sched()
+    /// The runtime's reactor, to register this fiber's fd waits with.
+    #[inline(always)]
+    pub(crate) fn reactor(&self) -> &Reactor {
+        self.sched().reactor()
+    }
+
+    /// The runtime's resume count (see the cooperative budget, `coop.rs`):
+    /// it changes exactly when some fiber has been suspended since this one
+    /// was last resumed.
+    #[inline(always)]
+    pub(crate) fn resumes(&self) -> u64 {
+        self.sched().resumes()
+    }
+
+    /// The id of the fiber's runtime.
+    #[inline(always)]
+    pub(crate) fn runtime_id(&self) -> u64 {
+        self.sched().id()
+    }
+
+    /// Forgets the fd readiness last reported to this fiber.
+    #[inline]
+    pub(crate) fn clear_io_events(&self) {
+        self.sched().clear_io_events(self.key);
+    }
+
+    /// The fd readiness the reactor reported to this fiber since
+    /// [`clear_io_events`](Self::clear_io_events) (0 for none).
+    #[inline]
+    pub(crate) fn io_events(&self) -> u32 {
+        self.sched().io_events(self.key)
+    }
+
+    /// The fiber's id and name (`None` if asked while the task table is
+    /// being changed, e.g. from a panic hook).
+    pub(crate) fn describe(&self) -> Option<(TaskId, Option<Arc<str>>)> {
+        self.sched().describe(self.key)
+    }
+
+    /// Called by the task's root as its last act: counts the task as
+    /// finished, wakes `joiner` (a fiber of the same runtime), and returns
+    /// the finish stamp (stamps order finishes).
+    pub(crate) fn finish(&self, joiner: Option<LocalWaker>) -> u64 {
+        let s = self.sched();
+        let joiner = joiner.filter(|w| w.runtime == s.id()).map(|w| w.key);
+        s.finish(joiner)
     }
 
     /// The fiber's key in the task table.
     pub(crate) fn key(&self) -> Key {
         self.key
     }
+}
+
+/// Announces a task's fiber from its root frame: returns its [`Parker`],
+/// and whether the task was cancelled before it ever ran (its closure must
+/// then not be called).
+///
+/// # Panics
+///
+/// Outside a runtime (a root runs only when a scheduler resumes it).
+pub(crate) fn start(yielder: &FiberYielder) -> (Parker, bool) {
+    with_scheduler("task root", |s| {
+        let (key, cancelled) = s.start(yielder);
+        (Parker { sched: s, key }, cancelled)
+    })
+}
+
+/// A live timer of the running fiber; dropping it abandons the timer if it
+/// has not fired (on every path out of a wait, unwinding included).
+pub(crate) struct Timer<'a> {
+    sched: &'a Scheduler,
+    key: Key,
+}
+
+impl Timer<'_> {
+    /// Whether the timer has fired (its deadline has passed).
+    pub(crate) fn fired(&self) -> bool {
+        self.sched.timer_fired(self.key)
+    }
+}
+
+impl Drop for Timer<'_> {
+    fn drop(&mut self) {
+        self.sched.drop_timer(self.key);
+    }
+}
+
+/// The runtime this thread is running, for what needs no running fiber;
+/// see the [module docs](self).
+#[derive(Clone, Copy)]
+pub(crate) struct LocalRuntime<'a> {
+    sched: &'a Scheduler,
+}
+
+impl<'a> LocalRuntime<'a> {
+    /// The runtime whose scheduler is `sched` (for the runtime's owner,
+    /// which holds it).
+    pub(crate) fn of(sched: &'a Scheduler) -> LocalRuntime<'a> {
+        LocalRuntime { sched }
+    }
+
+    /// Its process-unique id.
+    pub(crate) fn id(self) -> u64 {
+        self.sched.id()
+    }
+
+    /// The default stack size of its fibers.
+    pub(crate) fn stack_size(self) -> usize {
+        self.sched.stack_size()
+    }
+
+    /// The default guard size of its fibers' stacks, in pages.
+    pub(crate) fn guard_pages(self) -> usize {
+        self.sched.guard_pages()
+    }
+
+    /// Its reactor.
+    pub(crate) fn reactor(self) -> &'a Reactor {
+        self.sched.reactor()
+    }
+
+    /// Adds a new task (its fiber not started) at the back of the run
+    /// queue; returns its waker.
+    #[inline]
+    pub(crate) fn insert(self, fiber: Fiber, id: TaskId, name: Option<Arc<str>>) -> LocalWaker {
+        LocalWaker {
+            runtime: self.sched.id(),
+            key: self.sched.insert(fiber, id, name),
+        }
+    }
+
+    /// Every live task in id order, with its waker.
+    pub(crate) fn tasks(self) -> Vec<(LocalWaker, TaskInfo)> {
+        let runtime = self.sched.id();
+        self.sched
+            .snapshot()
+            .into_iter()
+            .map(|(key, t)| (LocalWaker { runtime, key }, t))
+            .collect()
+    }
+}
+
+/// Runs `f` with the runtime this thread is running.
+///
+/// # Panics
+///
+/// Outside a runtime, with a message naming `what`.
+#[track_caller]
+#[inline]
+pub(crate) fn with_runtime<R>(what: &str, f: impl FnOnce(LocalRuntime<'_>) -> R) -> R {
+    with_scheduler(what, |sched| f(LocalRuntime { sched }))
+}
+
+/// Runs `f` with the runtime this thread is running, if any; never panics.
+#[inline(always)]
+pub(crate) fn try_with_runtime<R>(f: impl FnOnce(LocalRuntime<'_>) -> R) -> Option<R> {
+    with_scheduler_opt(|sched| f(LocalRuntime { sched }))
 }

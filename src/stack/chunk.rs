@@ -50,6 +50,9 @@
 //!   as long as the chunk is mapped (guard markers survive `MADV_DONTNEED`).
 //! - A class's `open` list holds exactly the chunks of that class that have a
 //!   free or fresh slot (`chunk.listed` mirrors membership).
+//! - Every chunk is entered in the overflow handler's chunk table
+//!   (`chunk_table.rs`) from before its first slot is handed out until
+//!   before it is unmapped (unless that table is full).
 //!
 //! ## Costs
 //!
@@ -66,6 +69,7 @@ use std::io;
 use std::ptr::NonNull;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::chunk_table::{self, ChunkTable};
 use super::error::{os_failure, Op};
 use super::guard::{self, GuardKind};
 use super::page_size;
@@ -218,6 +222,8 @@ struct Chunk {
     live: usize,
     /// Whether the chunk is in its class's `open` list.
     listed: bool,
+    /// Its entry in the overflow handler's chunk table.
+    table_index: chunk_table::Index,
 }
 
 impl Chunk {
@@ -260,6 +266,8 @@ struct Allocator {
     retained_bytes: usize,
     /// Sum of the slot sizes of all dirty slots.
     dirty_bytes: usize,
+    /// Every chunk in `chunks` is entered there while it is mapped.
+    table: ChunkTable,
 }
 
 static ALLOCATOR: Mutex<Allocator> = Mutex::new(Allocator {
@@ -270,6 +278,7 @@ static ALLOCATOR: Mutex<Allocator> = Mutex::new(Allocator {
     mapped_bytes: 0,
     retained_bytes: 0,
     dirty_bytes: 0,
+    table: ChunkTable::new(),
 });
 
 /// Locks the allocator. Nothing panics while holding it, but if something
@@ -338,7 +347,11 @@ pub(super) fn allocate(size: usize, guard_pages: usize, kind: GuardKind) -> io::
         if c.kind == GuardKind::Madvise {
             c.next_slots = (nslots * 2).min(max_slots);
         }
+        let mut chunk = chunk;
         let start = chunk.start();
+        chunk.table_index = a
+            .table
+            .insert(start, chunk.map.len(), slot_bytes, chunk.guard);
         a.mapped_bytes += chunk.map.len();
         a.chunks.insert(start, chunk);
         a.classes[class].open.push(start);
@@ -367,6 +380,7 @@ fn map_chunk(class: usize, slot_bytes: usize, guard: usize, nslots: usize) -> io
         dirty: Vec::new(),
         live: 0,
         listed: true,
+        table_index: chunk_table::NONE,
     })
 }
 
@@ -453,6 +467,7 @@ impl Allocator {
     /// (unmaps) it after releasing the lock.
     fn remove(&mut self, start: usize) -> Option<Chunk> {
         let chunk = self.chunks.remove(&start)?;
+        self.table.remove(chunk.table_index);
         if chunk.listed {
             let open = &mut self.classes[chunk.class].open;
             if let Some(i) = open.iter().rposition(|&s| s == start) {

@@ -124,8 +124,11 @@
 //!
 //! The `overflow` submodule (crate-private) installs, once per process, a
 //! `SIGSEGV`/`SIGBUS` handler running on an alternate signal stack. A fault
-//! in the running fiber's guard prints
-//! `fiber '<name>' overflowed its <N> KiB stack` and aborts; any other fault
+//! in the guard of the stack the faulting thread runs on prints
+//! `fiber '<name>' overflowed its <N> KiB stack` and aborts (the handler
+//! finds the stack's slot from the fault address, through a table of the
+//! mapped chunks, and the name at the slot's top, so switches keep no
+//! record of the running fiber); any other fault
 //! goes to the handler that was installed before (normally Rust's own, which
 //! reports overflows of ordinary threads). Creating a coroutine installs it;
 //! [`install_overflow_handler`] does it explicitly.
@@ -136,6 +139,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod altstack;
 mod chunk;
+mod chunk_table;
 mod error;
 mod guard;
 pub(crate) mod overflow;

@@ -3,79 +3,128 @@
 //! A fiber that runs off the low end of its stack touches the guard region
 //! and gets `SIGSEGV` (or `SIGBUS`). Left alone that kills the process with
 //! no word of which fiber it was. Here a handler for both signals, running on
-//! an alternate signal stack (the faulting stack has no room left), checks
-//! the fault address against the guard of the fiber running on this thread:
+//! an alternate signal stack (the faulting stack has no room left), finds
+//! the fiber from the fault address alone:
 //!
-//! - inside it: write `fiber '<name>' overflowed its <N> KiB stack` to
-//!   stderr with one `write(2)` and `abort()`;
-//! - anywhere else: hand the signal to the handler that was installed before
-//!   ours (saved at install time). If that was `SIG_DFL` or `SIG_IGN`, reset
-//!   the signal to `SIG_DFL` and return, so that the faulting instruction
-//!   runs again and the kernel kills the process with the original signal.
-//!   Rust's runtime installs a handler at startup that reports overflows of
-//!   ordinary threads (`thread '<name>' has overflowed its stack`); chaining
-//!   to it keeps that report.
+//! 1. the chunk table (`chunk_table.rs`) says which stack slot holds the
+//!    address and how large that slot's guard is; the address must lie in
+//!    the guard;
+//! 2. the interrupted thread's stack pointer (from the signal's `ucontext`)
+//!    must lie in the same slot: the thread was running on that stack, so
+//!    the fault is that stack's overflow and not, say, a write running off
+//!    the top of the neighbouring slot;
+//! 3. the [`FiberInfo`] at the top of the slot must be a live one (its
+//!    magic word set); it gives the name, the slot gives the size.
+//!
+//! Then: write `fiber '<name>' overflowed its <N> KiB stack` to stderr with
+//! one `write(2)` and `abort()`. Anything else goes to the handler that was
+//! installed before ours (saved at install time). If that was `SIG_DFL` or
+//! `SIG_IGN`, reset the signal to `SIG_DFL` and return, so that the faulting
+//! instruction runs again and the kernel kills the process with the original
+//! signal. Rust's runtime installs a handler at startup that reports
+//! overflows of ordinary threads (`thread '<name>' has overflowed its
+//! stack`); chaining to it keeps that report.
+//!
+//! A switch does no bookkeeping for this: there is no per-thread "running
+//! fiber" record to keep up to date, and so none to get wrong (a record
+//! swapped on each resume was wrong after a coroutine suspended the chain of
+//! coroutines it runs in, and an inner coroutine's overflow went unreported).
 //!
 //! ## Invariants
 //!
-//! - `CURRENT` is this thread's pointer to the running fiber's [`FiberInfo`],
-//!   or null on the thread's own stack. It is a const-initialised
-//!   thread-local `Cell` with no destructor: reading it is a plain load,
-//!   valid in a signal handler, and [`swap_current`] (called on every
-//!   resume) is two instructions.
-//! - A non-null `CURRENT` points at a `FiberInfo` that stays valid and
-//!   unchanged while it is current (the coroutine keeps it on the fiber's own
-//!   stack, above anything the fiber can overwrite).
+//! - A coroutine writes its [`FiberInfo`] at [`FiberInfo::address`] of its
+//!   stack when it is created ([`FiberInfo::publish`]) and clears its
+//!   magic word ([`FiberInfo::retire`]) before the stack can be reused. In
+//!   between the record is never changed, and its name stays valid (the
+//!   coroutine owns it).
+//! - The top of a slot is mapped, readable memory for as long as its chunk
+//!   is in the chunk table (the table's invariants), so the handler may read
+//!   a record there even if it is stale or was never written; the checks in
+//!   step 3 reject those.
 //! - The previous actions are written before our handler is installed, and
 //!   never again; the handler only reads them.
-//! - The handler allocates nothing and takes no lock: it reads
-//!   thread-locals and statics, formats into a buffer on the signal stack,
-//!   and calls only async-signal-safe functions (`write`, `abort`,
-//!   `sigaction`, `raise`).
+//! - The handler allocates nothing and takes no lock: it reads statics and
+//!   the slot's memory, formats into a buffer on the signal stack, and calls
+//!   only async-signal-safe functions (`write`, `abort`, `sigaction`,
+//!   `raise`).
 //! - [`ensure_installed`] leaves this thread with *some* alternate signal
 //!   stack: the one it had (Rust gives one to every thread it starts), or one
 //!   of ours, freed when the thread exits.
 
 use std::cell::{Cell, UnsafeCell};
-use std::mem::MaybeUninit;
+use std::mem::{align_of, size_of, MaybeUninit};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
-use super::altstack;
+use super::{altstack, chunk_table};
 
-/// What the overflow handler needs to know about the running fiber.
-///
-/// The coroutine layer writes one at the top of each fiber's stack and makes
-/// it current with [`swap_current`] while the fiber runs.
+/// What the overflow handler needs to know about a fiber, at the top of its
+/// stack: its name. (The stack's size and guard come from the chunk table.)
 #[derive(Debug)]
 pub(crate) struct FiberInfo {
-    /// First address of the fiber stack's guard region.
-    pub(crate) guard_start: usize,
-    /// One past the last address of the guard region.
-    pub(crate) guard_end: usize,
-    /// Usable bytes of the stack (reported in KiB).
-    pub(crate) stack_size: usize,
-    /// The fiber's name, UTF-8, valid while this record is current; null
-    /// for an unnamed fiber.
+    /// [`FiberInfo::MAGIC`] while the record is live, 0 after
+    /// [`retire`](FiberInfo::retire).
+    magic: u64,
+    /// The fiber's name, UTF-8, valid while this record is live; null for
+    /// an unnamed fiber.
     pub(crate) name_ptr: *const u8,
     /// Bytes at `name_ptr`; 0 for an unnamed fiber.
     pub(crate) name_len: usize,
 }
 
-thread_local! {
-    /// The running fiber's record, or null.
-    static CURRENT: Cell<*const FiberInfo> = const { Cell::new(ptr::null()) };
-    /// Whether this thread has run [`ensure_installed`] to the end.
-    static READY: Cell<bool> = const { Cell::new(false) };
+impl FiberInfo {
+    /// "SPNDLFIB": marks a live record.
+    const MAGIC: u64 = 0x5350_4E44_4C46_4942;
+
+    /// Where the record of the stack whose top is `base` lives: the highest
+    /// suitably aligned place below `base`. The handler finds it there.
+    #[inline]
+    pub(crate) fn address(base: usize) -> usize {
+        (base - size_of::<FiberInfo>()) & !(align_of::<FiberInfo>() - 1)
+    }
+
+    /// Writes a live record naming the fiber `name` at
+    /// [`FiberInfo::address`]`(base)`, one field at a time (three stores).
+    ///
+    /// # Safety
+    ///
+    /// `base` must be the top of a stack the caller owns, with room for the
+    /// record below it; the name must stay valid until [`retire`].
+    ///
+    /// [`retire`]: FiberInfo::retire
+    #[inline]
+    pub(crate) unsafe fn publish(base: usize, name: Option<&str>) {
+        let info = FiberInfo::address(base) as *mut FiberInfo;
+        // SAFETY: forwarded from the caller; the place is aligned for a
+        // FiberInfo (`address`).
+        unsafe {
+            ptr::addr_of_mut!((*info).magic).write(FiberInfo::MAGIC);
+            ptr::addr_of_mut!((*info).name_ptr).write(name.map_or(ptr::null(), str::as_ptr));
+            ptr::addr_of_mut!((*info).name_len).write(name.map_or(0, str::len));
+        }
+    }
+
+    /// Marks the record of the stack whose top is `base` as dead, so that a
+    /// later fault on that stack (reused by code that writes no record)
+    /// never reads a stale name.
+    ///
+    /// # Safety
+    ///
+    /// A record must have been published at `base`, on a stack the caller
+    /// still owns.
+    #[inline]
+    pub(crate) unsafe fn retire(base: usize) {
+        let info = FiberInfo::address(base) as *mut FiberInfo;
+        // SAFETY: forwarded from the caller; volatile so the store is kept
+        // even though nothing in this program reads it afterwards.
+        unsafe { ptr::addr_of_mut!((*info).magic).write_volatile(0) }
+    }
 }
 
-/// Makes `info` the running fiber's record (null: no fiber, the thread's own
-/// stack) and returns the previous one, to be restored when the fiber
-/// suspends.
-#[inline]
-pub(crate) fn swap_current(info: *const FiberInfo) -> *const FiberInfo {
-    CURRENT.replace(info)
+thread_local! {
+    /// Whether this thread has run [`ensure_installed`] to the end.
+    static READY: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Installs the process-wide handler (once) and makes sure this thread has
@@ -166,28 +215,74 @@ extern "C" fn on_fault(
     // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo_t; for
     // SIGSEGV and SIGBUS `si_addr` is the union member in use.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let current = CURRENT.try_with(Cell::get).unwrap_or(ptr::null());
-    if !current.is_null() {
-        // SAFETY: a non-null CURRENT points at the running fiber's record,
-        // valid while it is current (module invariants).
-        let fiber = unsafe { &*current };
-        if (fiber.guard_start..fiber.guard_end).contains(&addr) {
-            report(fiber);
-            // SAFETY: abort is async-signal-safe and never returns.
-            unsafe { libc::abort() };
-        }
+    // SAFETY: with SA_SIGINFO the kernel passes the interrupted context.
+    let sp = unsafe { interrupted_sp(context) };
+    if let Some(fiber) = overflowed_fiber(addr, sp) {
+        report(&fiber);
+        // SAFETY: abort is async-signal-safe and never returns.
+        unsafe { libc::abort() };
     }
     // SAFETY: the arguments are the ones the kernel gave this handler.
     unsafe { chain(signal, info, context) };
 }
 
+/// The stack pointer of the interrupted thread.
+///
+/// # Safety
+///
+/// `context` must be the `ucontext_t` the kernel passed to an SA_SIGINFO
+/// handler.
+unsafe fn interrupted_sp(context: *mut libc::c_void) -> usize {
+    let context = context as *const libc::ucontext_t;
+    // SAFETY: see the function's contract.
+    #[cfg(target_arch = "x86_64")]
+    let sp = unsafe { (*context).uc_mcontext.gregs[libc::REG_RSP as usize] as usize };
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    let sp = unsafe { (*context).uc_mcontext.sp as usize };
+    sp
+}
+
+/// The record of the fiber whose stack overflowed, if a fault at `addr`
+/// with the stack pointer at `sp` is one (the three steps of the module
+/// docs). Reads only the chunk table and the slot's memory.
+fn overflowed_fiber(addr: usize, sp: usize) -> Option<Overflow> {
+    let slot = chunk_table::find(addr)?;
+    let (low, base) = (slot.low, slot.low + slot.bytes);
+    if addr >= low + slot.guard || !(low..base).contains(&sp) {
+        return None;
+    }
+    // SAFETY: the record's place is inside the slot's usable memory, which
+    // is mapped while its chunk is in the table (module invariants); any
+    // bit pattern is a valid FiberInfo (integers and a raw pointer), and the
+    // checks below reject one that is not live.
+    let fiber = unsafe { ptr::read_volatile(FiberInfo::address(base) as *const FiberInfo) };
+    (fiber.magic == FiberInfo::MAGIC).then_some(Overflow {
+        name_ptr: fiber.name_ptr,
+        name_len: fiber.name_len,
+        stack_size: slot.bytes - slot.guard,
+    })
+}
+
+/// What the handler reports: a fiber's name and its stack's usable size.
+#[derive(Debug)]
+struct Overflow {
+    /// As [`FiberInfo::name_ptr`].
+    name_ptr: *const u8,
+    /// As [`FiberInfo::name_len`].
+    name_len: usize,
+    /// Usable bytes of the stack (reported in KiB).
+    stack_size: usize,
+}
+
 /// Writes `fiber '<name>' overflowed its <N> KiB stack` to stderr.
-fn report(fiber: &FiberInfo) {
+fn report(fiber: &Overflow) {
     let name: &[u8] = if fiber.name_ptr.is_null() || fiber.name_len == 0 {
         b"<unnamed>"
     } else {
-        // SAFETY: FiberInfo's contract: `name_ptr` points at `name_len`
-        // bytes that stay valid while the record is current.
+        // SAFETY: a live record's `name_ptr` points at `name_len` bytes
+        // that stay valid while it is live (module invariants); the fiber
+        // is running, so its coroutine is alive.
         unsafe { std::slice::from_raw_parts(fiber.name_ptr, fiber.name_len) }
     };
     let mut line = Line::new();

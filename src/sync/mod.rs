@@ -10,6 +10,10 @@
 //! | [`Semaphore`] | `asyncio.Semaphore`, tokio's `Semaphore` | `acquire` |
 //! | [`WaitGroup`] | Go's `sync.WaitGroup` | `wait` |
 //! | [`Barrier`] | `std::sync::Barrier` | `wait` |
+//! | [`select!`](crate::select), [`Select`] | Go's `select`, crossbeam-channel's `select!` | until one of several channel operations can go ahead |
+//! | [`RwLock`] | `std::sync::RwLock`, tokio's `RwLock` | `read`, `write` |
+//! | [`Event`] | `asyncio.Event`, gevent's `Event` | `wait` |
+//! | [`OnceCell`] | `std::cell::OnceCell`, tokio's `OnceCell` | `get_or_init` while another fiber initialises |
 //!
 //! ## One runtime, one thread
 //!
@@ -38,18 +42,29 @@
 
 mod barrier;
 mod condvar;
+mod event;
 mod mpsc;
 mod mutex;
+mod once_cell;
+mod rwlock;
+mod select;
+mod select_macro;
 mod semaphore;
 mod wait_group;
 pub(crate) mod wait_queue;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
+pub use event::Event;
 pub use mpsc::{
     channel, sync_channel, IntoIter, Iter, Receiver, RecvError, RecvTimeoutError, SendError,
     Sender, SyncSender, TryIter, TryRecvError, TrySendError,
 };
 pub use mutex::{Mutex, MutexGuard};
+pub use once_cell::OnceCell;
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use select::{
+    Select, SelectRecv, SelectSend, SelectTimeoutError, SelectedOperation, TrySelectError,
+};
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use wait_group::WaitGroup;

@@ -28,6 +28,20 @@
 //! calls the primitive's `on_abandon` with the grant, on the unwinding
 //! fiber, so the primitive can give it back or pass the notification on.
 //! That is how a cancelled waiter never loses a permit, a lock or a wake-up.
+//!
+//! ## Waiting on several queues at once
+//!
+//! [`wait_any`] (what [`select!`](crate::select) parks in) links one
+//! waiter per queue, all naming the same fiber, and parks until any of
+//! them is notified. On every way out it unlinks the waiters that were not
+//! notified. A queue that notified one of them may have done so instead of
+//! notifying another waiter; so the caller gets the set of queues that
+//! notified it and must pass on ([`WaitQueue::notify_one`]) each
+//! notification it does not use, and if the fiber unwinds out of the wait
+//! instead, `wait_any` passes every one of them on itself. This fits
+//! queues whose notifications are hints ("look again": a channel's), not
+//! grants that transfer ownership (a lock's): a passed-on hint at worst
+//! wakes a waiter that finds nothing and waits again.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -209,6 +223,129 @@ impl WaitQueue {
             if timer.as_ref().is_some_and(|t| t.fired()) {
                 return Waited::TimedOut;
             }
+        }
+    }
+}
+
+/// One waiter of [`wait_any`] and the queue it waits in, with a `tag` for
+/// the caller (which operation it belongs to). The caller keeps the slots
+/// in a slice that `wait_any` borrows, so they stay put while linked.
+pub(crate) struct WaitSlot<'q> {
+    queue: &'q WaitQueue,
+    waiter: Waiter,
+    tag: usize,
+}
+
+impl<'q> WaitSlot<'q> {
+    /// A slot for the fiber of `p` in `queue`, not linked.
+    pub(crate) fn new(p: &Parker, queue: &'q WaitQueue, tag: usize) -> WaitSlot<'q> {
+        WaitSlot {
+            queue,
+            waiter: Waiter {
+                waker: p.waker(),
+                request: 0,
+                notified: Cell::new(false),
+            },
+            tag,
+        }
+    }
+
+    /// The queue this slot waits in.
+    pub(crate) fn queue(&self) -> &'q WaitQueue {
+        self.queue
+    }
+
+    /// The caller's tag.
+    pub(crate) fn tag(&self) -> usize {
+        self.tag
+    }
+
+    /// Whether the queue notified this slot in the last [`wait_any`].
+    pub(crate) fn notified(&self) -> bool {
+        self.waiter.notified.get()
+    }
+}
+
+/// Unlinks the waiters of [`wait_any`] on every way out, and passes on
+/// the notifications of an abandoned wait.
+struct Registrations<'a, 'q> {
+    slots: &'a [WaitSlot<'q>],
+    /// Whether the notifications received must be passed on (the wait is
+    /// being abandoned rather than returning them to the caller).
+    pass_on: bool,
+}
+
+impl Drop for Registrations<'_, '_> {
+    fn drop(&mut self) {
+        for slot in self.slots {
+            if slot.waiter.notified.get() {
+                if self.pass_on {
+                    slot.queue.notify_one();
+                }
+            } else {
+                let me = NonNull::from(&slot.waiter);
+                let mut list = slot.queue.list.borrow_mut();
+                if let Some(pos) = list.iter().position(|&w| w == me) {
+                    list.remove(pos);
+                }
+            }
+        }
+    }
+}
+
+/// Parks the running fiber in every slot's queue until one of them
+/// notifies it, `deadline` passes, or the runtime shuts down (see the
+/// [module docs](self), "Waiting on several queues at once"). The slots
+/// must name the running fiber (made with its [`Parker`]).
+///
+/// `registered` runs once every slot is linked and before the fiber first
+/// parks. On [`Waited::Notified`], [`WaitSlot::notified`] says which
+/// queues notified the fiber (at least one did), and the caller owns those
+/// notifications: it must pass on each it does not use. On every other way
+/// out, including an unwind, nothing is owed. Two slots may share a queue.
+///
+/// # Panics
+///
+/// As [`WaitQueue::wait`].
+pub(crate) fn wait_any(
+    p: &Parker,
+    what: &'static str,
+    slots: &[WaitSlot<'_>],
+    deadline: Option<Instant>,
+    registered: impl FnOnce(),
+) -> Waited {
+    for slot in slots {
+        slot.waiter.notified.set(false);
+    }
+    if p.checkpoint().is_err() {
+        return Waited::Interrupted;
+    }
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Waited::TimedOut;
+    }
+    for slot in slots {
+        slot.queue
+            .list
+            .borrow_mut()
+            .push_back(NonNull::from(&slot.waiter));
+    }
+    let mut registrations = Registrations {
+        slots,
+        pass_on: true,
+    };
+    registered();
+    let timer = deadline.map(|d| p.timer(d));
+    loop {
+        let parked = p.park(what);
+        if slots.iter().any(WaitSlot::notified) {
+            registrations.pass_on = false; // the caller owns them now
+            return Waited::Notified;
+        }
+        if parked.is_err() {
+            return Waited::Interrupted;
+        }
+        if timer.as_ref().is_some_and(|t| t.fired()) {
+            return Waited::TimedOut;
         }
     }
 }

@@ -41,7 +41,14 @@ fn the_report_names_each_fibers_primitive() {
             wg.add(1);
             let barrier = Rc::new(Barrier::new(2));
             let (tx, rx) = sync_channel::<u32>(0);
-            let _keep = (Rc::clone(&sem), wg.clone(), rx);
+            let rw = Rc::new(RwLock::new(()));
+            let reader = Rc::clone(&rw);
+            let read_held = reader.read();
+            let ev = Rc::new(Event::new());
+            let cell = Rc::new(OnceCell::<u32>::new());
+            let c = Rc::clone(&cell);
+            let (_tx2, rx2) = channel::<u32>();
+            let _keep = (Rc::clone(&sem), wg.clone(), rx, Rc::clone(&ev));
             let hs = vec![
                 named("locker", Box::new(move || drop(m.lock()))),
                 named("cv", Box::new(move || drop(st.1.wait(st.0.lock())))),
@@ -59,9 +66,26 @@ fn the_report_names_each_fibers_primitive() {
                         let _ = tx.send(1);
                     }),
                 ),
+                named("writer", Box::new(move || drop(rw.write()))),
+                named("event", Box::new(move || ev.wait())),
+                named(
+                    "init",
+                    Box::new(move || {
+                        c.get_or_init(|| {
+                            let _ = spindle::select! { recv(rx2) -> m => m };
+                            0
+                        });
+                    }),
+                ),
+                named(
+                    "cell",
+                    Box::new(move || {
+                        cell.get_or_init(|| 1);
+                    }),
+                ),
             ];
             spindle::join_all(hs);
-            drop(held);
+            drop((held, read_held));
         })
     });
     let msg = panic_message(&*r.unwrap_err());
@@ -76,6 +100,10 @@ fn the_report_names_each_fibers_primitive() {
         ("wg", "WaitGroup::wait"),
         ("barrier", "Barrier::wait"),
         ("sender", "SyncSender::send"),
+        ("writer", "RwLock::write"),
+        ("event", "Event::wait"),
+        ("init", "Select::select"),
+        ("cell", "OnceCell::get_or_init"),
     ] {
         let line = format!("\"{name}\" [waiting on a sync primitive: spindle::sync::{what}]");
         assert!(msg.contains(&line), "missing {line:?} in\n{msg}");

@@ -4,7 +4,8 @@
 //! One file per area: `channel` (close semantics, iterators, drops),
 //! `bounded` (back-pressure, `try_send`, `send_timeout`, rendezvous), `mutex`
 //! (FIFO handoff, exclusion across suspension points), `semaphore`,
-//! `condvar`, `wait_group`, `barrier`, `cancel` (a fiber cancelled while
+//! `condvar`, `wait_group`, `barrier`, `rwlock`, `event`,
+//! `once_cell`, `select`, `cancel` (a fiber cancelled while
 //! blocked on each primitive), `deadlock` (the report names the primitive)
 //! and `outside` (calls made with no runtime).
 //!
@@ -21,8 +22,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use spindle::sync::{
-    channel, sync_channel, Barrier, Condvar, Mutex, Receiver, RecvError, RecvTimeoutError,
-    Semaphore, SendError, Sender, TryRecvError, TrySendError, WaitGroup,
+    channel, sync_channel, Barrier, Condvar, Event, Mutex, OnceCell, Receiver, RecvError,
+    RecvTimeoutError, RwLock, Semaphore, SendError, Sender, TryRecvError, TrySendError, WaitGroup,
 };
 use spindle::{JoinError, JoinHandle, TaskId, TaskState};
 
@@ -32,8 +33,12 @@ mod cancel;
 mod channel;
 mod condvar;
 mod deadlock;
+mod event;
 mod mutex;
+mod once_cell;
 mod outside;
+mod rwlock;
+mod select;
 mod semaphore;
 mod wait_group;
 

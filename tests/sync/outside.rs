@@ -49,6 +49,32 @@ fn calls_that_need_not_wait_work_outside_a_runtime() {
     let cv = Condvar::new();
     cv.notify_one();
     cv.notify_all();
+
+    let lock = RwLock::new(1);
+    drop((lock.read(), lock.read()));
+    *lock.write() += 1;
+    assert_eq!(lock.into_inner(), 2);
+
+    let ev = Event::new();
+    ev.set();
+    ev.wait();
+    assert!(ev.wait_timeout(Duration::from_secs(1)));
+
+    let cell = OnceCell::new();
+    assert_eq!(*cell.get_or_init(|| 3), 3);
+
+    let (tx, rx) = channel();
+    tx.send(4).unwrap();
+    let got = spindle::select! {
+        recv(rx) -> m => m,
+        default => Ok(0),
+    };
+    assert_eq!(got, Ok(4));
+    let got = spindle::select! {
+        recv(rx) -> m => m,
+        default => Ok(0),
+    };
+    assert_eq!(got, Ok(0), "empty: the default runs");
 }
 
 /// Calls that would have to wait panic with no runtime, naming the call
@@ -111,5 +137,25 @@ fn calls_that_must_wait_panic_outside_a_runtime() {
     let barrier = Barrier::new(2);
     expect_panic("spindle::sync::Barrier::wait", || {
         let _ = barrier.wait();
+    });
+
+    let lock = RwLock::new(());
+    let r = lock.read();
+    expect_panic("spindle::sync::RwLock::write", || drop(lock.write()));
+    drop(r);
+    assert!(lock.try_write().is_some(), "the failed write left no trace");
+
+    let ev = Event::new();
+    expect_panic("spindle::sync::Event::wait", || ev.wait());
+
+    let cell = OnceCell::new();
+    expect_panic("spindle::sync::OnceCell::get_or_init", || {
+        cell.get_or_init(|| *cell.get_or_init(|| 1));
+    });
+    assert_eq!(cell.get(), None, "the panicking initialiser left it empty");
+
+    let (_tx, rx) = channel::<u32>();
+    expect_panic("spindle::sync::Select::select", || {
+        let _ = spindle::select! { recv(rx) -> m => m };
     });
 }

@@ -1,12 +1,13 @@
-//! Tests of the overflow handler that need no coroutine: they make a
-//! [`FiberInfo`] for a real [`Stack`] current by hand, then touch its guard
-//! from the thread's own stack. Each crash runs in a child process (this
-//! test binary, re-run on one test).
+//! Tests of the overflow handler: a coroutine on a given [`Stack`] writes
+//! one byte into its own guard (a stand-in for a deep recursion, so each
+//! case is exact about the address). Each crash runs in a child process
+//! (this test binary, re-run on one test).
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output};
 
-use super::{ensure_installed, swap_current, FiberInfo};
+use super::{ensure_installed, overflowed_fiber, FiberInfo};
+use crate::coroutine::{Builder, Yielder};
 use crate::stack::{GuardKind, Stack};
 
 const CASE: &str = "SPINDLE_OVERFLOW_UNIT_CASE";
@@ -24,22 +25,33 @@ fn is_child(case: &str) -> bool {
     std::env::var(CASE).is_ok_and(|c| c == case)
 }
 
-/// Makes a record for `stack` named `name` current, then writes one byte
-/// into its guard. Returns only if the write did not fault.
-fn fault_in_guard(stack: &Stack, name: Option<&str>) {
-    ensure_installed();
-    let info = FiberInfo {
-        guard_start: stack.guard().start,
-        guard_end: stack.guard().end,
-        stack_size: stack.size(),
-        name_ptr: name.map_or(std::ptr::null(), str::as_ptr),
-        name_len: name.map_or(0, str::len),
-    };
-    let prev = swap_current(&info);
-    // SAFETY: deliberately faults (the guard is inaccessible); the handler
-    // aborts the process before this returns.
-    unsafe { std::ptr::write_volatile((stack.guard().end - 1) as *mut u8, 1) };
-    swap_current(prev);
+/// Runs a coroutine named `name` on `stack` that writes one byte at
+/// `target(stack's guard)`. Returns only if the write did not fault.
+fn fault_in_fiber(stack: Stack, name: Option<&str>, target: fn(std::ops::Range<usize>) -> usize) {
+    let addr = target(stack.guard());
+    let mut builder = Builder::new().stack(stack);
+    if let Some(name) = name {
+        builder = builder.name(name);
+    }
+    let mut co = builder
+        .build(move |_: &Yielder<(), ()>, ()| {
+            // SAFETY: deliberately faults (the guard is inaccessible, and
+            // the other targets are unmapped); the handler aborts the
+            // process or the default action kills it.
+            unsafe { std::ptr::write_volatile(std::hint::black_box(addr) as *mut u8, 1) };
+        })
+        .unwrap();
+    co.resume(());
+}
+
+/// The guard's highest byte: where an overflow first lands.
+fn top_of_guard(guard: std::ops::Range<usize>) -> usize {
+    guard.end - 1
+}
+
+/// Overflows a fiber named `name` on `stack` (a write to its guard's top).
+fn fault_in_guard(stack: Stack, name: Option<&str>) {
+    fault_in_fiber(stack, name, top_of_guard);
 }
 
 fn stderr(out: &Output) -> String {
@@ -50,7 +62,7 @@ fn stderr(out: &Output) -> String {
 fn guard_hit_is_reported_with_name() {
     if is_child("named") {
         let stack = Stack::new(64 * 1024).unwrap();
-        fault_in_guard(&stack, Some("deep"));
+        fault_in_guard(stack, Some("deep"));
         return;
     }
     let out = run_child(
@@ -69,7 +81,7 @@ fn guard_hit_is_reported_with_name() {
 fn guard_hit_of_unnamed_fiber() {
     if is_child("unnamed") {
         let stack = Stack::new(Stack::DEFAULT_SIZE).unwrap();
-        fault_in_guard(&stack, None);
+        fault_in_guard(stack, None);
         return;
     }
     let out = run_child(
@@ -88,7 +100,7 @@ fn guard_hit_of_unnamed_fiber() {
 fn guard_hit_with_mprotect_guard() {
     if is_child("mprotect") {
         let stack = Stack::with_guard(32 * 1024, GuardKind::Mprotect).unwrap();
-        fault_in_guard(&stack, Some("fallback"));
+        fault_in_guard(stack, Some("fallback"));
         return;
     }
     let out = run_child(
@@ -108,7 +120,7 @@ fn long_name_is_cut() {
     if is_child("long") {
         let name = "x".repeat(1000);
         let stack = Stack::new(64 * 1024).unwrap();
-        fault_in_guard(&stack, Some(&name));
+        fault_in_guard(stack, Some(&name));
         return;
     }
     let out = run_child("stack::overflow::tests::long_name_is_cut", "long");
@@ -124,17 +136,8 @@ fn long_name_is_cut() {
 fn fault_outside_the_guard_is_passed_on() {
     if is_child("outside") {
         let stack = Stack::new(64 * 1024).unwrap();
-        ensure_installed();
-        let info = FiberInfo {
-            guard_start: stack.guard().start,
-            guard_end: stack.guard().end,
-            stack_size: stack.size(),
-            name_ptr: "deep".as_ptr(),
-            name_len: 4,
-        };
-        swap_current(&info);
-        // SAFETY: deliberately faults: nothing is mapped at address 16.
-        unsafe { std::ptr::write_volatile(std::hint::black_box(16usize) as *mut u8, 1) };
+        // Nothing is mapped at address 16.
+        fault_in_fiber(stack, Some("deep"), |_| 16);
         return;
     }
     let out = run_child(
@@ -145,18 +148,60 @@ fn fault_outside_the_guard_is_passed_on() {
     assert!(!stderr(&out).contains("overflowed"), "{}", stderr(&out));
 }
 
+/// The handler's decision, without a signal: a guard address with the
+/// stack pointer in the slot finds the live record; the stack pointer
+/// elsewhere, an address outside the guard, or a retired record, nothing.
 #[test]
-fn swap_current_returns_previous() {
-    let a = FiberInfo {
-        guard_start: 1,
-        guard_end: 2,
-        stack_size: 3,
-        name_ptr: std::ptr::null(),
-        name_len: 0,
-    };
-    let old = swap_current(&a);
-    assert!(old.is_null());
-    assert_eq!(swap_current(old), &a as *const FiberInfo);
+fn only_a_live_record_with_the_stack_pointer_in_its_slot_is_reported() {
+    ensure_installed();
+    let stack = Stack::new(64 * 1024).unwrap();
+    let guard = stack.guard();
+    let base = stack.base() as usize;
+    let name = String::from("probe");
+    // SAFETY: the stack is ours and unused; the name outlives the record
+    // (retired below).
+    unsafe { FiberInfo::publish(base, Some(&name)) };
+    let sp_inside = stack.limit() as usize + 64;
+    let found = overflowed_fiber(guard.end - 1, sp_inside).expect("a live record");
+    assert_eq!(
+        (found.name_ptr, found.name_len),
+        (name.as_ptr(), name.len())
+    );
+    assert_eq!(found.stack_size, 64 * 1024);
+    let local = 0u8;
+    let sp_elsewhere = &local as *const u8 as usize;
+    assert!(overflowed_fiber(guard.end - 1, sp_elsewhere).is_none());
+    assert!(
+        overflowed_fiber(guard.end, sp_inside).is_none(),
+        "not the guard"
+    );
+    assert!(overflowed_fiber(16, sp_inside).is_none(), "not a stack");
+    // SAFETY: published above, on a stack we still own.
+    unsafe { FiberInfo::retire(base) };
+    assert!(
+        overflowed_fiber(guard.end - 1, sp_inside).is_none(),
+        "retired"
+    );
+}
+
+/// With a guard of several pages, the handler takes any address in it
+/// (not only the page below the limit) and reports the usable size.
+#[test]
+fn every_page_of_a_large_guard_is_reported() {
+    ensure_installed();
+    let stack = Stack::with_guard_pages(64 * 1024, 16).unwrap();
+    let guard = stack.guard();
+    let base = stack.base() as usize;
+    // SAFETY: the stack is ours and unused; retired below.
+    unsafe { FiberInfo::publish(base, None) };
+    let sp_inside = stack.limit() as usize + 64;
+    for addr in [guard.start, guard.start + guard.len() / 2, guard.end - 1] {
+        let found = overflowed_fiber(addr, sp_inside).expect("in the guard");
+        assert_eq!(found.stack_size, 64 * 1024, "{addr:#x}");
+    }
+    assert!(overflowed_fiber(guard.end, sp_inside).is_none());
+    // SAFETY: published above, on a stack we still own.
+    unsafe { FiberInfo::retire(base) };
 }
 
 #[test]

@@ -25,6 +25,12 @@
 //!   message back out, and until it has, receivers leave a message whose
 //!   sender has a cancel pending where it is: a message is never delivered
 //!   by a send that reported nothing.
+//! - [`select!`](crate::select) waits on these same queues (`select.rs` in
+//!   this module says what each operation waits for). One more queue
+//!   serves it: `offers_waiting`, the selects that would send on a
+//!   rendezvous channel, wait there for a receiver to arrive (a select
+//!   sends on a rendezvous channel only to a waiting receiver, as
+//!   `try_send` does); a receiver that parks notifies one of them.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -33,6 +39,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
+
+mod select;
 
 use super::wait_queue::{WaitQueue, Waited};
 use crate::runtime::wait::{LocalWaker, Parker};
@@ -46,6 +54,8 @@ struct Chan<T> {
     receiver_alive: Cell<bool>,
     receivers_waiting: WaitQueue,
     senders_waiting: WaitQueue,
+    /// Rendezvous: selects waiting for a receiver to send to.
+    offers_waiting: WaitQueue,
     /// Messages ever sent and ever taken (rendezvous bookkeeping).
     sent: Cell<u64>,
     taken: Cell<u64>,
@@ -63,6 +73,7 @@ impl<T> Chan<T> {
             receiver_alive: Cell::new(true),
             receivers_waiting: WaitQueue::new(),
             senders_waiting: WaitQueue::new(),
+            offers_waiting: WaitQueue::new(),
             sent: Cell::new(0),
             taken: Cell::new(0),
             offering: Cell::new(None),
@@ -104,6 +115,15 @@ impl<T> Chan<T> {
         Some(t)
     }
 
+    /// A receiver has just started waiting: on a rendezvous channel, tell
+    /// a select that would send here.
+    #[inline]
+    fn receiver_arrived(&self) {
+        if self.capacity == Some(0) {
+            self.offers_waiting.notify_one();
+        }
+    }
+
     /// Whether a bounded sender may put a message in now.
     fn has_room(&self) -> bool {
         let len = self.buffer.borrow().len();
@@ -111,6 +131,15 @@ impl<T> Chan<T> {
             None => true,
             Some(0) => len == 0,
             Some(n) => len < n,
+        }
+    }
+
+    /// Whether `try_send` would put a message in now: there is room and,
+    /// on a rendezvous channel, a receiver waits for it.
+    fn can_send_now(&self) -> bool {
+        match self.capacity {
+            Some(0) => self.has_room() && !self.receivers_waiting.is_empty(),
+            _ => self.has_room(),
         }
     }
 
@@ -295,11 +324,7 @@ impl<T> SyncSender<T> {
         if !chan.receiver_alive.get() {
             return Err(TrySendError::Disconnected(t));
         }
-        let room = match chan.capacity {
-            Some(0) => chan.has_room() && !chan.receivers_waiting.is_empty(),
-            _ => chan.has_room(),
-        };
-        if !room {
+        if !chan.can_send_now() {
             return Err(TrySendError::Full(t));
         }
         chan.push(t);
@@ -545,7 +570,7 @@ impl<T> Receiver<T> {
 
     // Always inlined into the caller: this frame would otherwise be live
     // across the switch when the receiver parks, and its return afterwards
-    // mispredicted (see the runtime's `with_current`).
+    // mispredicted (see the runtime's `wait::Parker`).
     #[track_caller]
     #[inline(always)]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
@@ -568,7 +593,7 @@ impl<T> Receiver<T> {
                     RECV,
                     0,
                     deadline,
-                    || {},
+                    || chan.receiver_arrived(),
                     || {
                         chan.receivers_waiting.notify_one();
                     },

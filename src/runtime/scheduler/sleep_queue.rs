@@ -1,4 +1,4 @@
-//! Timers: the sleep queue, and [`sleep`] / [`sleep_until`].
+//! The sleep queue: every timer of one scheduler, earliest first.
 //!
 //! ## Data structure and cost
 //!
@@ -34,11 +34,9 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::scheduler::{current_raw, Scheduler};
-use super::slab::Key;
-use super::task::TaskState;
+use crate::runtime::task::Key;
 
 #[derive(PartialEq, Eq)]
 struct Entry {
@@ -158,128 +156,11 @@ impl SleepQueue {
     }
 }
 
-/// A live timer of the running task; dropping it abandons the timer if it
-/// has not fired (on every path out of a wait, unwinding included).
-pub(crate) struct Timer<'a> {
-    sched: &'a Scheduler,
-    key: Key,
-}
-
-impl<'a> Timer<'a> {
-    /// Sets a timer that wakes the task `key` at `deadline`.
-    pub(crate) fn set(sched: &'a Scheduler, key: Key, deadline: Instant) -> Timer<'a> {
-        let mut core = sched.core.borrow_mut();
-        let seq = core.sleep_queue.insert(deadline, key);
-        core.tasks
-            .get_mut(key)
-            .expect("a running task has a record")
-            .timer = seq;
-        Timer { sched, key }
-    }
-
-    /// Whether the timer has fired (its deadline has passed).
-    pub(crate) fn fired(&self) -> bool {
-        let core = self.sched.core.borrow();
-        core.tasks.get(self.key).map_or(true, |t| t.timer == 0)
-    }
-}
-
-impl Drop for Timer<'_> {
-    fn drop(&mut self) {
-        let mut core = self.sched.core.borrow_mut();
-        let core = &mut *core;
-        let Some(t) = core.tasks.get_mut(self.key) else {
-            return;
-        };
-        if t.timer != 0 {
-            t.timer = 0;
-            let tasks = &core.tasks;
-            core.sleep_queue
-                .abandon(|k, seq| tasks.get(k).is_some_and(|t| t.timer == seq));
-        }
-    }
-}
-
-/// Puts the running fiber to sleep for at least `dur`; other fibers run
-/// meanwhile.
-///
-/// A zero (or already elapsed) sleep still suspends: the fiber goes to the
-/// back of the run queue, as with [`yield_now`](crate::yield_now).
-///
-/// # Examples
-///
-/// ```
-/// use std::time::{Duration, Instant};
-///
-/// spindle::run(|| {
-///     let start = Instant::now();
-///     spindle::sleep(Duration::from_millis(5));
-///     assert!(start.elapsed() >= Duration::from_millis(5));
-/// });
-/// ```
-///
-/// # Panics
-///
-/// Outside a runtime. If the fiber is cancelled while it sleeps, the sleep
-/// unwinds it (see [`JoinHandle::cancel`](crate::JoinHandle::cancel)).
-#[track_caller]
-#[inline(always)]
-pub fn sleep(dur: Duration) {
-    let now = Instant::now();
-    // A deadline past what Instant can hold is a century away in practice.
-    let deadline = now
-        .checked_add(dur)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
-    sleep_until(deadline);
-}
-
-/// Puts the running fiber to sleep until `deadline` (never wakes it before).
-///
-/// A deadline in the past still suspends the fiber once, as
-/// [`yield_now`](crate::yield_now) does.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::{Duration, Instant};
-///
-/// spindle::run(|| {
-///     let deadline = Instant::now() + Duration::from_millis(3);
-///     spindle::sleep_until(deadline);
-///     assert!(Instant::now() >= deadline);
-/// });
-/// ```
-///
-/// # Panics
-///
-/// Outside a runtime; and as [`sleep`] when cancelled.
-#[track_caller]
-#[inline(always)]
-pub fn sleep_until(deadline: Instant) {
-    // No closure, so this inlines into the caller's frame (a frame live
-    // across the switch costs a mispredicted return: see `with_current`).
-    let (s, key) = current_raw("spindle::sleep_until");
-    // SAFETY: the scheduler outlives the running fiber (`current_raw`).
-    let s = unsafe { &*s };
-    if Instant::now() >= deadline {
-        let _ = s.yield_now(key);
-        return;
-    }
-    if s.checkpoint(key).is_err() {
-        return;
-    }
-    let timer = Timer::set(s, key, deadline);
-    loop {
-        if s.park(key, TaskState::Sleeping, 0).is_err() || timer.fired() {
-            return;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::slab::Slab;
+    use crate::runtime::task::Slab;
+    use std::time::Duration;
 
     #[test]
     fn equal_deadlines_pop_in_insertion_order_and_tombstones_are_bounded() {

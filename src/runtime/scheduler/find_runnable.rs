@@ -3,7 +3,7 @@
 //!
 //! In this order: wake the sleepers whose deadline has passed (the sleep
 //! queue, in deadline order); wake the fibers whose helper threads finished
-//! (the [`Remote`](super::blocking::Remote)); poll the reactor for fd
+//! (the [`Remote`](crate::runtime::driver::Remote)); poll the reactor for fd
 //! events. The poll does not block if some fiber is ready (and is skipped
 //! entirely when no fiber waits on an fd); otherwise it blocks until the
 //! earliest deadline, or for good if there is none.
@@ -18,7 +18,7 @@
 //! epoll forgets a closed fd silently, so a fiber waiting on it would never
 //! wake. Before blocking (for good, or until a deadline), if any fiber has
 //! run since the last look, the reactor checks every fd waited on
-//! ([`Reactor::find_closed`](super::reactor::Reactor::find_closed), one
+//! ([`Reactor::find_closed`](crate::runtime::driver::Reactor::find_closed), one
 //! `epoll_ctl` each) and fails the waits on those that are gone. That costs
 //! about a microsecond per waited-on fd, so the looks are paced: the next
 //! one comes no sooner than [`CHECK_SPACING`] times as long as the last took
@@ -30,9 +30,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::scheduler::{Cancel, Core, Scheduler};
-use super::slab::Key;
-use super::task::TaskState;
+use crate::runtime::task::{Cancel, Deadlock, Key, TaskState};
+
+use super::core::Core;
+use super::Scheduler;
 
 impl Scheduler {
     /// Between two rounds: fires expired timers, collects wake-ups from other
@@ -43,7 +44,7 @@ impl Scheduler {
     ///
     /// The deadlock report when nothing is ready and nothing could ever
     /// make anything ready.
-    pub(crate) fn poll(&self) -> Result<(), String> {
+    pub(super) fn poll(&self) -> Result<(), Deadlock> {
         let timeout = {
             let mut core = self.core.borrow_mut();
             let core = &mut *core;
@@ -151,11 +152,11 @@ impl Scheduler {
 
 /// The next look for closed fds waits this many times as long as the last
 /// one took (module docs).
-pub(crate) const CHECK_SPACING: u32 = 200;
+pub(super) const CHECK_SPACING: u32 = 200;
 
 /// When the reactor last looked for closed fds, and when it may next.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ClosedFdCheck {
+pub(super) struct ClosedFdCheck {
     /// The earliest moment of the next look; `None`: at once.
     due: Option<Instant>,
     /// The scheduler's resume count at the last look; `None`: never looked.
@@ -163,7 +164,7 @@ pub(crate) struct ClosedFdCheck {
 }
 
 impl ClosedFdCheck {
-    pub(crate) const FIRST: ClosedFdCheck = ClosedFdCheck {
+    pub(super) const FIRST: ClosedFdCheck = ClosedFdCheck {
         due: None,
         at_resumes: None,
     };

@@ -1,4 +1,4 @@
-//! The task table: a generational slab of [`TaskRecord`](super::scheduler::TaskRecord)s.
+//! The task table: a generational slab of task records (the scheduler's `TaskRecord`s).
 //!
 //! A slab is a `Vec` of entries plus a free list of vacant indices. Inserting
 //! reuses the most recently freed entry (its cache lines are the likeliest to

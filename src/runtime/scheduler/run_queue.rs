@@ -15,11 +15,11 @@
 //!   answers `None` to it.
 //!
 //! The order this gives, and how rounds of the scheduler loop use it, is
-//! written down in the scheduler's docs ([`super`], "Scheduling order").
+//! written down in the runtime docs ([`crate::runtime`], "Scheduling order").
 
 use std::collections::VecDeque;
 
-use super::slab::Key;
+use crate::runtime::task::Key;
 
 /// FIFO of ready tasks; see the [module docs](self).
 pub(crate) struct RunQueue {

@@ -30,9 +30,7 @@ use std::cell::RefCell;
 
 use crate::coroutine::CoroutineResult;
 use crate::greenlet::ChainState;
-
-use super::scheduler::Fiber;
-use super::slab::Key;
+use crate::runtime::task::{Fiber, Key};
 
 /// The fibers of one runtime; see the [module docs](self).
 pub(crate) struct FiberTable {

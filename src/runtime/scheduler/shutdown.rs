@@ -20,46 +20,19 @@
 //! could ever wake a fiber (see `Scheduler::poll`). The report names every
 //! task with what it waits for, in id order, after Go's.
 
-use std::fmt::Write as _;
-
 use crate::greenlet::ChainState;
+use crate::runtime::task::{Cancel, Deadlock, Key, TaskId};
 
-use super::scheduler::{Cancel, Scheduler};
-use super::slab::Key;
-use super::task::{TaskId, TaskState};
+use super::Scheduler;
 
 impl Scheduler {
-    /// Go's "all goroutines are asleep", with the list of waiting fibers.
-    pub(crate) fn deadlock_report(&self) -> String {
-        let core = self.core.borrow();
-        let mut tasks: Vec<_> = core
-            .tasks
-            .iter()
-            .map(|(k, t)| (t, core.hot[k.index()].state))
-            .collect();
-        tasks.sort_by_key(|(t, _)| t.id);
-        let mut report = String::from("all fibers are asleep - deadlock!\n");
-        for (t, state) in tasks {
-            let _ = write!(report, "\nfiber {}", t.id);
-            if let Some(name) = &t.name {
-                let _ = write!(report, " {name:?}");
-            }
-            let _ = write!(report, " [{state}");
-            match state {
-                TaskState::WaitingJoin => {
-                    let _ = write!(report, ": fiber {}", t.waiting_on);
-                }
-                TaskState::WaitingIo => {
-                    let _ = write!(report, ": fd {}", t.waiting_on);
-                }
-                TaskState::WaitingSync => {
-                    let _ = write!(report, ": {}", t.waiting_for);
-                }
-                _ => {}
-            }
-            report.push(']');
+    /// Go's "all goroutines are asleep", with every task and what it waits
+    /// on.
+    pub(super) fn deadlock_report(&self) -> Deadlock {
+        let tasks = self.core.borrow().infos();
+        Deadlock {
+            tasks: tasks.into_iter().map(|(_, t)| t).collect(),
         }
-        report
     }
 
     /// Cancels and unwinds every task still in the table, in id order (and

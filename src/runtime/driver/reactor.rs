@@ -1,6 +1,7 @@
 //! The reactor: fd readiness with `epoll`, and where the scheduler blocks
-//! when no fiber is ready. The fiber-facing waits built on it,
-//! `wait_readable` and `wait_writable`, are in `fd_wait.rs`.
+//! when no fiber is ready. The fiber-facing waits built on it are
+//! `wait_readable` and `wait_writable` (in `fd_wait.rs`) and the sources of
+//! `io_source.rs`.
 //!
 //! ## How a wait works
 //!
@@ -64,7 +65,7 @@
 //! back to `epoll_wait` with the timeout in milliseconds rounded *up*, so a
 //! timer never fires early. `EINTR` ends the poll with no events; the
 //! scheduler's loop then simply polls again. The eventfd of the runtime's
-//! [`Remote`](super::blocking::Remote) is always in the set, so another
+//! [`Remote`](super::remote::Remote) is always in the set, so another
 //! thread can wake a blocked scheduler.
 
 use std::cell::{Cell, RefCell};
@@ -78,7 +79,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::slab::Key;
+use crate::runtime::task::Key;
 
 /// Event data that marks the remote wake-up eventfd.
 const REMOTE: u64 = u64::MAX;

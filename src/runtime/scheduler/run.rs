@@ -1,0 +1,85 @@
+//! The scheduler's side of a switch: the loop that runs fibers in rounds,
+//! and resuming one. Everything here runs on the scheduler's own stack
+//! (the thread's, in `block_on`).
+
+use crate::coroutine::CoroutineResult;
+use crate::runtime::task::{Deadlock, Key, TaskState};
+
+use super::context::{set_current, Current};
+use super::Scheduler;
+
+impl Scheduler {
+    /// Resumes the task `key`, whatever its state (shutdown). Returns
+    /// whether it finished.
+    pub(super) fn resume_any(&self, key: Key) -> bool {
+        match self.core.borrow_mut().hot(key) {
+            Some(h) => h.state = TaskState::Running,
+            None => return false,
+        }
+        self.resume_running(key)
+    }
+
+    /// Resumes `key`, whose state the caller has set to `Running`.
+    #[inline(always)]
+    fn resume_running(&self, key: Key) -> bool {
+        set_current(Current {
+            yielder: std::ptr::null(),
+            key: Some(key),
+        });
+        let outcome = self.fibers.resume(key);
+        set_current(Current::NONE);
+        self.resumes.set(self.resumes.get() + 1);
+        match outcome {
+            Some(CoroutineResult::Yield(())) => false,
+            Some(CoroutineResult::Return(())) => {
+                // Fiber first (its slot must be free before its index is),
+                // then the record; both dropped outside any borrow.
+                let fiber = self.fibers.remove(key);
+                drop(fiber);
+                let record = self.core.borrow_mut().tasks.remove(key);
+                drop(record);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs fibers until the task `main` has finished.
+    ///
+    /// # Errors
+    ///
+    /// The deadlock report, when `main` waits for something nothing can
+    /// bring (see [`poll`](Self::poll)).
+    pub(crate) fn run(&self, main: Key) -> Result<(), Deadlock> {
+        loop {
+            let budget = self.core.borrow().run_queue.len();
+            for _ in 0..budget {
+                let key = {
+                    let mut core = self.core.borrow_mut();
+                    let Some(key) = core.run_queue.pop() else {
+                        break;
+                    };
+                    // Run-queue keys are live (run_queue.rs, invariants).
+                    let h = core.hot_live(key);
+                    if h.state != TaskState::Ready {
+                        continue;
+                    }
+                    h.state = TaskState::Running;
+                    // Start loading what the next two fibers will need:
+                    // with thousands of fibers their stacks and records are
+                    // out of the cache, and the switch would wait for them.
+                    self.fibers
+                        .prefetch(core.run_queue.peek(0), core.run_queue.peek(1));
+                    key
+                };
+                if self.resume_running(key) && key == main {
+                    return Ok(());
+                }
+            }
+            if self.core.borrow().tasks.get(main).is_none() {
+                return Ok(());
+            }
+            self.poll()?;
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The vocabulary of the runtime: what every tier above says about a task,
+//! with no behaviour of its own.
+//!
+//! - [`id`]: [`TaskId`], unique per process, handed out in per-thread blocks.
+//! - [`state`]: [`TaskState`] (what a task is doing), [`WaitingOn`] (what a
+//!   parked task waits for), the cancellation flags ([`Cancel`]) and the
+//!   two private outcomes of a suspension point ([`CancelUnwind`],
+//!   [`Interrupted`]).
+//! - [`slab`]: the generational [`Slab`] and its [`Key`], which name a task
+//!   inside one scheduler.
+//! - [`report`]: [`TaskInfo`], one task as a report shows it, and the
+//!   [`Deadlock`] report built from them.
+//!
+//! This is the bottom tier of `src/runtime/` (see the runtime's module
+//! docs, "Tiers"): nothing here imports anything else from the runtime
+//! except other files of this folder.
+
+pub(crate) mod id;
+pub(crate) mod report;
+pub(crate) mod slab;
+pub(crate) mod state;
+
+use crate::coroutine::{Coroutine, Yielder};
+
+pub use id::TaskId;
+pub(crate) use report::{Deadlock, TaskInfo};
+pub(crate) use slab::{Key, Slab};
+pub use state::TaskState;
+pub(crate) use state::{Cancel, CancelUnwind, Interrupted, WaitingOn};
+
+/// A task's fiber: resumed with nothing, suspends with nothing, returns
+/// nothing. Results travel through the task's join slot instead, and the
+/// reason for a suspension is written into the task's record.
+pub(crate) type Fiber = Coroutine<(), (), ()>;
+/// The yielder of a [`Fiber`].
+pub(crate) type FiberYielder = Yielder<(), ()>;
