@@ -62,40 +62,59 @@
 //!
 //! ## Bookkeeping and its invariants
 //!
-//! Greenlets of one type `T` form a *world*: each thread has one
-//! `World<T>` per `T`, created on first use. It holds the world's `root`
-//! handle (the only greenlet without a parent, never resumed, never dead)
-//! and `current`, the greenlet of that world now running (`None`: the root
-//! runs).
+//! Greenlets of one type `T` form a *world*. Each thread has one root
+//! handle per `T` (the only greenlet without a parent, never resumed, never
+//! dead), created on first use and kept in the thread-local `ROOTS`.
 //!
-//! - `current` is written only by the trampoline, through a guard
-//!   (`Running`) that sets it just before resuming a greenlet and puts back
-//!   the previous value just after, even if the resume panics. Guards nest
-//!   like the resumes they cover, so `current` is `Some(g)` exactly while
-//!   the innermost greenlet resume of this world under way is `g`'s.
-//! - A trampoline starts only from a world's root (`current` is `None`), so
-//!   there is normally one per world at a time. Code run by a greenlet that
-//!   unwinds because it was dropped can start another one inside the
-//!   first's chain; the guards keep the bookkeeping right, and the
-//!   `RefCell` around each fiber turns an attempt to resume a running
-//!   greenlet into a panic.
-//! - `INNERMOST` names the world of the innermost greenlet resume under
-//!   way on this thread (same guard). A switch from inside a greenlet `c`
-//!   suspends `c`'s fiber through its yielder, even when the code calling
-//!   `switch` runs on a fiber that `c` resumed (a generator, say): the
-//!   whole chain is suspended and comes back in the same order. That is
-//!   sound as long as no fiber in that chain can be resumed by anyone else
-//!   meanwhile; plain coroutines in it are mutably borrowed by their
-//!   resumers, so they cannot be. A greenlet of *another* world in it could
-//!   (its world's `current` points at it), so a switch is refused, with a
-//!   panic, unless its own world is the innermost one.
+//! Which greenlet of a world is running is not a per-thread fact: a task of
+//! the [runtime](crate::runtime) may park inside a greenlet, and the next
+//! task must not see that greenlet as its own. So it is kept where the
+//! resumes are, on the stacks:
+//!
+//! - Each greenlet resume under way has a `Frame` on the resumer's stack
+//!   (in the trampoline's call to resume it), naming the world and the
+//!   greenlet. The frames of one chain of fibers form a list, innermost
+//!   first; the thread-local `ACTIVE` points at the head of the list of
+//!   the chain that runs now. A guard (`Running`) links its frame just
+//!   before the resume and unlinks it just after, even if the resume
+//!   panics; guards nest like the resumes they cover, so the list is a
+//!   stack.
+//! - The *current* greenlet of world `T` is the greenlet of the first frame
+//!   of world `T` in the list (none: the root runs), and the *innermost*
+//!   world is the head's.
+//! - `ACTIVE` follows the chain that runs. A runtime, when it enters a
+//!   task's fiber (resume, or the unwind of a drop), detaches the list of
+//!   whoever resumed the task and puts it back afterwards; a task, when it
+//!   parks, keeps its list on its own stack and puts it back when it is
+//!   resumed (`ChainState`). Every task therefore starts at the root of
+//!   every world, and sees only the greenlet resumes that it started. Any
+//!   other switch is a resume or a suspend within one chain, and the
+//!   frames' nesting follows it.
+//! - A trampoline starts only from a world's root (no frame of its world in
+//!   the list), so there is normally one per world per chain at a time.
+//!   Code run by a greenlet that unwinds because it was dropped can start
+//!   another one inside the first's chain; the frames keep the bookkeeping
+//!   right, and the `RefCell` around each fiber turns an attempt to resume
+//!   a running greenlet into a panic. That includes a greenlet that another
+//!   task is running (it is parked inside it): switching to it is refused.
+//!   A *suspended* greenlet belongs to no task: any task of the thread may
+//!   switch to it, and its results then go to that task's chain.
+//! - A switch from inside a greenlet `c` suspends `c`'s fiber through its
+//!   yielder, even when the code calling `switch` runs on a fiber that `c`
+//!   resumed (a generator, say): the whole chain is suspended and comes
+//!   back in the same order. That is sound as long as no fiber in that
+//!   chain can be resumed by anyone else meanwhile; plain coroutines in it
+//!   are mutably borrowed by their resumers, so they cannot be. A greenlet
+//!   of *another* world in it could (its frame makes it that world's
+//!   current one), so a switch is refused, with a panic, unless its own
+//!   world is the innermost one.
 //! - A greenlet's `fiber` is `Some` until the greenlet dies (its function
 //!   returned or panicked); then the trampoline drops it. It is borrowed
 //!   only by the trampoline, for the time of one resume. The root's is
 //!   always `None`.
 //! - A greenlet's `yielder` slot holds the address of its fiber's
 //!   [`Yielder`] while its function runs and is null before and after. It is
-//!   read only by `switch`, when the greenlet is `current`.
+//!   read only by `switch`, when the greenlet is current.
 //! - A greenlet holds its parent (a strong reference), so a finished
 //!   greenlet can always hand its result up. If the parent has died, the
 //!   result goes to the nearest ancestor still alive: in the end the root,
@@ -233,7 +252,7 @@ impl<T: 'static> Greenlet<T> {
     where
         F: FnOnce(T) -> T + 'static,
     {
-        let parent = Some(World::<T>::get().current());
+        let parent = Some(Greenlet::current());
         let yielder = Rc::new(Cell::new(ptr::null()));
         let slot = Rc::clone(&yielder);
         let fiber = Coroutine::new(move |y: &GreenletYielder<T>, first: Delivery<T>| {
@@ -298,6 +317,10 @@ impl<T: 'static> Greenlet<T> {
     /// # Panics
     ///
     /// - If this greenlet is dead (its function has returned or panicked).
+    /// - If another task of the [runtime](crate::runtime) is running this
+    ///   greenlet (that task is parked inside it). Each task has its own
+    ///   greenlet state: it starts at the root of every world, and a
+    ///   greenlet *suspended* in a switch may be switched to from any task.
     /// - If a greenlet that this one switches to (directly or not) panics
     ///   and the panic comes back to this greenlet (it is this one's child,
     ///   or the panic was passed up to here): the same payload continues
@@ -309,7 +332,7 @@ impl<T: 'static> Greenlet<T> {
     /// - When the calling greenlet is dropped while suspended here: the
     ///   call unwinds its stack instead of returning.
     pub fn switch(&self, value: T) -> T {
-        let current = World::<T>::get().current();
+        let current = Greenlet::current();
         if current == *self {
             return value;
         }
@@ -319,7 +342,7 @@ impl<T: 'static> Greenlet<T> {
             return trampoline(self.clone(), value);
         }
         assert!(
-            INNERMOST.with(Cell::get) == Some(TypeId::of::<T>()),
+            innermost_world() == Some(TypeId::of::<T>()),
             "Greenlet::<{}>::switch called from inside a greenlet of another type \
              that runs inside a greenlet of this type; switch back to the outer \
              greenlet first",
@@ -330,11 +353,11 @@ impl<T: 'static> Greenlet<T> {
         // Hold no handle to ourselves while suspended: a greenlet whose only
         // handle is on its own stack could never be dropped.
         drop(current);
-        // SAFETY: `current` is the greenlet its world's trampoline is
-        // resuming, and that world is the innermost one, so the innermost
-        // greenlet resume under way is `current`'s and we run inside it: on
-        // its fiber, or on fibers it resumed that no one else can resume
-        // (module docs, `INNERMOST`). Its function is running, so the slot
+        // SAFETY: `current` is the greenlet of the first frame of its world
+        // in this chain's list, and that world is the innermost one, so the
+        // innermost greenlet resume under way in this chain is `current`'s
+        // and we run inside it: on its fiber, or on fibers it resumed that
+        // no one else can resume (module docs, "Bookkeeping"). Its function is running, so the slot
         // holds the address of its fiber's Yielder (set by `Published`),
         // which lives on that fiber's stack until the function has
         // returned, which it cannot do while we are in it.
@@ -373,7 +396,7 @@ impl<T: 'static> Greenlet<T> {
     /// assert!(!squares.is_dead());
     /// ```
     pub fn current() -> Greenlet<T> {
-        World::<T>::get().current()
+        running::<T>().unwrap_or_else(root::<T>)
     }
 
     /// Whether the greenlet's function has finished (returned or panicked).
@@ -399,11 +422,10 @@ impl<T: 'static> Greenlet<T> {
             .expect("the trampoline resumed the root of a world")
     }
 
-    /// Resumes the greenlet with `delivery`, as the running greenlet of
-    /// `world`. Only the trampoline calls this.
+    /// Resumes the greenlet with `delivery`, as the running greenlet of its
+    /// world. Only the trampoline calls this.
     fn resume(
         &self,
-        world: &World<T>,
         delivery: Delivery<T>,
     ) -> std::thread::Result<CoroutineResult<SwitchTo<T>, T>> {
         let mut fiber = match self.inner.fiber.try_borrow_mut() {
@@ -411,12 +433,21 @@ impl<T: 'static> Greenlet<T> {
             // Only reachable through code that runs while a dropped
             // greenlet unwinds and switches worlds; refuse, as a RefCell
             // does.
-            Err(_) => panic!("switched to a greenlet that is already running"),
+            Err(_) => panic!(
+                "switched to a Greenlet<{}> that is already running (another task \
+                 is parked inside it, or it is further up this chain)",
+                any::type_name::<T>()
+            ),
         };
         let fiber = fiber
             .as_mut()
             .expect("the trampoline resumed a dead greenlet");
-        let _running = Running::enter(world, self);
+        let mut frame = Frame {
+            world: TypeId::of::<T>(),
+            greenlet: self as *const Greenlet<T> as *const (),
+            outer: ptr::null(),
+        };
+        let _running = Running::enter(&mut frame);
         panic::catch_unwind(AssertUnwindSafe(|| fiber.resume(delivery)))
     }
 
@@ -431,7 +462,6 @@ impl<T: 'static> Greenlet<T> {
 /// Runs greenlets, starting with `first`, until control comes back to the
 /// root; returns the value it brings, or resumes the panic it brings.
 fn trampoline<T: 'static>(first: Greenlet<T>, value: T) -> T {
-    let world = World::<T>::get();
     let mut target = first;
     let mut delivery = Delivery::Value(value);
     loop {
@@ -448,7 +478,7 @@ fn trampoline<T: 'static>(first: Greenlet<T>, value: T) -> T {
                 Delivery::Panic(payload) => panic::resume_unwind(payload),
             };
         }
-        let (next, next_delivery) = match target.resume(&world, delivery) {
+        let (next, next_delivery) = match target.resume(delivery) {
             Ok(CoroutineResult::Yield(request)) => (request.target, Delivery::Value(request.value)),
             Ok(CoroutineResult::Return(r)) => {
                 target.bury();
@@ -506,87 +536,124 @@ impl fmt::Display for DeadSwitch {
     }
 }
 
-/// This thread's greenlets of type `T`: see "Bookkeeping" in the module
-/// docs.
-struct World<T: 'static> {
-    /// The handle of the root: no parent, no fiber, never dead.
-    root: Greenlet<T>,
-    /// The greenlet being resumed by the trampoline; `None` for the root.
-    current: RefCell<Option<Greenlet<T>>>,
+/// One greenlet resume under way, on the resumer's stack: a node of the
+/// running chain's list (see "Bookkeeping" in the module docs).
+struct Frame {
+    /// The `TypeId` of the greenlet's `T`.
+    world: TypeId,
+    /// The `Greenlet<T>` being resumed, which the trampoline holds for the
+    /// whole resume.
+    greenlet: *const (),
+    /// The next frame out, or null; set when the frame is linked.
+    outer: *const Frame,
 }
 
 thread_local! {
-    /// One `World<T>` per type `T`, created on first use.
-    static WORLDS: RefCell<HashMap<TypeId, Rc<dyn Any>>> = RefCell::new(HashMap::new());
-    /// The world of the innermost greenlet resume under way on this thread.
-    static INNERMOST: Cell<Option<TypeId>> = const { Cell::new(None) };
+    /// The root of each world (a `Greenlet<T>` per `T`), created on first
+    /// use.
+    static ROOTS: RefCell<HashMap<TypeId, Rc<dyn Any>>> = RefCell::new(HashMap::new());
+    /// The head of the running chain's list of frames, or null.
+    static ACTIVE: Cell<*const Frame> = const { Cell::new(ptr::null()) };
 }
 
-impl<T: 'static> World<T> {
-    fn get() -> Rc<World<T>> {
-        let world = WORLDS.with(|worlds| {
-            let mut worlds = worlds.borrow_mut();
-            let world = worlds.entry(TypeId::of::<T>()).or_insert_with(|| {
-                let root = Greenlet {
-                    inner: Rc::new(Inner {
-                        fiber: RefCell::new(None),
-                        yielder: Rc::new(Cell::new(ptr::null())),
-                        parent: None,
-                        dead: Cell::new(false),
-                    }),
-                };
-                Rc::new(World::<T> {
-                    root,
-                    current: RefCell::new(None),
-                })
-            });
-            Rc::clone(world)
+/// This thread's root of world `T`.
+fn root<T: 'static>() -> Greenlet<T> {
+    let root = ROOTS.with(|roots| {
+        let mut roots = roots.borrow_mut();
+        let root = roots.entry(TypeId::of::<T>()).or_insert_with(|| {
+            Rc::new(Greenlet::<T> {
+                inner: Rc::new(Inner {
+                    fiber: RefCell::new(None),
+                    yielder: Rc::new(Cell::new(ptr::null())),
+                    parent: None,
+                    dead: Cell::new(false),
+                }),
+            })
         });
-        match world.downcast::<World<T>>() {
-            Ok(world) => world,
-            Err(_) => unreachable!("the world of a type is keyed by its TypeId"),
-        }
-    }
-
-    /// The running greenlet, or the root.
-    fn current(&self) -> Greenlet<T> {
-        match &*self.current.borrow() {
-            Some(g) => g.clone(),
-            None => self.root.clone(),
-        }
+        Rc::clone(root)
+    });
+    match root.downcast_ref::<Greenlet<T>>() {
+        Some(root) => root.clone(),
+        None => unreachable!("the root of a world is keyed by its TypeId"),
     }
 }
 
-/// Marks a greenlet as the one running, for the time of one resume, and
-/// puts back what was there before when the resume ends, however it ends.
-/// Guards nest like the resumes they cover, so the bookkeeping is a stack.
-struct Running<'w, T: 'static> {
-    world: &'w World<T>,
-    /// `current` before this resume: `None` except in the corner case the
-    /// module docs' last paragraph allows (code run by an unwinding greenlet
-    /// that starts a second trampoline).
-    outer_current: Option<Greenlet<T>>,
-    outer_innermost: Option<TypeId>,
+/// The greenlet of world `T` that the running chain is resuming, if any.
+fn running<T: 'static>() -> Option<Greenlet<T>> {
+    let world = TypeId::of::<T>();
+    let mut frame = ACTIVE.with(Cell::get);
+    while !frame.is_null() {
+        // SAFETY: a linked frame lives on a stack of this chain until its
+        // guard unlinks it, and `ACTIVE` holds only the running chain's
+        // list (the runtime swaps it at task switches: `ChainState`).
+        let f = unsafe { &*frame };
+        if f.world == world {
+            // SAFETY: a frame of world `T` points at the `Greenlet<T>` that
+            // the trampoline holds for the whole resume the frame covers.
+            return Some(unsafe { &*(f.greenlet as *const Greenlet<T>) }.clone());
+        }
+        frame = f.outer;
+    }
+    None
 }
 
-impl<'w, T: 'static> Running<'w, T> {
-    fn enter(world: &'w World<T>, g: &Greenlet<T>) -> Running<'w, T> {
-        let outer_current = world.current.replace(Some(g.clone()));
-        let outer_innermost = INNERMOST.with(|w| w.replace(Some(TypeId::of::<T>())));
-        Running {
-            world,
-            outer_current,
-            outer_innermost,
-        }
+/// The world of the innermost greenlet resume under way in this chain.
+fn innermost_world() -> Option<TypeId> {
+    let head = ACTIVE.with(Cell::get);
+    // SAFETY: as in `running`.
+    (!head.is_null()).then(|| unsafe { (*head).world })
+}
+
+/// Links a frame at the head of the running chain's list for the time of
+/// one resume, and unlinks it when the resume ends, however it ends.
+struct Running<'f> {
+    frame: &'f Frame,
+}
+
+impl<'f> Running<'f> {
+    fn enter(frame: &'f mut Frame) -> Running<'f> {
+        frame.outer = ACTIVE.with(Cell::get);
+        let frame: &'f Frame = frame;
+        ACTIVE.with(|a| a.set(frame));
+        Running { frame }
     }
 }
 
-impl<T: 'static> Drop for Running<'_, T> {
+impl Drop for Running<'_> {
     fn drop(&mut self) {
-        INNERMOST.with(|w| w.set(self.outer_innermost));
-        // Swapped out first, dropped after the borrow has ended.
-        let ran = self.world.current.replace(self.outer_current.take());
-        drop(ran);
+        ACTIVE.with(|a| a.set(self.frame.outer));
+    }
+}
+
+/// The greenlet state of a chain of fibers, carried across a task switch
+/// by the runtime (see "Bookkeeping" in the module docs). Dropping it puts
+/// it back as the running chain's.
+///
+/// The runtime holds one around each entry into a task's fiber
+/// ([`detach`](Self::detach): the task starts with no greenlet resumes of
+/// its own), and the task holds one around each park
+/// ([`save`](Self::save): it gets its own back when it is resumed).
+pub(crate) struct ChainState(*const Frame);
+
+impl ChainState {
+    /// Takes the running chain's state, leaving a chain with no greenlet
+    /// resume under way.
+    #[inline(always)]
+    pub(crate) fn detach() -> ChainState {
+        ChainState(ACTIVE.with(|a| a.replace(ptr::null())))
+    }
+
+    /// Remembers the running chain's state.
+    #[inline(always)]
+    pub(crate) fn save() -> ChainState {
+        ChainState(ACTIVE.with(Cell::get))
+    }
+}
+
+impl Drop for ChainState {
+    #[inline(always)]
+    fn drop(&mut self) {
+        ACTIVE.with(|a| a.set(self.0));
     }
 }
 

@@ -11,12 +11,42 @@
 //! Regular files are always "ready" to epoll (it refuses them), so reading
 //! one through `Async` simply blocks the thread as `read(2)` does: use
 //! [`spawn_blocking`](crate::spawn_blocking) for file I/O.
+//!
+//! ## Ownership of the fd
+//!
+//! `Async` registers the fd *number* with the reactor and sets its flags,
+//! and on drop (or [`into_inner`](Async::into_inner)) deregisters that
+//! number and restores the flags. Were the fd closed meanwhile and its
+//! number reused, those calls would act on someone else's file: remove
+//! another `Async`'s registration (a fiber then waits for ever) or make
+//! another socket blocking. So the fd must stay open, and stay the value's
+//! fd, for as long as the `Async` holds it:
+//!
+//! - `T: AsFd` (I/O safety): the value owns the fd, or borrows it for a
+//!   lifetime that the `Async` cannot outlive. A bare number (`RawFd`) is
+//!   refused at compile time.
+//! - Nothing else gets `&mut T` to replace the value (and close its fd)
+//!   behind the `Async`'s back: [`Read`] and [`Write`] on `Async<T>` (which
+//!   call `T`'s own methods through `&mut T`) ask for [`IoSafe`], a promise
+//!   that those methods never close or swap the fd; closures given `&mut T`
+//!   ([`read_with_mut`](Async::read_with_mut)) are `unsafe`.
+//!
+//! ```compile_fail
+//! // A bare fd number owns nothing: refused.
+//! let a = spindle::io::Async::new(0 as std::os::fd::RawFd);
+//! ```
 
 use std::cell::Cell;
 use std::fmt;
+use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+use std::process::{ChildStderr, ChildStdin, ChildStdout};
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::runtime::io_source::{Interest, IoSource};
@@ -58,13 +88,14 @@ use crate::runtime::io_source::{Interest, IoSource};
 ///
 /// Removes the fd from the reactor, then drops the inner value (which
 /// closes the fd, if it owns it). [`into_inner`](Async::into_inner) gives
-/// the value back instead.
+/// the value back instead. The fd must be open until then: see "Ownership
+/// of the fd" in the [module docs](self).
 ///
 /// # `Send`
 ///
 /// `Send` when `T` is, so it may move to another thread (and another
 /// runtime); not `Sync`.
-pub struct Async<T: AsRawFd> {
+pub struct Async<T: AsFd> {
     // Both dropped by hand, the source first: it must leave the reactor
     // while the fd is still open (see the runtime's `IoSource`).
     source: ManuallyDrop<IoSource>,
@@ -76,14 +107,14 @@ pub struct Async<T: AsRawFd> {
     write_timeout: Cell<Option<Duration>>,
 }
 
-impl<T: AsRawFd> Async<T> {
+impl<T: AsFd> Async<T> {
     /// Wraps `inner`, putting its fd in non-blocking mode.
     ///
     /// # Errors
     ///
     /// What `fcntl` returns (`EBADF` for a closed fd).
     pub fn new(inner: T) -> io::Result<Async<T>> {
-        let fd = inner.as_raw_fd();
+        let fd = inner.as_fd().as_raw_fd();
         let flags = set_nonblocking(fd)?;
         Ok(Async {
             source: ManuallyDrop::new(IoSource::new(fd)),
@@ -117,7 +148,7 @@ impl<T: AsRawFd> Async<T> {
             ManuallyDrop::take(&mut this.inner)
         };
         // The fd belongs to `inner`, which is alive.
-        if crate::sys::set_flags(inner.as_raw_fd(), this.flags) < 0 {
+        if crate::sys::set_flags(inner.as_fd().as_raw_fd(), this.flags) < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(inner)
@@ -192,6 +223,27 @@ impl<T: AsRawFd> Async<T> {
     /// As [`read_with`](Self::read_with), with `&mut` access to the inner
     /// value.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use spindle::io::Async;
+    ///
+    /// spindle::run(|| -> std::io::Result<()> {
+    ///     let (a, mut b) = UnixStream::pair()?;
+    ///     let mut a = Async::new(a)?;
+    ///     b.write_all(b"abc")?;
+    ///     let mut buf = [0; 3];
+    ///     // SAFETY: the closure only reads; it neither closes nor replaces
+    ///     // the stream.
+    ///     let n = unsafe { a.read_with_mut(|s| s.read(&mut buf))? };
+    ///     assert_eq!(&buf[..n], b"abc");
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
     /// # Panics
     ///
     /// As a cancellation point.
@@ -199,7 +251,14 @@ impl<T: AsRawFd> Async<T> {
     /// # Errors
     ///
     /// As [`read_with`](Self::read_with).
-    pub fn read_with_mut<R>(
+    ///
+    /// # Safety
+    ///
+    /// `op` must leave the inner value's fd open and the same fd: not
+    /// replace the value (`mem::swap`, assignment) nor close its fd. The
+    /// reactor and [`into_inner`](Self::into_inner) act on that fd number
+    /// later ("Ownership of the fd" in the [module docs](self)).
+    pub unsafe fn read_with_mut<R>(
         &mut self,
         mut op: impl FnMut(&mut T) -> io::Result<R>,
     ) -> io::Result<R> {
@@ -228,6 +287,27 @@ impl<T: AsRawFd> Async<T> {
     /// As [`write_with`](Self::write_with), with `&mut` access to the inner
     /// value.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use spindle::io::Async;
+    ///
+    /// spindle::run(|| -> std::io::Result<()> {
+    ///     let (a, mut b) = UnixStream::pair()?;
+    ///     let mut a = Async::new(a)?;
+    ///     // SAFETY: the closure only writes; it neither closes nor
+    ///     // replaces the stream.
+    ///     unsafe { a.write_with_mut(|s| s.write_all(b"abc"))? };
+    ///     let mut buf = [0; 3];
+    ///     b.read_exact(&mut buf)?;
+    ///     assert_eq!(&buf, b"abc");
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
     /// # Panics
     ///
     /// As a cancellation point.
@@ -235,7 +315,11 @@ impl<T: AsRawFd> Async<T> {
     /// # Errors
     ///
     /// As [`write_with`](Self::write_with).
-    pub fn write_with_mut<R>(
+    ///
+    /// # Safety
+    ///
+    /// As [`read_with_mut`](Self::read_with_mut).
+    pub unsafe fn write_with_mut<R>(
         &mut self,
         mut op: impl FnMut(&mut T) -> io::Result<R>,
     ) -> io::Result<R> {
@@ -279,7 +363,7 @@ impl<T: AsRawFd> Async<T> {
     }
 }
 
-impl<T: AsRawFd> Drop for Async<T> {
+impl<T: AsFd> Drop for Async<T> {
     fn drop(&mut self) {
         // SAFETY: this is the drop, so neither field is used again; each is
         // dropped once, the source first (it must leave the reactor while
@@ -291,7 +375,7 @@ impl<T: AsRawFd> Drop for Async<T> {
     }
 }
 
-impl<T: AsRawFd + fmt::Debug> fmt::Debug for Async<T> {
+impl<T: AsFd + fmt::Debug> fmt::Debug for Async<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Async")
             .field("inner", &*self.inner)
@@ -299,43 +383,137 @@ impl<T: AsRawFd + fmt::Debug> fmt::Debug for Async<T> {
     }
 }
 
-impl<T: AsRawFd> AsRawFd for Async<T> {
+impl<T: AsFd> AsRawFd for Async<T> {
     fn as_raw_fd(&self) -> RawFd {
         self.source.fd()
     }
 }
 
-impl<T: AsRawFd + AsFd> AsFd for Async<T> {
+impl<T: AsFd> AsFd for Async<T> {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.as_fd()
     }
 }
 
-impl<T: AsRawFd + Read> Read for Async<T> {
+// SAFETY (the four `with_mut` calls below): `T: IoSafe` promises that
+// its `Read` and `Write` methods neither close nor replace its fd.
+impl<T: AsFd + IoSafe + Read> Read for Async<T> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_with_mut(|t| t.read(buf))
+        // SAFETY: see above.
+        unsafe { self.read_with_mut(|t| t.read(buf)) }
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_with_mut(|t| t.read_vectored(bufs))
+        // SAFETY: see above.
+        unsafe { self.read_with_mut(|t| t.read_vectored(bufs)) }
     }
 }
 
-impl<T: AsRawFd + Write> Write for Async<T> {
+impl<T: AsFd + IoSafe + Write> Write for Async<T> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_with_mut(|t| t.write(buf))
+        // SAFETY: see above.
+        unsafe { self.write_with_mut(|t| t.write(buf)) }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_with_mut(|t| t.write_vectored(bufs))
+        // SAFETY: see above.
+        unsafe { self.write_with_mut(|t| t.write_vectored(bufs)) }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.write_with_mut(|t| t.flush())
+        // SAFETY: see above.
+        unsafe { self.write_with_mut(|t| t.flush()) }
     }
 }
 
-impl<T: AsRawFd> Read for &Async<T>
+/// Types whose `Read` and `Write` methods (called through `&mut self`)
+/// never close or replace their fd, so [`Async`] may call them.
+///
+/// std's owning fd types implement it, and references, `Box`, `Rc` and
+/// `Arc` of them. See "Ownership of the fd" in the [module docs](self).
+///
+/// # Examples
+///
+/// A wrapper that adds a byte count to a stream:
+///
+/// ```
+/// use std::io::{self, Read, Write};
+/// use std::os::fd::{AsFd, BorrowedFd};
+/// use std::os::unix::net::UnixStream;
+/// use spindle::io::{Async, IoSafe};
+///
+/// struct Counted(UnixStream, usize);
+///
+/// impl AsFd for Counted {
+///     fn as_fd(&self) -> BorrowedFd<'_> {
+///         self.0.as_fd()
+///     }
+/// }
+///
+/// impl Read for Counted {
+///     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+///         let n = self.0.read(buf)?;
+///         self.1 += n;
+///         Ok(n)
+///     }
+/// }
+///
+/// // SAFETY: `read` reads from the stream; it never replaces or closes it.
+/// unsafe impl IoSafe for Counted {}
+///
+/// spindle::run(|| -> io::Result<()> {
+///     let (a, b) = UnixStream::pair()?;
+///     let mut a = Async::new(Counted(a, 0))?;
+///     spindle::spawn(move || (&b).write_all(b"hi")); // then end of stream
+///     let mut all = Vec::new();
+///     a.read_to_end(&mut all)?;
+///     assert_eq!(a.get_ref().1, 2);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+///
+/// # Safety
+///
+/// Implement it only if the type's `Read` and `Write` methods leave the fd
+/// that `as_fd` returns open, and `as_fd` returning the same fd.
+pub unsafe trait IoSafe {}
+
+// SAFETY: std's types read and write their own fd; they close it only when
+// dropped.
+unsafe impl IoSafe for File {}
+// SAFETY: as above.
+unsafe impl IoSafe for OwnedFd {}
+// SAFETY: as above.
+unsafe impl IoSafe for TcpStream {}
+// SAFETY: as above.
+unsafe impl IoSafe for TcpListener {}
+// SAFETY: as above.
+unsafe impl IoSafe for UdpSocket {}
+// SAFETY: as above.
+unsafe impl IoSafe for UnixStream {}
+// SAFETY: as above.
+unsafe impl IoSafe for UnixListener {}
+// SAFETY: as above.
+unsafe impl IoSafe for UnixDatagram {}
+// SAFETY: as above.
+unsafe impl IoSafe for ChildStdin {}
+// SAFETY: as above.
+unsafe impl IoSafe for ChildStdout {}
+// SAFETY: as above.
+unsafe impl IoSafe for ChildStderr {}
+// SAFETY: `&mut &T` gives only `&T`: the same methods as `T`'s, through a
+// shared borrow that cannot replace it.
+unsafe impl<T: IoSafe + ?Sized> IoSafe for &T {}
+// SAFETY: `Box` forwards to `T`'s own methods.
+unsafe impl<T: IoSafe + ?Sized> IoSafe for Box<T> {}
+// SAFETY: `Rc` and `Arc` have no `Read`/`Write` of their own to call
+// through `&mut`; any they gain forwards to `&T`, as above.
+unsafe impl<T: IoSafe + ?Sized> IoSafe for Rc<T> {}
+// SAFETY: as for `Rc`.
+unsafe impl<T: IoSafe + ?Sized> IoSafe for Arc<T> {}
+
+impl<T: AsFd> Read for &Async<T>
 where
     for<'a> &'a T: Read,
 {
@@ -348,7 +526,7 @@ where
     }
 }
 
-impl<T: AsRawFd> Write for &Async<T>
+impl<T: AsFd> Write for &Async<T>
 where
     for<'a> &'a T: Write,
 {

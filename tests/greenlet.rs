@@ -4,6 +4,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+use std::time::Duration;
 
 use spindle::{Generator, Greenlet};
 
@@ -431,4 +432,243 @@ fn dropping_a_greenlet_suspended_inside_a_generator_unwinds_both() {
     assert_eq!(drops.get(), 0);
     drop(a);
     assert_eq!(drops.get(), 2);
+}
+
+// Greenlets inside runtime tasks: each task has its own greenlet state, so a
+// task that parks inside a greenlet leaves nothing behind that another task
+// could switch through.
+
+/// The reproducer: two tasks each switch into a greenlet that sleeps
+/// (so each task parks inside its greenlet); each gets its own result.
+#[test]
+fn greenlets_in_two_tasks_keep_their_results_apart() {
+    let (a, b) = spindle::run(|| {
+        let a = spindle::spawn(|| {
+            let g1 = Greenlet::new(|v: u32| {
+                spindle::sleep(Duration::from_millis(20));
+                v + 1
+            });
+            g1.switch(1)
+        });
+        let b = spindle::spawn(|| {
+            let g2 = Greenlet::new(|v: u32| {
+                spindle::sleep(Duration::from_millis(40));
+                v * 10
+            });
+            g2.switch(7)
+        });
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!((a, b), (2, 70));
+}
+
+/// The same with yields: every switch of every task happens while the other
+/// task is parked inside a greenlet of the same type, many times over.
+#[test]
+fn tasks_ping_ponging_greenlets_while_parked_inside_them() {
+    const ROUNDS: u32 = 200;
+    let totals = spindle::run(|| {
+        let tasks: Vec<_> = (0..3u32)
+            .map(|t| {
+                spindle::spawn(move || {
+                    let root = Greenlet::<u32>::current();
+                    let g = Greenlet::new(move |mut n: u32| loop {
+                        spindle::yield_now(); // parks this task inside g
+                        assert_eq!(Greenlet::<u32>::current().parent(), Some(root.clone()));
+                        n = root.switch(n + t);
+                    });
+                    let mut n = 0;
+                    for _ in 0..ROUNDS {
+                        assert!(Greenlet::<u32>::current().parent().is_none());
+                        n = g.switch(n);
+                        spindle::yield_now(); // parks this task at its root
+                    }
+                    n
+                })
+            })
+            .collect();
+        spindle::join_all(tasks)
+    });
+    let totals: Vec<u32> = totals.into_iter().map(Result::unwrap).collect();
+    assert_eq!(totals, [0, ROUNDS, 2 * ROUNDS]);
+}
+
+/// A task sees the root while another task is parked inside a greenlet, and
+/// a greenlet it creates has the root as its parent.
+#[test]
+fn a_task_starts_at_the_root_while_another_is_inside_a_greenlet() {
+    spindle::run(|| {
+        let inside = Rc::new(Cell::new(false));
+        let flag = Rc::clone(&inside);
+        let a = spindle::spawn(move || {
+            let g = Greenlet::new(move |()| {
+                flag.set(true);
+                spindle::sleep(Duration::from_millis(10));
+                flag.set(false);
+            });
+            g.switch(());
+        });
+        let b = spindle::spawn(move || {
+            spindle::yield_now();
+            assert!(inside.get(), "task a is parked inside its greenlet");
+            let current = Greenlet::<()>::current();
+            assert_eq!(current.parent(), None, "task b runs at the root");
+            let mine = Greenlet::new(|()| ());
+            assert_eq!(mine.parent(), Some(current));
+            mine.switch(());
+            assert!(mine.is_dead());
+        });
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+}
+
+/// Switching to a greenlet that another task is running (parked inside) is
+/// refused with a panic in the switching task; the owner goes on unharmed.
+#[test]
+fn switching_to_a_greenlet_another_task_runs_panics() {
+    spindle::run(|| {
+        let slot: Slot<u32> = Default::default();
+        let shared = Rc::clone(&slot);
+        let owner = spindle::spawn(move || {
+            let g = Greenlet::new(|v: u32| {
+                spindle::sleep(Duration::from_millis(10));
+                v + 1
+            });
+            shared.set(g.clone()).unwrap();
+            g.switch(41)
+        });
+        let intruder = spindle::spawn(move || {
+            spindle::yield_now();
+            get(&slot).switch(0)
+        });
+        let err = intruder.join().unwrap_err();
+        let message = match err {
+            spindle::JoinError::Panicked(p) => p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default(),
+            other => panic!("expected a panic, got {other:?}"),
+        };
+        assert!(message.contains("already running"), "{message}");
+        assert_eq!(owner.join().unwrap(), 42);
+    });
+}
+
+/// A suspended greenlet belongs to no task: another task may switch to it,
+/// and the values then come back to that task's root.
+#[test]
+fn a_suspended_greenlet_can_be_resumed_by_another_task() {
+    spindle::run(|| {
+        let g = spindle::spawn(|| {
+            let root = Greenlet::<u32>::current();
+            let g = Greenlet::new(move |mut n: u32| loop {
+                n = root.switch(n * 2);
+            });
+            assert_eq!(g.switch(1), 2);
+            g
+        })
+        .join()
+        .unwrap();
+        let other = spindle::spawn(move || {
+            assert_eq!(g.switch(5), 10);
+            assert_eq!(g.switch(6), 12);
+        });
+        other.join().unwrap();
+    });
+}
+
+/// A task parked inside a `()` greenlet inside a `u64` greenlet does not
+/// make another task's `u64` switches look like a cross-world switch.
+#[test]
+fn the_innermost_world_is_per_task() {
+    spindle::run(|| {
+        let a = spindle::spawn(|| {
+            let outer = Greenlet::new(|x: u64| {
+                let inner = Greenlet::new(|()| spindle::sleep(Duration::from_millis(10)));
+                inner.switch(());
+                x + 1
+            });
+            outer.switch(1)
+        });
+        let b = spindle::spawn(|| {
+            spindle::yield_now();
+            let root = Greenlet::<u64>::current();
+            let outer = Greenlet::new(move |x: u64| {
+                // Inside a u64 greenlet of this task: switching to the u64
+                // root is a plain switch here.
+                root.switch(x + 10)
+            });
+            outer.switch(5)
+        });
+        assert_eq!((a.join().unwrap(), b.join().unwrap()), (2, 15));
+    });
+}
+
+/// Cancelling a task parked inside a greenlet unwinds the greenlet's stack
+/// with the task's own greenlet state in place: destructors there still see
+/// their greenlet as the current one.
+#[test]
+fn a_cancelled_task_unwinds_its_greenlet_as_the_current_one() {
+    /// Records whether the current `u8` greenlet is the expected one when
+    /// dropped.
+    struct SeesCurrent(Rc<OnceCell<Greenlet<u8>>>, Rc<Cell<Option<bool>>>);
+    impl Drop for SeesCurrent {
+        fn drop(&mut self) {
+            let me = self.0.get().cloned();
+            self.1.set(Some(me == Some(Greenlet::<u8>::current())));
+        }
+    }
+    let seen = Rc::new(Cell::new(None));
+    let seen_in_task = Rc::clone(&seen);
+    spindle::run(move || {
+        let victim = spindle::spawn(move || {
+            let slot: Rc<OnceCell<Greenlet<u8>>> = Default::default();
+            let in_g = Rc::clone(&slot);
+            let g = Greenlet::new(move |_: u8| {
+                let _d = SeesCurrent(in_g, seen_in_task);
+                spindle::sleep(Duration::from_secs(60));
+                0
+            });
+            slot.set(g.clone()).unwrap();
+            g.switch(0)
+        });
+        // Another task with greenlet state of its own runs the cancel.
+        spindle::spawn(move || {
+            let g = Greenlet::new(move |_: u8| {
+                spindle::yield_now();
+                victim.cancel();
+                assert!(matches!(victim.join(), Err(spindle::JoinError::Cancelled)));
+                1
+            });
+            assert_eq!(g.switch(0), 1);
+        })
+        .join()
+        .unwrap();
+    });
+    assert_eq!(seen.get(), Some(true));
+}
+
+/// A runtime started inside a greenlet: its tasks start at the root, and
+/// switching from a task to the greenlet that runs the whole runtime is
+/// refused (it is running).
+#[test]
+fn a_runtime_inside_a_greenlet_gives_its_tasks_their_own_state() {
+    let host: Slot<u16> = Default::default();
+    let inner_host = Rc::clone(&host);
+    let g = Greenlet::new(move |x: u16| {
+        spindle::run(move || {
+            let t = spindle::spawn(move || {
+                assert_eq!(Greenlet::<u16>::current().parent(), None);
+                let refused = panic::catch_unwind(AssertUnwindSafe(|| get(&inner_host).switch(1)));
+                assert!(refused.is_err());
+                let local = Greenlet::new(|y: u16| y + 1);
+                local.switch(x)
+            });
+            t.join().unwrap()
+        })
+    });
+    host.set(g.clone()).unwrap();
+    assert_eq!(g.switch(3), 4);
 }

@@ -371,3 +371,33 @@ fn read_with_and_write_with_on_a_unix_datagram() {
         sender.join().unwrap();
     });
 }
+
+/// An `Async` may borrow its fd (`Async<&T>`): it is registered while the
+/// `Async` lives and left open and usable after; a second `Async` over the
+/// same fd then works as the first did.
+#[test]
+fn a_borrowing_async_leaves_the_fd_to_its_owner() {
+    let _w = watchdog("a_borrowing_async_leaves_the_fd_to_its_owner");
+    spindle::run(|| {
+        let (a, b) = UnixStream::pair().unwrap();
+        for round in 0..3u8 {
+            let mut borrowed = Async::new(&a).unwrap();
+            let b2 = b.try_clone().unwrap();
+            let writer = spindle::spawn(move || {
+                spindle::sleep(Duration::from_millis(2));
+                (&b2).write_all(&[round]).unwrap();
+            });
+            let mut byte = [0xff];
+            borrowed.read_exact(&mut byte).unwrap(); // parks until written
+            assert_eq!(byte, [round]);
+            writer.join().unwrap();
+            drop(borrowed);
+        }
+        // The owner still has its (non-blocking) fd.
+        assert!(is_nonblocking(a.as_raw_fd()));
+        (&b).write_all(b"x").unwrap();
+        let mut byte = [0];
+        (&a).read_exact(&mut byte).unwrap();
+        assert_eq!(&byte, b"x");
+    });
+}

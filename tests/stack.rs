@@ -14,8 +14,11 @@ use spindle::stack::{GuardKind, Stack, StackError, StackPool};
 
 #[path = "common/child.rs"]
 mod child;
+#[path = "common/memory.rs"]
+mod memory;
 
 use child::text;
+use memory::{kernel_refuses, page};
 
 /// Environment variable telling a child which case to run.
 const CASE: &str = "SPINDLE_STACK_TEST_CASE";
@@ -49,33 +52,11 @@ fn assert_passed(out: &Output) {
     }
 }
 
-fn page() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
-}
-
 /// Writes one byte at `addr`; faults if it is a guard.
 fn poke(addr: usize) {
     // SAFETY: only ever called on addresses that are either mapped and owned
     // by the test's stack, or that are meant to fault (in a child).
     unsafe { std::ptr::write_volatile(addr as *mut u8, 0x5a) };
-}
-
-/// Whether the kernel refuses to read one byte at `addr` (EFAULT): a
-/// non-crashing check that an address is inaccessible.
-fn kernel_refuses(addr: usize) -> bool {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is writable.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    // SAFETY: the kernel checks `addr` itself; the pipe is empty.
-    let n = unsafe { libc::write(fds[1], addr as *const libc::c_void, 1) };
-    let errno = io::Error::last_os_error().raw_os_error();
-    // SAFETY: both opened above.
-    unsafe {
-        libc::close(fds[0]);
-        libc::close(fds[1]);
-    }
-    n == -1 && errno == Some(libc::EFAULT)
 }
 
 /// Lines of /proc/self/maps: the process's memory maps.

@@ -11,6 +11,14 @@
 //! [`MAX_BLOCKING_THREADS`] threads named `spindle-blocking`, each exiting
 //! after [`KEEP_ALIVE`] without work. Jobs wait in a FIFO queue when every
 //! thread is busy.
+//!
+//! The queue has no bound of its own: every job in it has a caller parked
+//! in [`spawn_blocking`], so it holds at most one job per waiting fiber.
+//! A caller that stops waiting (it is cancelled) takes its job out of the
+//! queue if no thread has started it (the closure is dropped unrun, on the
+//! caller's thread), so abandoned work never piles up or runs for nobody.
+//! A job already running cannot be stopped: it runs to its end and its
+//! result is dropped on the helper thread.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
@@ -26,7 +34,11 @@ pub const MAX_BLOCKING_THREADS: usize = 64;
 /// How long an idle helper thread waits for work before it exits.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A queued closure, and its number (to withdraw it).
+struct Job {
+    id: u64,
+    run: Box<dyn FnOnce() + Send>,
+}
 
 struct Pool {
     state: Mutex<PoolState>,
@@ -37,6 +49,8 @@ struct PoolState {
     jobs: VecDeque<Job>,
     threads: usize,
     idle: usize,
+    /// The number of the next job.
+    next_id: u64,
 }
 
 fn pool() -> &'static Pool {
@@ -46,22 +60,26 @@ fn pool() -> &'static Pool {
             jobs: VecDeque::new(),
             threads: 0,
             idle: 0,
+            next_id: 0,
         }),
         work: Condvar::new(),
     })
 }
 
 impl Pool {
-    /// Queues `job`, starting a thread if none is idle and the cap allows.
-    /// Returns a job back if no thread exists to run it (the OS refused to
-    /// start one): the caller then runs it itself.
-    fn submit(&'static self, job: Job) -> Result<(), Job> {
+    /// Queues `run`, starting a thread if none is idle and the cap allows;
+    /// returns the job's number. Gives the closure back if no thread exists
+    /// to run it (the OS refused to start one): the caller then runs it
+    /// itself.
+    fn submit(&'static self, run: Box<dyn FnOnce() + Send>) -> Result<u64, Job> {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        st.jobs.push_back(job);
+        let id = st.next_id;
+        st.next_id += 1;
+        st.jobs.push_back(Job { id, run });
         if st.idle >= st.jobs.len() || st.threads >= MAX_BLOCKING_THREADS {
             drop(st);
             self.work.notify_one();
-            return Ok(());
+            return Ok(id);
         }
         st.threads += 1;
         drop(st);
@@ -77,7 +95,16 @@ impl Pool {
                 }
             }
         }
-        Ok(())
+        Ok(id)
+    }
+
+    /// Takes job `id` out of the queue if no thread has started it.
+    fn withdraw(&self, id: u64) -> Option<Job> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // Searched from the back: a caller is usually cancelled soon after
+        // it queued its job.
+        let at = st.jobs.iter().rposition(|j| j.id == id)?;
+        st.jobs.remove(at)
     }
 
     fn worker(&self) {
@@ -85,7 +112,7 @@ impl Pool {
         loop {
             if let Some(job) = st.jobs.pop_front() {
                 drop(st);
-                job();
+                (job.run)();
                 st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
@@ -100,6 +127,23 @@ impl Pool {
                 st.threads -= 1;
                 return;
             }
+        }
+    }
+}
+
+/// A queued job whose caller may stop waiting: dropped while armed (the
+/// caller unwinds), it takes the job out of the queue if no thread has
+/// started it.
+struct Withdraw {
+    id: Option<u64>,
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        if let Some(job) = self.id.and_then(|id| pool().withdraw(id)) {
+            // Dropped here, outside the pool's lock: the closure's captures
+            // are the caller's values. Its waker goes with it.
+            drop(job);
         }
     }
 }
@@ -127,9 +171,10 @@ struct Handoff<T> {
 /// # Panics
 ///
 /// Outside a fiber of a runtime; if `f` panics, with its payload; and as a
-/// cancellation point. A cancelled caller unwinds at once, but `f` cannot be
-/// interrupted: it runs to its end on its thread, and its result is
-/// dropped there.
+/// cancellation point. A cancelled caller unwinds at once. If no helper
+/// thread has started `f` yet, it never runs: it is taken out of the queue
+/// and dropped. If one has, `f` cannot be interrupted: it runs to its end
+/// on its thread, and its result is dropped there.
 #[track_caller]
 pub fn spawn_blocking<F, T>(f: F) -> T
 where
@@ -144,14 +189,16 @@ where
     let interrupted = p.checkpoint().is_err();
     let theirs = Arc::clone(&handoff);
     let waker = p.remote_waker();
-    let job: Job = Box::new(move || {
+    let job: Box<dyn FnOnce() + Send> = Box::new(move || {
         let r = panic::catch_unwind(AssertUnwindSafe(f));
         *theirs.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
         theirs.done.notify_one();
         waker.wake();
     });
-    if let Err(job) = pool().submit(job) {
-        job();
+    let mut queued = Withdraw { id: None };
+    match pool().submit(job) {
+        Ok(id) => queued.id = Some(id),
+        Err(job) => (job.run)(),
     }
     let take = || {
         handoff
@@ -164,6 +211,7 @@ where
     if !interrupted {
         loop {
             result = take();
+            // A cancel unwinds out of `park_in`, dropping `queued` armed.
             if result.is_some()
                 || p.park_in(TaskState::WaitingBlocking, WaitingOn::Nothing)
                     .is_err()
@@ -172,6 +220,8 @@ where
             }
         }
     }
+    // From here on the caller waits for the result, whatever happens.
+    queued.id = None;
     let result = match result {
         Some(r) => r,
         None => {

@@ -42,7 +42,7 @@ impl Drop for Registration<'_> {
 /// | `EPOLLIN` / `EPOLLOUT` | `Ok` | `Ok` |
 /// | `EPOLLHUP`, `EPOLLRDHUP` | `Ok`: the end of the stream is readable (read returns 0) | `Err(BrokenPipe)` |
 /// | `EPOLLERR` | `Err` (the socket's `SO_ERROR` when there is one), unless data is also readable | `Err` |
-/// | fd closed while waited on | `Err`, naming the fd | same |
+/// | fd closed while waited on | `Err`, naming the fd, once the scheduler is next about to block (timers pending or not) | same |
 /// | fd invalid (`EBADF` from `epoll_ctl`) | `Err` at once | same |
 /// | fd that epoll cannot watch (`EPERM`: regular files, directories) | `Ok` at once: such files are always ready, as `poll(2)` says | same |
 ///
@@ -126,6 +126,7 @@ fn wait(
     deadline: Option<Instant>,
     what: &'static str,
 ) -> io::Result<()> {
+    super::coop::proceed();
     let p = Parker::current(what);
     if p.checkpoint().is_err() {
         return Err(shutting_down());

@@ -144,6 +144,7 @@ impl IoSource {
         mut op: impl FnMut() -> io::Result<R>,
         drained: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
+        super::coop::proceed();
         if !self.may_be_ready(interest) {
             self.wait_on(interest, deadline, false)?;
         }

@@ -141,7 +141,7 @@
 //! | 1, drivers | `driver/` | the reactor (epoll) and the inbox (a lock-free queue and an eventfd) through which other threads reach a scheduler |
 //! | 2, one thread's scheduler | `scheduler/` | its state (fields private to the folder), the thread-locals, the loop, parking, shutdown |
 //! | 3, the door | `wait.rs` | `Parker`, `LocalWaker`, `Timer`, `LocalRuntime`: all that the tiers above may do to a scheduler |
-//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `fiber_local.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs` | what users call, all built on `wait.rs` |
+//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `fiber_local.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs`, `coop.rs` | what users call, all built on `wait.rs` (`coop.rs`: the budget the I/O waits spend) |
 //! | 5, workers | `worker/` | the threads of a many-core runtime, placement at spawn, the `Send` handle |
 //! | 6, the owner | `mod.rs` | [`Runtime`]: creates a scheduler, enters it, runs the main fiber, shuts down |
 //!
@@ -188,6 +188,7 @@
 //!   fiber suspended either.
 
 mod blocking;
+mod coop;
 mod current;
 pub(crate) mod driver;
 pub(crate) mod fd_wait;
@@ -209,6 +210,7 @@ use std::panic;
 use crate::stack::Stack;
 
 pub use blocking::{spawn_blocking, KEEP_ALIVE, MAX_BLOCKING_THREADS};
+pub use coop::BUDGET;
 pub use current::{current, park, tasks, try_current, yield_now, Task};
 pub use fd_wait::{wait_readable, wait_writable};
 pub use fiber_local::FiberLocal;
@@ -320,6 +322,7 @@ pub struct RuntimeBuilder {
     stack_size: usize,
     workers: usize,
     pin_workers: bool,
+    guard_pages: usize,
 }
 
 impl RuntimeBuilder {
@@ -349,6 +352,29 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The guard below each fiber's stack, in pages (the main fiber's
+    /// included); a task [`Builder::guard_pages`] overrides it. Defaults to
+    /// [`Stack::DEFAULT_GUARD_PAGES`] (one).
+    ///
+    /// A fiber whose frame is larger than its guard can jump over it into
+    /// the memory below, the top of another fiber's stack, without a fault.
+    /// Rust frames cannot (they probe every page), C frames compiled without
+    /// `-fstack-clash-protection` can: see "Guard size and stack probes" in
+    /// the [`stack`](crate::stack) docs. Guard pages cost address space, not
+    /// memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().guard_pages(16).build()?;
+    /// assert_eq!(rt.block_on(|| 1 + 1), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn guard_pages(mut self, pages: usize) -> RuntimeBuilder {
+        self.guard_pages = pages;
+        self
+    }
+
     /// Pins worker `i` to the `i`-th CPU this process may run on (modulo
     /// their number) with `sched_setaffinity`; worker 0 is the thread that
     /// builds the runtime, which stays pinned afterwards. Off by default.
@@ -372,9 +398,10 @@ impl RuntimeBuilder {
     ///
     /// # Errors
     ///
-    /// [`io::ErrorKind::InvalidInput`] for `workers(0)`; what
-    /// `epoll_create1` or `eventfd` return (out of file descriptors); the
-    /// OS refusing a worker thread.
+    /// [`io::ErrorKind::InvalidInput`] for `workers(0)`, and for a guard of
+    /// 0 pages or more than [`Stack::MAX_GUARD_PAGES`]; what `epoll_create1`
+    /// or `eventfd` return (out of file descriptors); the OS refusing a
+    /// worker thread.
     pub fn build(self) -> io::Result<Runtime> {
         if self.workers == 0 {
             return Err(io::Error::new(
@@ -382,10 +409,21 @@ impl RuntimeBuilder {
                 "spindle: a runtime needs at least one worker (workers(0) given)",
             ));
         }
-        let sched = Box::new(Scheduler::new(self.stack_size)?);
+        if !(1..=Stack::MAX_GUARD_PAGES).contains(&self.guard_pages) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a runtime with guards of {} pages: they take 1 to {} pages",
+                    self.guard_pages,
+                    Stack::MAX_GUARD_PAGES
+                ),
+            ));
+        }
+        let sched = Box::new(Scheduler::new(self.stack_size, self.guard_pages)?);
         let pool = Pool::start(
             self.workers,
             self.stack_size,
+            self.guard_pages,
             self.pin_workers,
             std::sync::Arc::clone(sched.remote()),
         )?;
@@ -422,6 +460,7 @@ impl Runtime {
             stack_size: Stack::DEFAULT_SIZE,
             workers: 1,
             pin_workers: false,
+            guard_pages: Stack::DEFAULT_GUARD_PAGES,
         }
     }
 

@@ -15,6 +15,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::coroutine;
+use crate::stack::Stack;
 
 use super::fiber_local;
 use super::join::{JoinError, JoinHandle, JoinSlot};
@@ -75,6 +76,7 @@ pub struct Builder {
     /// Set when the id was handed out before the fiber existed (a remote
     /// spawn, whose `Send` handle knows it at once).
     id: Option<TaskId>,
+    guard_pages: Option<usize>,
 }
 
 impl Builder {
@@ -97,6 +99,27 @@ impl Builder {
         self
     }
 
+    /// Puts a guard of `pages` pages below the fiber's stack instead of the
+    /// runtime's default (see [`RuntimeBuilder::guard_pages`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// spindle::run(|| -> std::io::Result<()> {
+    ///     // A fiber that calls C code with frames of up to 60 KiB.
+    ///     let h = spindle::Builder::new().guard_pages(16).spawn(|| 7)?;
+    ///     assert_eq!(h.join().unwrap(), 7);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// [`RuntimeBuilder::guard_pages`]: crate::runtime::RuntimeBuilder::guard_pages
+    pub fn guard_pages(mut self, pages: usize) -> Builder {
+        self.guard_pages = Some(pages);
+        self
+    }
+
     /// Spawns `f` in a new fiber; see [`spawn`].
     ///
     /// # Panics
@@ -106,7 +129,8 @@ impl Builder {
     /// # Errors
     ///
     /// What creating the fiber's stack returns: no memory or no memory maps
-    /// left, or a size too small for the closure.
+    /// left, a size too small for the closure, or a guard size out of
+    /// range ([`Stack::with_guard_pages`]).
     #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
@@ -137,8 +161,11 @@ impl Builder {
         let name: Option<Arc<str>> = self.name.map(Arc::from);
         let slot = Rc::new(JoinSlot::new(id, name.clone()));
         let theirs = Rc::clone(&slot);
-        let mut b =
-            coroutine::Builder::new().stack_size(self.stack_size.unwrap_or(rt.stack_size()));
+        let size = self.stack_size.unwrap_or(rt.stack_size());
+        let mut b = match self.guard_pages.unwrap_or(rt.guard_pages()) {
+            Stack::DEFAULT_GUARD_PAGES => coroutine::Builder::new().stack_size(size),
+            pages => coroutine::Builder::new().stack(Stack::with_guard_pages(size, pages)?),
+        };
         if let Some(n) = &name {
             b = b.name(&**n);
         }

@@ -232,6 +232,14 @@ impl Parker {
         self.sched().reactor()
     }
 
+    /// The runtime's resume count (see the cooperative budget, `coop.rs`):
+    /// it changes exactly when some fiber has been suspended since this one
+    /// was last resumed.
+    #[inline(always)]
+    pub(crate) fn resumes(&self) -> u64 {
+        self.sched().resumes()
+    }
+
     /// The id of the fiber's runtime.
     #[inline(always)]
     pub(crate) fn runtime_id(&self) -> u64 {
@@ -346,6 +354,11 @@ impl<'a> LocalRuntime<'a> {
     /// The default stack size of its fibers.
     pub(crate) fn stack_size(self) -> usize {
         self.sched.stack_size()
+    }
+
+    /// The default guard size of its fibers' stacks, in pages.
+    pub(crate) fn guard_pages(self) -> usize {
+        self.sched.guard_pages()
     }
 
     /// Its reactor.

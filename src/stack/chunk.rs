@@ -5,13 +5,15 @@
 //!
 //! ## Glossary
 //!
-//! - **slot**: `guard + usable` bytes, page-aligned; the guard at the low end.
+//! - **slot**: `guard + usable` bytes, page-aligned; the guard (one page by
+//!   default, [`MAX_GUARD_PAGES`](super::Stack::MAX_GUARD_PAGES) at most) at
+//!   the low end.
 //! - **chunk**: one `mmap` (`MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
 //!   MAP_STACK`) holding `nslots` slots of one size and one [`GuardKind`].
 //!   Madvise chunks start at [`FIRST_SLOTS`] slots and double per class up to
 //!   [`CHUNK_BYTES`]; mprotect chunks always hold one slot (the protection
 //!   change splits the mapping anyway, so packing gains nothing).
-//! - **class**: all chunks of one (usable size, guard kind).
+//! - **class**: all chunks of one (usable size, guard pages, guard kind).
 //!
 //! ## Invariants (all state is under the one [`ALLOCATOR`] mutex)
 //!
@@ -100,9 +102,10 @@ const DIRTY_BYTES: usize = 64 << 20;
 ///
 /// Two words, so that moving one (in and out of a pool, inside an
 /// `io::Result`) is two register moves: the address of the usable memory's
-/// low end, and the usable size with the guard kind in bit 0 (sizes are
-/// page multiples, so that bit is free). The guard is always the one page
-/// below `limit`.
+/// low end, and the usable size with the guard in its low bits (sizes are
+/// page multiples, at least 4 KiB, so bits 0–11 are free): the guard kind
+/// in bit 0, the number of guard pages minus one in bits 1–11. The guard is
+/// that many pages just below `limit`.
 ///
 /// Not `Clone`: exactly one value describes each out slot, and giving it back
 /// to [`release`] ends it.
@@ -110,7 +113,8 @@ const DIRTY_BYTES: usize = 64 << 20;
 pub(super) struct Slot {
     /// Lowest usable address, just above the guard.
     limit: NonNull<u8>,
-    /// Usable bytes, `| 1` for an mprotect guard.
+    /// Usable bytes, `| 1` for an mprotect guard, `| (pages - 1) << 1` for
+    /// the guard's pages.
     size_kind: usize,
 }
 
@@ -122,18 +126,37 @@ unsafe impl Send for Slot {}
 unsafe impl Sync for Slot {}
 
 /// Bit 0 of `Slot::size_kind`: set for an mprotect guard.
-const MPROTECT_BIT: usize = 1;
+pub(super) const MPROTECT_BIT: usize = 1;
+/// Bits 1–11 of `Slot::size_kind`: the guard's pages minus one.
+const GUARD_BITS: usize = 0xffe;
+
+// The guard's page count fits its bits, below the smallest page size.
+const _: () = assert!((super::Stack::MAX_GUARD_PAGES - 1) << 1 <= GUARD_BITS);
+const _: () = assert!(GUARD_BITS < 4096 && MPROTECT_BIT < 2);
+
+/// The low bits of a slot's `size_kind` for a guard of `pages` (at least
+/// one, at most `MAX_GUARD_PAGES`) made by `kind`.
+pub(super) fn shape_bits(pages: usize, kind: GuardKind) -> usize {
+    debug_assert!((1..=super::Stack::MAX_GUARD_PAGES).contains(&pages));
+    let kind = match kind {
+        GuardKind::Madvise => 0,
+        GuardKind::Mprotect => MPROTECT_BIT,
+    };
+    (pages - 1) << 1 | kind
+}
 
 impl Slot {
-    fn new(limit: NonNull<u8>, size: usize, kind: GuardKind) -> Slot {
-        let bit = match kind {
-            GuardKind::Madvise => 0,
-            GuardKind::Mprotect => MPROTECT_BIT,
-        };
+    fn new(limit: NonNull<u8>, size: usize, pages: usize, kind: GuardKind) -> Slot {
         Slot {
             limit,
-            size_kind: size | bit,
+            size_kind: size | shape_bits(pages, kind),
         }
+    }
+
+    /// The guard's pages and kind, as [`shape_bits`] encodes them.
+    #[inline]
+    pub(super) fn shape(&self) -> usize {
+        self.size_kind & (GUARD_BITS | MPROTECT_BIT)
     }
 
     /// Lowest usable address, just above the guard.
@@ -142,16 +165,16 @@ impl Slot {
         self.limit.as_ptr()
     }
 
-    /// Guard bytes below [`limit`](Slot::limit): one page.
+    /// Guard bytes below [`limit`](Slot::limit).
     #[inline]
     pub(super) fn guard_len(&self) -> usize {
-        page_size()
+        (((self.size_kind & GUARD_BITS) >> 1) + 1) * page_size()
     }
 
     /// Usable bytes.
     #[inline]
     pub(super) fn size(&self) -> usize {
-        self.size_kind & !MPROTECT_BIT
+        self.size_kind & !(GUARD_BITS | MPROTECT_BIT)
     }
 
     /// The guard mechanism.
@@ -183,6 +206,8 @@ struct Chunk {
     class: usize,
     /// Bytes per slot (guard + usable).
     slot_bytes: usize,
+    /// Guard bytes at the low end of each slot.
+    guard: usize,
     /// Slots in the mapping.
     nslots: usize,
     /// Slots `fresh..nslots` were never handed out.
@@ -214,9 +239,10 @@ impl Chunk {
     }
 }
 
-/// All chunks of one usable size and guard kind.
+/// All chunks of one usable size, guard size and guard kind.
 struct Class {
     size: usize,
+    guard_pages: usize,
     kind: GuardKind,
     /// Start addresses of this class's chunks with room.
     open: Vec<usize>,
@@ -286,19 +312,19 @@ pub(super) fn counters() -> Counters {
 }
 
 /// Hands out a slot of `size` usable bytes (page-rounded, validated) with a
-/// guard of `kind`.
+/// guard of `guard_pages` pages (validated) made by `kind`.
 ///
 /// # Errors
 ///
 /// A [`StackError`](super::StackError) in an `io::Error` of the OS error's
 /// kind when `mmap` or the guard installation fails. For `Madvise`, an
 /// `EINVAL` also demotes the process to mprotect guards.
-pub(super) fn allocate(size: usize, kind: GuardKind) -> io::Result<Slot> {
-    let guard = page_size();
+pub(super) fn allocate(size: usize, guard_pages: usize, kind: GuardKind) -> io::Result<Slot> {
+    let guard = guard_pages * page_size();
     let slot_bytes = size + guard;
     let mut locked = lock();
     let a = &mut *locked;
-    let class = a.class_index(size, kind);
+    let class = a.class_index(size, guard_pages, kind);
     loop {
         if let Some(result) = a.take_open(class, slot_bytes, guard) {
             let (result, unmap) = result;
@@ -307,10 +333,10 @@ pub(super) fn allocate(size: usize, kind: GuardKind) -> io::Result<Slot> {
             return result;
         }
         let nslots = a.classes[class].next_slots;
-        let chunk = match map_chunk(class, slot_bytes, nslots) {
+        let chunk = match map_chunk(class, slot_bytes, guard, nslots) {
             Ok(chunk) => chunk,
             // A tight RLIMIT_AS may still leave room for a single slot.
-            Err(_) if nslots > 1 => match map_chunk(class, slot_bytes, 1) {
+            Err(_) if nslots > 1 => match map_chunk(class, slot_bytes, guard, 1) {
                 Ok(chunk) => chunk,
                 Err(e) => return Err(os_failure(Op::Map, size, slot_bytes, e)),
             },
@@ -323,7 +349,9 @@ pub(super) fn allocate(size: usize, kind: GuardKind) -> io::Result<Slot> {
         }
         let mut chunk = chunk;
         let start = chunk.start();
-        chunk.table_index = a.table.insert(start, chunk.map.len(), slot_bytes);
+        chunk.table_index = a
+            .table
+            .insert(start, chunk.map.len(), slot_bytes, chunk.guard);
         a.mapped_bytes += chunk.map.len();
         a.chunks.insert(start, chunk);
         a.classes[class].open.push(start);
@@ -331,7 +359,7 @@ pub(super) fn allocate(size: usize, kind: GuardKind) -> io::Result<Slot> {
 }
 
 /// Maps a chunk of `nslots` slots for `class` (no guards yet).
-fn map_chunk(class: usize, slot_bytes: usize, nslots: usize) -> io::Result<Chunk> {
+fn map_chunk(class: usize, slot_bytes: usize, guard: usize, nslots: usize) -> io::Result<Chunk> {
     let len = slot_bytes
         .checked_mul(nslots)
         .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
@@ -344,6 +372,7 @@ fn map_chunk(class: usize, slot_bytes: usize, nslots: usize) -> io::Result<Chunk
         map,
         class,
         slot_bytes,
+        guard,
         nslots,
         fresh: 0,
         free: Vec::new(),
@@ -360,22 +389,23 @@ fn map_chunk(class: usize, slot_bytes: usize, nslots: usize) -> io::Result<Chunk
 type Taken = (io::Result<Slot>, Option<Chunk>);
 
 impl Allocator {
-    /// The index of the class (size, kind), created if new.
-    fn class_index(&mut self, size: usize, kind: GuardKind) -> usize {
+    /// The index of the class (size, guard pages, kind), created if new.
+    fn class_index(&mut self, size: usize, guard_pages: usize, kind: GuardKind) -> usize {
         if let Some(i) = self
             .classes
             .iter()
-            .position(|c| c.size == size && c.kind == kind)
+            .position(|c| c.size == size && c.guard_pages == guard_pages && c.kind == kind)
         {
             return i;
         }
-        let slot_bytes = size + page_size();
+        let slot_bytes = size + guard_pages * page_size();
         let next_slots = match kind {
             GuardKind::Madvise => FIRST_SLOTS.min((CHUNK_BYTES / slot_bytes).max(1)),
             GuardKind::Mprotect => 1,
         };
         self.classes.push(Class {
             size,
+            guard_pages,
             kind,
             open: Vec::new(),
             next_slots,
@@ -385,7 +415,8 @@ impl Allocator {
 
     /// Takes a slot from the class's open chunks, or `None` if it has none.
     fn take_open(&mut self, class: usize, slot_bytes: usize, guard: usize) -> Option<Taken> {
-        let (size, kind) = (self.classes[class].size, self.classes[class].kind);
+        let c = &self.classes[class];
+        let (size, guard_pages, kind) = (c.size, c.guard_pages, c.kind);
         let start = *self.classes[class].open.last()?;
         let Some(chunk) = self.chunks.get_mut(&start) else {
             // Cannot happen (open lists only mapped chunks): drop the stale
@@ -428,7 +459,7 @@ impl Allocator {
         self.allocated += 1;
         // SAFETY: `low + guard` lies inside a live mapping, so it is not null.
         let limit = unsafe { NonNull::new_unchecked((low + guard) as *mut u8) };
-        let slot = Slot::new(limit, size, kind);
+        let slot = Slot::new(limit, size, guard_pages, kind);
         Some((Ok(slot), None))
     }
 
@@ -557,7 +588,7 @@ impl Allocator {
         GiveBack::Discard(Batch {
             chunk: start,
             slot_bytes: chunk.slot_bytes,
-            guard: page_size(),
+            guard: chunk.guard,
             indices,
         })
     }

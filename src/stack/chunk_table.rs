@@ -16,7 +16,8 @@
 //!   there is one writer at a time.
 //! - Each entry is a seqlock: its `seq` is odd while it is being written.
 //!   A reader ([`find`]) takes an entry only if `seq` was even and unchanged
-//!   across its reads, so it never uses a torn (start, len, slot) triple.
+//!   across its reads, so it never uses a torn (start, len, slot, guard)
+//!   entry.
 //!   An entry being rewritten cannot describe the chunk of a fault that
 //!   matters: a chunk is in the table for as long as it is mapped, and the
 //!   chunk of a running fiber's stack is mapped.
@@ -25,7 +26,7 @@
 //!
 //! ## Capacity
 //!
-//! [`CAPACITY`] entries (16 bytes of `.bss` each plus the sequence word;
+//! [`CAPACITY`] entries (24 bytes of `.bss` each plus the sequence word;
 //! only the pages touched cost memory). A madvise chunk holds up to 64 MiB
 //! of slots, so the table covers terabytes of stacks; an mprotect chunk
 //! holds one slot, and the kernel's default `vm.max_map_count` (65,530)
@@ -38,7 +39,9 @@ use std::sync::atomic::{fence, AtomicUsize, Ordering};
 /// Entries in the table.
 pub(super) const CAPACITY: usize = 1 << 16;
 
-/// One chunk: the address range of its mapping and its slot size.
+/// One chunk: the address range of its mapping, its slot size, and the
+/// size of the guard at the low end of each slot (all slots of a chunk have
+/// the same guard: the allocator's classes key on it).
 struct Entry {
     /// Even when the entry is stable, odd while it is being written.
     seq: AtomicUsize,
@@ -48,6 +51,8 @@ struct Entry {
     len: AtomicUsize,
     /// Bytes per slot (guard + usable).
     slot_bytes: AtomicUsize,
+    /// Guard bytes at the low end of each slot.
+    guard: AtomicUsize,
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // Only to build the array.
@@ -56,6 +61,7 @@ const EMPTY: Entry = Entry {
     start: AtomicUsize::new(0),
     len: AtomicUsize::new(0),
     slot_bytes: AtomicUsize::new(0),
+    guard: AtomicUsize::new(0),
 };
 
 static ENTRIES: [Entry; CAPACITY] = [EMPTY; CAPACITY];
@@ -83,8 +89,15 @@ impl ChunkTable {
     }
 
     /// Enters the chunk mapped at `start..start + len`, cut into slots of
-    /// `slot_bytes`. Returns its index, or [`NONE`] if the table is full.
-    pub(super) fn insert(&mut self, start: usize, len: usize, slot_bytes: usize) -> Index {
+    /// `slot_bytes` whose lowest `guard` bytes are their guard. Returns its
+    /// index, or [`NONE`] if the table is full.
+    pub(super) fn insert(
+        &mut self,
+        start: usize,
+        len: usize,
+        slot_bytes: usize,
+        guard: usize,
+    ) -> Index {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -95,7 +108,7 @@ impl ChunkTable {
                 high
             }
         };
-        write(&ENTRIES[index], start, len, slot_bytes);
+        write(&ENTRIES[index], start, len, slot_bytes, guard);
         if index == HIGH.load(Ordering::Relaxed) {
             // Published after the entry itself, so a reader that sees the
             // new HIGH sees a complete entry.
@@ -108,42 +121,57 @@ impl ChunkTable {
     /// (nothing for [`NONE`]), before its chunk is unmapped.
     pub(super) fn remove(&mut self, index: Index) {
         if index != NONE {
-            write(&ENTRIES[index], 0, 0, 0);
+            write(&ENTRIES[index], 0, 0, 0, 0);
             self.free.push(index);
         }
     }
 }
 
 /// Rewrites `entry` under its seqlock. Only under the allocator's mutex.
-fn write(entry: &Entry, start: usize, len: usize, slot_bytes: usize) {
+fn write(entry: &Entry, start: usize, len: usize, slot_bytes: usize, guard: usize) {
     let seq = entry.seq.load(Ordering::Relaxed);
     entry.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
     fence(Ordering::Release);
     entry.start.store(start, Ordering::Relaxed);
     entry.len.store(len, Ordering::Relaxed);
     entry.slot_bytes.store(slot_bytes, Ordering::Relaxed);
+    entry.guard.store(guard, Ordering::Relaxed);
     entry.seq.store(seq.wrapping_add(2), Ordering::Release);
 }
 
-/// The slot that contains `addr`: its lowest address (where its guard
-/// starts) and its size in bytes (guard + usable). `None` if `addr` is in
-/// no mapped chunk.
+/// A stack slot as the table knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotRange {
+    /// Its lowest address, where its guard starts.
+    pub(crate) low: usize,
+    /// Its size in bytes (guard + usable).
+    pub(crate) bytes: usize,
+    /// Its guard's size in bytes.
+    pub(crate) guard: usize,
+}
+
+/// The slot that contains `addr`; `None` if `addr` is in no mapped chunk.
 ///
 /// Async-signal-safe: loads from a static array only.
-pub(crate) fn find(addr: usize) -> Option<(usize, usize)> {
+pub(crate) fn find(addr: usize) -> Option<SlotRange> {
     let high = HIGH.load(Ordering::Acquire);
     for entry in &ENTRIES[..high] {
         let seq = entry.seq.load(Ordering::Acquire);
         let start = entry.start.load(Ordering::Relaxed);
         let len = entry.len.load(Ordering::Relaxed);
         let slot_bytes = entry.slot_bytes.load(Ordering::Relaxed);
+        let guard = entry.guard.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
         if seq % 2 == 1 || entry.seq.load(Ordering::Relaxed) != seq {
             continue;
         }
         if len != 0 && slot_bytes != 0 && addr >= start && addr - start < len {
             let low = start + (addr - start) / slot_bytes * slot_bytes;
-            return Some((low, slot_bytes));
+            return Some(SlotRange {
+                low,
+                bytes: slot_bytes,
+                guard,
+            });
         }
     }
     None
@@ -158,15 +186,29 @@ mod tests {
     fn a_stack_is_found_from_any_of_its_addresses() {
         let stack = Stack::new(64 * 1024).unwrap();
         let guard = stack.guard();
-        let slot_bytes = stack.base() as usize - guard.start;
+        let slot = SlotRange {
+            low: guard.start,
+            bytes: stack.base() as usize - guard.start,
+            guard: guard.len(),
+        };
         for addr in [
             guard.start,
             guard.end - 1,
             stack.limit() as usize,
             stack.base() as usize - 1,
         ] {
-            assert_eq!(find(addr), Some((guard.start, slot_bytes)), "{addr:#x}");
+            assert_eq!(find(addr), Some(slot), "{addr:#x}");
         }
+    }
+
+    #[test]
+    fn a_large_guard_is_known_by_its_size() {
+        let stack = Stack::with_guard_pages(64 * 1024, 16).unwrap();
+        let guard = stack.guard();
+        assert_eq!(guard.len(), 16 * crate::stack::page_size());
+        let found = find(guard.start).expect("a mapped stack");
+        assert_eq!((found.low, found.guard), (guard.start, guard.len()));
+        assert_eq!(find(stack.limit() as usize), Some(found));
     }
 
     #[test]

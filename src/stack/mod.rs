@@ -53,6 +53,44 @@
 //! guard is not enforced (qemu-user accepts any `madvise` and does nothing):
 //! see [`GuardKind::preferred`].
 //!
+//! # Guard size and stack probes
+//!
+//! The stacks of a chunk are adjacent: below a stack's guard lies the top of
+//! the stack below it, where that fiber keeps its bookkeeping (its
+//! overflow record, closure and parent link). A guard catches a fiber only
+//! if the fiber touches it, so a frame larger than the guard whose first
+//! store lands *below* the guard writes into the neighbour without a fault.
+//!
+//! - **Rust code cannot do that.** rustc gives every function whose frame is
+//!   larger than a page a stack probe (LLVM's `probe-stack`, inline on
+//!   x86_64 and aarch64; `__rust_probestack` in older releases): the
+//!   prologue moves the stack pointer down one page at a time and touches
+//!   each page, so the first page past the limit that it touches is the
+//!   guard's. Checked on rustc 1.95 for a 64 KiB frame: a loop of
+//!   `sub $4096, %rsp; movq $0, (%rsp)` (x86_64), `sub sp, sp, #4096;
+//!   str xzr, [sp]` (aarch64).
+//! - **C and C++ code can**, unless compiled with
+//!   `-fstack-clash-protection` (GCC 8+, Clang 11+), which adds the same
+//!   probes. It is off by default upstream, and some distributions turn it
+//!   on (Fedora, Ubuntu); Debian 12's GCC 12 does not: a 64 KiB local
+//!   array there compiles to one `sub $65544, %rsp` followed by a `call`,
+//!   whose return address is stored 64 KiB below the old stack pointer.
+//!   `alloca` and variable-length arrays do the same.
+//!
+//! A fiber that runs such C code with frames of up to `N` pages needs a
+//! guard of more than `N` pages: [`Stack::with_guard_pages`], or
+//! `guard_pages` on the runtime's and the task's builders. The default stays
+//! one page (what threads get from glibc, too). A larger guard costs
+//! address space and page-table entries, not memory; with madvise guards,
+//! installing it costs time per page, once per fresh slot (a pooled or
+//! retained stack is reused with its guard in place). Measured by
+//! `cargo run --release --example guard_cost` (10,000 fresh 64 KiB stacks;
+//! figures in BENCHMARKS.md): taking a fresh stack costs about 0.3 µs with
+//! one guard page, 2.2 µs with 16, 16 µs with 256; page tables grow from
+//! 1.3 to 2.5 MiB (16 pages) for the 10,000; the number of memory maps
+//! does not change (one per chunk with madvise guards, two per stack with
+//! mprotect ones, whatever the guard size).
+//!
 //! # The default size, 256 KiB
 //!
 //! A stack cannot grow, so it must fit the deepest thing ordinary Rust code
@@ -116,6 +154,7 @@ mod error;
 mod guard;
 pub(crate) mod overflow;
 mod pool;
+pub mod shadow;
 #[cfg(feature = "valgrind")]
 mod valgrind;
 
@@ -195,6 +234,14 @@ impl Stack {
     /// page rounding plus the guard could overflow.
     pub const MAX_SIZE: usize = 1 << 47;
 
+    /// Guard pages below a stack when none are asked for: one. See "Guard
+    /// size and stack probes" in the [module docs](self) for when more are
+    /// worth it.
+    pub const DEFAULT_GUARD_PAGES: usize = 1;
+
+    /// The most guard pages a stack may have: 2,048 (8 MiB of 4 KiB pages).
+    pub const MAX_GUARD_PAGES: usize = 2048;
+
     /// A stack with at least `size` usable bytes (rounded up to whole pages)
     /// and a guard of the [preferred](GuardKind::preferred) kind.
     ///
@@ -208,13 +255,44 @@ impl Stack {
     ///   [`MAX_SIZE`](Stack::MAX_SIZE);
     /// - the OS error's kind (usually [`io::ErrorKind::OutOfMemory`]) with a
     ///   [`StackError`] inside if the memory cannot be mapped or guarded; its
-    ///   message names the likely cause (`vm.max_map_count` or `RLIMIT_AS`).
+    ///   message names the likely cause (`vm.max_map_count` or `RLIMIT_AS`);
+    /// - [`io::ErrorKind::Unsupported`] if the process runs with shadow
+    ///   stacks, which spindle's switch cannot work with ([`shadow`]).
     #[inline]
     pub fn new(size: usize) -> io::Result<Stack> {
         let size = round_size(size)?;
-        match pool::take(size, None) {
+        match pool::take(size, Stack::DEFAULT_GUARD_PAGES, None) {
             Some(slot) => Ok(Stack::handed_out(slot)),
-            None => Stack::fresh(size, None),
+            None => Stack::fresh(size, Stack::DEFAULT_GUARD_PAGES, None),
+        }
+    }
+
+    /// A stack like [`Stack::new`]'s with a guard of `pages` pages instead
+    /// of one, for fibers that call C code with large frames (see "Guard
+    /// size and stack probes" in the [module docs](self)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use spindle::stack::Stack;
+    ///
+    /// let page = Stack::new(64 * 1024)?.guard().len(); // the default: one page
+    /// let stack = Stack::with_guard_pages(64 * 1024, 16)?;
+    /// assert_eq!(stack.guard().len(), 16 * page);
+    /// assert_eq!(stack.guard().end, stack.limit() as usize);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::new`], and [`io::ErrorKind::InvalidInput`] if `pages` is
+    /// 0 or above [`MAX_GUARD_PAGES`](Stack::MAX_GUARD_PAGES).
+    pub fn with_guard_pages(size: usize, pages: usize) -> io::Result<Stack> {
+        let size = round_size(size)?;
+        check_guard_pages(pages)?;
+        match pool::take(size, pages, None) {
+            Some(slot) => Ok(Stack::handed_out(slot)),
+            None => Stack::fresh(size, pages, None),
         }
     }
 
@@ -227,27 +305,29 @@ impl Stack {
     /// [`GuardKind::is_available`]).
     pub fn with_guard(size: usize, kind: GuardKind) -> io::Result<Stack> {
         let size = round_size(size)?;
-        match pool::take(size, Some(kind)) {
+        let pages = Stack::DEFAULT_GUARD_PAGES;
+        match pool::take(size, pages, Some(kind)) {
             Some(slot) => Ok(Stack::handed_out(slot)),
-            None => Stack::fresh(size, Some(kind)),
+            None => Stack::fresh(size, pages, Some(kind)),
         }
     }
 
     /// A stack from the allocator (the pool had none).
     #[cold]
-    fn fresh(size: usize, kind: Option<GuardKind>) -> io::Result<Stack> {
+    fn fresh(size: usize, pages: usize, kind: Option<GuardKind>) -> io::Result<Stack> {
+        shadow::check()?;
         let slot = match kind {
             Some(GuardKind::Madvise) if !GuardKind::Madvise.is_available() => {
                 return Err(error::madvise_unsupported())
             }
-            Some(kind) => chunk::allocate(size, kind)?,
+            Some(kind) => chunk::allocate(size, pages, kind)?,
             None => {
                 let kind = GuardKind::preferred();
-                match chunk::allocate(size, kind) {
+                match chunk::allocate(size, pages, kind) {
                     // The kernel turned madvise guards down after all (and
                     // the process is now demoted to mprotect): use those.
                     Err(_) if kind == GuardKind::Madvise && !kind.is_available() => {
-                        chunk::allocate(size, GuardKind::Mprotect)?
+                        chunk::allocate(size, pages, GuardKind::Mprotect)?
                     }
                     other => other?,
                 }
@@ -327,6 +407,21 @@ impl std::fmt::Debug for Stack {
             .field("size", &self.size())
             .field("guard_kind", &self.guard_kind())
             .finish()
+    }
+}
+
+/// Validates a guard's page count.
+fn check_guard_pages(pages: usize) -> io::Result<()> {
+    if (1..=Stack::MAX_GUARD_PAGES).contains(&pages) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a stack guard of {pages} pages: it takes 1 to {} pages",
+                Stack::MAX_GUARD_PAGES
+            ),
+        ))
     }
 }
 

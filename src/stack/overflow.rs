@@ -7,7 +7,8 @@
 //! the fiber from the fault address alone:
 //!
 //! 1. the chunk table (`chunk_table.rs`) says which stack slot holds the
-//!    address; it must lie in that slot's guard page;
+//!    address and how large that slot's guard is; the address must lie in
+//!    the guard;
 //! 2. the interrupted thread's stack pointer (from the signal's `ucontext`)
 //!    must lie in the same slot: the thread was running on that stack, so
 //!    the fault is that stack's overflow and not, say, a write running off
@@ -56,7 +57,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
-use super::{altstack, chunk_table, page_size};
+use super::{altstack, chunk_table};
 
 /// What the overflow handler needs to know about a fiber, at the top of its
 /// stack: its name. (The stack's size and guard come from the chunk table.)
@@ -246,10 +247,9 @@ unsafe fn interrupted_sp(context: *mut libc::c_void) -> usize {
 /// with the stack pointer at `sp` is one (the three steps of the module
 /// docs). Reads only the chunk table and the slot's memory.
 fn overflowed_fiber(addr: usize, sp: usize) -> Option<Overflow> {
-    let (low, slot_bytes) = chunk_table::find(addr)?;
-    let page = page_size();
-    let base = low + slot_bytes;
-    if addr >= low + page || !(low..base).contains(&sp) {
+    let slot = chunk_table::find(addr)?;
+    let (low, base) = (slot.low, slot.low + slot.bytes);
+    if addr >= low + slot.guard || !(low..base).contains(&sp) {
         return None;
     }
     // SAFETY: the record's place is inside the slot's usable memory, which
@@ -260,7 +260,7 @@ fn overflowed_fiber(addr: usize, sp: usize) -> Option<Overflow> {
     (fiber.magic == FiberInfo::MAGIC).then_some(Overflow {
         name_ptr: fiber.name_ptr,
         name_len: fiber.name_len,
-        stack_size: slot_bytes - page,
+        stack_size: slot.bytes - slot.guard,
     })
 }
 

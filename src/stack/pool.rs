@@ -12,7 +12,7 @@
 //! - Pooled stacks are kept as they were left (no syscall on the way in or
 //!   out), so their touched pages stay resident: the bound is also the
 //!   bound on memory a thread keeps for reuse.
-//! - Stacks are grouped by (usable size, guard kind), in at most
+//! - Stacks are grouped by (usable size, guard pages and kind), in at most
 //!   [`MAX_BUCKETS`] buckets; within a bucket the last stack in is the first
 //!   out (its pages are the likeliest to still be in cache).
 //! - When the thread exits, its pool is dropped and every stack in it is
@@ -37,13 +37,14 @@ use std::sync::{Mutex, PoisonError};
 use super::chunk::{self, Slot};
 use super::GuardKind;
 
-/// Most distinct (size, kind) groups one pool keeps.
+/// Most distinct (size, guard) groups one pool keeps.
 const MAX_BUCKETS: usize = 8;
 
-/// Pooled stacks of one usable size and guard kind.
+/// Pooled stacks of one usable size and guard (pages and kind).
 struct Bucket {
     size: usize,
-    kind: GuardKind,
+    /// The guard's pages and kind ([`chunk::shape_bits`]).
+    shape: usize,
     slots: Vec<Slot>,
 }
 
@@ -93,10 +94,19 @@ fn with_pool<T>(f: impl FnOnce(&mut Pool) -> T) -> Option<T> {
 
 impl Pool {
     #[inline]
-    fn take(&mut self, size: usize, kind: Option<GuardKind>) -> Option<Slot> {
-        let bucket = self.buckets.iter_mut().find(|b| {
-            b.size == size && kind.map_or(true, |k| k == b.kind) && !b.slots.is_empty()
-        })?;
+    fn take(&mut self, size: usize, pages: usize, kind: Option<GuardKind>) -> Option<Slot> {
+        // Either kind will do when none is asked for: compare the pages only.
+        let (shape, mask) = match kind {
+            Some(kind) => (chunk::shape_bits(pages, kind), !0),
+            None => (
+                chunk::shape_bits(pages, GuardKind::Madvise),
+                !chunk::MPROTECT_BIT,
+            ),
+        };
+        let bucket = self
+            .buckets
+            .iter_mut()
+            .find(|b| b.size == size && b.shape & mask == shape && !b.slots.is_empty())?;
         let slot = bucket.slots.pop()?;
         self.set_len(self.len() - 1);
         self.bytes -= size;
@@ -110,14 +120,14 @@ impl Pool {
         if len >= StackPool::MAX_STACKS || self.bytes + size > StackPool::MAX_BYTES {
             return Err(slot);
         }
-        let kind = slot.kind();
+        let shape = slot.shape();
         let index = match self
             .buckets
             .iter()
-            .position(|b| b.size == size && b.kind == kind)
+            .position(|b| b.size == size && b.shape == shape)
         {
             Some(i) => i,
-            None => match self.new_bucket(size, kind) {
+            None => match self.new_bucket(size, shape) {
                 Some(i) => i,
                 None => return Err(slot),
             },
@@ -133,10 +143,10 @@ impl Pool {
 
     /// Makes room for a bucket, reusing an empty one if all are taken.
     #[cold]
-    fn new_bucket(&mut self, size: usize, kind: GuardKind) -> Option<usize> {
+    fn new_bucket(&mut self, size: usize, shape: usize) -> Option<usize> {
         let bucket = Bucket {
             size,
-            kind,
+            shape,
             slots: Vec::new(),
         };
         if self.buckets.len() < MAX_BUCKETS {
@@ -197,11 +207,11 @@ impl Drop for Pool {
     }
 }
 
-/// Takes a pooled stack of `size` usable bytes (and of `kind`, if given) from
-/// this thread's pool. No syscall, no lock.
+/// Takes a pooled stack of `size` usable bytes and a guard of `pages` (of
+/// `kind`, if given) from this thread's pool. No syscall, no lock.
 #[inline]
-pub(super) fn take(size: usize, kind: Option<GuardKind>) -> Option<Slot> {
-    with_pool(|pool| pool.take(size, kind)).flatten()
+pub(super) fn take(size: usize, pages: usize, kind: Option<GuardKind>) -> Option<Slot> {
+    with_pool(|pool| pool.take(size, pages, kind)).flatten()
 }
 
 /// Puts a stack into this thread's pool; gives it back if the pool is full

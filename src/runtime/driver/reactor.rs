@@ -52,10 +52,11 @@
 //! `wait_readable`.
 //!
 //! Closing an fd makes epoll forget it silently, so a fiber waiting on it
-//! would never wake. Whenever the scheduler is about to block with no
-//! deadline at all, the reactor checks every waited-on fd with
-//! `EPOLL_CTL_MOD` and fails the waits of those that are gone; a wait with a
-//! deadline ends at its deadline anyway.
+//! would never wake. When the scheduler is about to block (whether or not
+//! some timer is pending) after fibers have run, the reactor checks every
+//! waited-on fd with `EPOLL_CTL_MOD` and fails the waits of those that are
+//! gone; the scheduler paces these looks by their cost (see
+//! `find_runnable`).
 //!
 //! ## Blocking
 //!

@@ -29,7 +29,7 @@
 use std::cell::RefCell;
 
 use crate::coroutine::CoroutineResult;
-
+use crate::greenlet::ChainState;
 use crate::runtime::task::{Fiber, Key};
 
 /// The fibers of one runtime; see the [module docs](self).
@@ -78,6 +78,9 @@ impl FiberTable {
             self.adopt(&mut slots);
         }
         let fiber = slots.get_mut(i)?.as_mut()?;
+        // The task runs with its own greenlet state, and the resumer gets
+        // its own back (see `greenlet`'s "Bookkeeping").
+        let _resumer = ChainState::detach();
         Some(fiber.resume(()))
     }
 

@@ -54,17 +54,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::greenlet::ChainState;
 use crate::runtime::driver::{Reactor, Remote, RemoteWaker};
 use crate::runtime::task::{Cancel, Fiber, Key, LocalMap, TaskId, TaskInfo, TaskState};
 
 use self::core::{Core, Hot, TaskRecord};
 use fiber_table::FiberTable;
+use find_runnable::ClosedFdCheck;
 
 /// One runtime's scheduler; see the [module docs](self).
 pub(crate) struct Scheduler {
     fibers: FiberTable,
     /// Resumes so far (each is one switch into a fiber and one back).
     resumes: Cell<u64>,
+    /// When the reactor next looks for fds closed under their waiters.
+    closed_fd_check: Cell<ClosedFdCheck>,
     /// Unique per process (never reused), so that a [`Key`] kept in a
     /// waker or a task handle is only looked up in the table it came from.
     id: u64,
@@ -79,6 +83,8 @@ pub(crate) struct Scheduler {
     /// Set by a [`Message::Stop`](crate::runtime::driver::Message): `serve`
     /// returns.
     stop: Cell<bool>,
+    /// Guard pages of fibers whose builder names none.
+    guard_pages: usize,
 }
 
 /// A scheduler's counters, for `Runtime::stats`.
@@ -95,13 +101,14 @@ impl Scheduler {
     /// # Errors
     ///
     /// What `epoll_create1` or `eventfd` return (out of file descriptors).
-    pub(crate) fn new(stack_size: usize) -> io::Result<Scheduler> {
+    pub(crate) fn new(stack_size: usize, guard_pages: usize) -> io::Result<Scheduler> {
         let remote = Arc::new(Remote::new()?);
         let reactor = Reactor::new(remote.event_fd())?;
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Scheduler {
             fibers: FiberTable::new(),
             resumes: Cell::new(0),
+            closed_fd_check: Cell::new(ClosedFdCheck::FIRST),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             core: RefCell::new(Core::new()),
             reactor,
@@ -109,6 +116,7 @@ impl Scheduler {
             stack_size,
             serving: Cell::new(false),
             stop: Cell::new(false),
+            guard_pages,
         })
     }
 
@@ -122,6 +130,19 @@ impl Scheduler {
     #[inline]
     pub(crate) fn stack_size(&self) -> usize {
         self.stack_size
+    }
+
+    /// The default guard size of its fibers' stacks, in pages.
+    #[inline]
+    pub(crate) fn guard_pages(&self) -> usize {
+        self.guard_pages
+    }
+
+    /// Resumes so far: it changes exactly when some fiber has been
+    /// suspended since the running one was last resumed.
+    #[inline(always)]
+    pub(crate) fn resumes(&self) -> u64 {
+        self.resumes.get()
     }
 
     /// Its reactor, for the waits that register fds.
@@ -193,7 +214,12 @@ impl Scheduler {
     /// outside any borrow.
     fn remove(&self, key: Key) {
         let fiber = self.fibers.remove(key);
+        // Dropping an unfinished fiber unwinds it on its own stack: it must
+        // not see the greenlets of whoever runs the scheduler (see
+        // `greenlet::ChainState`).
+        let resumer = ChainState::detach();
         drop(fiber);
+        drop(resumer);
         let record = {
             let mut core = self.core.borrow_mut();
             let record = core.tasks.remove(key);

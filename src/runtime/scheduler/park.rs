@@ -4,6 +4,7 @@
 use std::panic;
 use std::thread;
 
+use crate::greenlet::ChainState;
 use crate::runtime::task::{
     Cancel, CancelUnwind, FiberYielder, Interrupted, Key, TaskState, WaitingOn,
 };
@@ -117,11 +118,15 @@ impl Scheduler {
     fn suspend(&self, key: Key) -> Result<(), Interrupted> {
         let cur = current();
         debug_assert!(!cur.yielder.is_null() && cur.key == Some(key));
+        // The greenlet resumes under way in this chain are put back when it
+        // is resumed, or unwound (see `greenlet`'s "Bookkeeping").
+        let greenlets = ChainState::save();
         // SAFETY: `CURRENT` names the running fiber (context.rs, module
         // docs), and we run on it (or on a coroutine it resumed, which
         // suspends together with it): its yielder is alive in its root
         // frame.
         unsafe { (*cur.yielder).suspend(()) };
+        drop(greenlets);
         set_current(cur);
         self.checkpoint(key)
     }

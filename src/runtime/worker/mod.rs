@@ -208,8 +208,8 @@ impl Drop for EnterWorker {
 
 impl Pool {
     /// Starts workers 1..`n` (worker 0 is the caller, whose scheduler's
-    /// inbox is `first`), each with fibers of `stack_size` by default,
-    /// pinned to a CPU each if `pin`.
+    /// inbox is `first`), each with fibers of `stack_size` and guards of
+    /// `guard_pages` by default, pinned to a CPU each if `pin`.
     ///
     /// # Errors
     ///
@@ -218,6 +218,7 @@ impl Pool {
     pub(crate) fn start(
         n: usize,
         stack_size: usize,
+        guard_pages: usize,
         pin: bool,
         first: Arc<Remote>,
     ) -> io::Result<Pool> {
@@ -230,7 +231,7 @@ impl Pool {
             let (gate_tx, gate_rx) = mpsc::channel::<Arc<Workers>>();
             let spawned = thread::Builder::new()
                 .name(format!("spindle-worker-{i}"))
-                .spawn(move || worker_main(i, stack_size, pin, remote_tx, gate_rx));
+                .spawn(move || worker_main(i, stack_size, guard_pages, pin, remote_tx, gate_rx));
             let started = spawned.and_then(|t| {
                 threads.push(t);
                 remote_rx.recv().unwrap_or_else(|_| {
@@ -358,11 +359,12 @@ impl Drop for ReportOnExit<'_> {
 fn worker_main(
     i: usize,
     stack_size: usize,
+    guard_pages: usize,
     pin: bool,
     remote_tx: mpsc::Sender<io::Result<Arc<Remote>>>,
     gate: mpsc::Receiver<Arc<Workers>>,
 ) {
-    let sched = match Scheduler::new(stack_size) {
+    let sched = match Scheduler::new(stack_size, guard_pages) {
         Ok(s) => s,
         Err(e) => {
             let _ = remote_tx.send(Err(e));

@@ -184,6 +184,26 @@ fn only_a_live_record_with_the_stack_pointer_in_its_slot_is_reported() {
     );
 }
 
+/// With a guard of several pages, the handler takes any address in it
+/// (not only the page below the limit) and reports the usable size.
+#[test]
+fn every_page_of_a_large_guard_is_reported() {
+    ensure_installed();
+    let stack = Stack::with_guard_pages(64 * 1024, 16).unwrap();
+    let guard = stack.guard();
+    let base = stack.base() as usize;
+    // SAFETY: the stack is ours and unused; retired below.
+    unsafe { FiberInfo::publish(base, None) };
+    let sp_inside = stack.limit() as usize + 64;
+    for addr in [guard.start, guard.start + guard.len() / 2, guard.end - 1] {
+        let found = overflowed_fiber(addr, sp_inside).expect("in the guard");
+        assert_eq!(found.stack_size, 64 * 1024, "{addr:#x}");
+    }
+    assert!(overflowed_fiber(guard.end, sp_inside).is_none());
+    // SAFETY: published above, on a stack we still own.
+    unsafe { FiberInfo::retire(base) };
+}
+
 #[test]
 fn install_gives_thread_an_altstack() {
     std::thread::spawn(|| {
