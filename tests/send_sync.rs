@@ -21,7 +21,6 @@
 #![allow(dead_code, clippy::type_complexity)]
 
 use std::net::TcpStream as StdTcpStream;
-use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
 use spindle::coroutine::{self, Coroutine, CoroutineResult, Yielder};
@@ -138,16 +137,7 @@ assert_value!(TcpListener: Send & !Sync);
 assert_value!(UdpSocket: Send & !Sync);
 assert_value!(Incoming<'static>: !Send & !Sync);
 assert_value!(Async<StdTcpStream>: Send & !Sync);
-assert_value!(Async<LocalFd>: !Send & !Sync);
-
-/// An fd holder that is not `Send`.
-struct LocalFd(NotSend, RawFd);
-
-impl AsRawFd for LocalFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.1
-    }
-}
+assert_value!(Async<Rc<StdTcpStream>>: !Send & !Sync);
 
 // ---- stack ------------------------------------------------------------------------
 assert_value!(Stack: Send & Sync);

@@ -1,6 +1,6 @@
 //! Model-based tests: random programs of fiber operations (spawn, yield,
-//! sleep, cancel, join, channel send/recv, mutex lock/unlock, greenlet
-//! switch and drop) run on the real runtime, and their log compared, event
+//! sleep, cancel, join, channel send/recv, mutex lock/unlock, semaphore
+//! acquire/release, greenlet switch and drop) run on the real runtime, and their log compared, event
 //! by event, with what a small model of the documented round-robin order
 //! and of each primitive predicts (`model.rs`). proptest generates the
 //! programs and shrinks a failing one to a short program.
@@ -45,7 +45,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use ops::{Event, Op, Program, ACTORS, CHANNELS, GREENLETS, MUTEXES};
+use ops::{Event, Op, Program, ACTORS, CHANNELS, GREENLETS, MUTEXES, PERMITS};
 
 /// Programs per run unless `PROPTEST_CASES` says otherwise.
 const DEFAULT_CASES: u32 = 96;
@@ -76,19 +76,21 @@ fn op(actor: usize) -> BoxedStrategy<Op> {
         other.clone().prop_map(Op::Cancel),
         (0..CHANNELS, 0..100u32).prop_map(|(c, v)| Op::Send(c, v)),
         (0..MUTEXES).prop_map(Op::Unlock),
+        Just(Op::Release),
     ];
     let spawn = other.clone().prop_map(Op::Spawn);
     let greenlet = prop_oneof![
         (0..GREENLETS, 0..100u32).prop_map(|(g, v)| Op::GSwitch(g, v)),
         (0..GREENLETS).prop_map(Op::GDrop),
     ];
-    // The main fiber never waits for good (no recv, lock or join before
+    // The main fiber never waits for good (no recv, lock, acquire or join before
     // its epilogue), so every program ends; the others may wait forever,
     // and the main fiber's epilogue cancels them.
     let waits = prop_oneof![
         1 => other.prop_map(Op::Join),
         1 => (0..CHANNELS).prop_map(Op::Recv),
         2 => (0..MUTEXES).prop_map(Op::Lock),
+        2 => (1..=PERMITS).prop_map(Op::Acquire),
     ];
     // Weights chosen so that most programs have several fibers alive at
     // once, queued on the same lock or channel.

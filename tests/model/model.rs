@@ -21,8 +21,13 @@
 //!   it runs if one is still there, and waits again at the back otherwise;
 //!   a receiver that takes a message and leaves others notifies the next
 //!   one; a waiter notified and then cancelled passes the notification on;
-//! - an ending fiber drops its guards in the order it took them, then its
-//!   joiner (if parked in `join`) is woken.
+//! - the semaphore grants permits to the waiters at the front, in order,
+//!   while the first one's request fits, and a request waits behind any
+//!   waiter even if it would fit; a waiter leaving its wait (granted,
+//!   cancelled) grants again (`Regrant`), a granted one cancelled before it
+//!   runs gives its permits back first;
+//! - an ending fiber drops its guards and permits in the order it took
+//!   them, then its joiner (if parked in `join`) is woken.
 //!
 //! The greenlet of every slot runs `|v| { enter(v); yield; let w =
 //! root.switch(v + 1); enter(w); yield; w + 100 }`, so a switch logs
@@ -31,7 +36,9 @@
 
 use std::collections::VecDeque;
 
-use crate::ops::{result_of, with_epilogue, Event, Op, Out, Program, ACTORS, CHANNELS, MUTEXES};
+use crate::ops::{
+    result_of, with_epilogue, Event, Op, Out, Program, ACTORS, CHANNELS, MUTEXES, PERMITS,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wait {
@@ -39,6 +46,7 @@ enum Wait {
     Sleep(u64),
     Recv(usize),
     Lock(usize),
+    Acquire(usize),
     Join(usize),
     Greenlet { slot: usize, round: u8, value: u32 },
 }
@@ -64,9 +72,15 @@ struct Actor {
     notified: bool,
     finished: Option<Result<u32, String>>,
     joiner: Option<usize>,
-    /// Mutexes held, in the order they were locked.
-    held: Vec<usize>,
+    /// Mutex guards and semaphore permits held, in the order taken.
+    held: Vec<Held>,
     greenlets: Vec<Green>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    Guard(usize),
+    Permits(usize),
 }
 
 #[derive(Default)]
@@ -97,6 +111,9 @@ pub struct Model {
     recv_queues: Vec<Queue>,
     locked: Vec<bool>,
     lock_queues: Vec<Queue>,
+    permits: usize,
+    /// (actor, permits wanted)
+    sem_queue: VecDeque<(usize, usize)>,
     log: Vec<(Event, u64)>,
     done: bool,
 }
@@ -135,6 +152,8 @@ impl Model {
             recv_queues: (0..CHANNELS).map(|_| Queue::default()).collect(),
             locked: vec![false; MUTEXES],
             lock_queues: (0..MUTEXES).map(|_| Queue::default()).collect(),
+            permits: PERMITS,
+            sem_queue: VecDeque::new(),
             log: Vec::new(),
             done: false,
         };
@@ -206,6 +225,26 @@ impl Model {
         }
     }
 
+    fn add_permits(&mut self, n: usize) {
+        self.permits += n;
+        while let Some(&(w, want)) = self.sem_queue.front() {
+            if want > self.permits {
+                break;
+            }
+            self.permits -= want;
+            self.sem_queue.pop_front();
+            self.actors[w].notified = true;
+            self.wake(w);
+        }
+    }
+
+    fn release(&mut self, held: Held) {
+        match held {
+            Held::Guard(m) => self.unlock(m),
+            Held::Permits(n) => self.add_permits(n),
+        }
+    }
+
     fn notify_receiver(&mut self, c: usize) {
         if let Some(w) = self.recv_queues[c].waiters.pop_front() {
             self.actors[w].notified = true;
@@ -227,8 +266,8 @@ impl Model {
     }
 
     fn finish(&mut self, a: usize, result: Result<u32, String>) {
-        for m in std::mem::take(&mut self.actors[a].held) {
-            self.unlock(m);
+        for h in std::mem::take(&mut self.actors[a].held) {
+            self.release(h);
         }
         self.actors[a].finished = Some(result);
         if let Some(j) = self.actors[a].joiner.take() {
@@ -251,6 +290,14 @@ impl Model {
             Wait::Recv(c) => self.recv_queues[c].remove(a),
             Wait::Lock(m) if notified => self.unlock(m),
             Wait::Lock(m) => self.lock_queues[m].remove(a),
+            Wait::Acquire(n) => {
+                if notified {
+                    self.add_permits(n);
+                } else {
+                    self.sem_queue.retain(|&(w, _)| w != a);
+                }
+                self.add_permits(0);
+            }
             Wait::Join(j) => self.actors[j].joiner = None,
             Wait::Greenlet { slot, .. } => self.actors[a].greenlets[slot] = Green::Dead,
             Wait::Yield | Wait::Sleep(_) => {}
@@ -286,8 +333,14 @@ impl Model {
             }
             Wait::Lock(m) => {
                 self.actors[a].notified = false;
-                self.actors[a].held.push(m);
+                self.actors[a].held.push(Held::Guard(m));
                 self.log(a, Out::Locked);
+            }
+            Wait::Acquire(n) => {
+                self.actors[a].notified = false;
+                self.actors[a].held.push(Held::Permits(n));
+                self.add_permits(0);
+                self.log(a, Out::Acquired);
             }
             Wait::Join(j) => {
                 let r = self.actors[j].finished.clone().expect("woken by its end");
@@ -390,11 +443,11 @@ impl Model {
                     }
                 }
                 Op::Lock(m) => {
-                    if self.actors[a].held.contains(&m) {
+                    if self.actors[a].held.contains(&Held::Guard(m)) {
                         self.log(a, Out::Skipped);
                     } else if !self.locked[m] && self.lock_queues[m].waiters.is_empty() {
                         self.locked[m] = true;
-                        self.actors[a].held.push(m);
+                        self.actors[a].held.push(Held::Guard(m));
                         self.log(a, Out::Locked);
                     } else {
                         if cancel {
@@ -406,10 +459,39 @@ impl Model {
                     }
                 }
                 Op::Unlock(m) => {
-                    if let Some(i) = self.actors[a].held.iter().position(|&h| h == m) {
-                        self.actors[a].held.remove(i);
-                        self.unlock(m);
+                    if let Some(i) = self.actors[a]
+                        .held
+                        .iter()
+                        .position(|&h| h == Held::Guard(m))
+                    {
+                        let h = self.actors[a].held.remove(i);
+                        self.release(h);
                         self.log(a, Out::Unlocked);
+                    } else {
+                        self.log(a, Out::Skipped);
+                    }
+                }
+                Op::Acquire(n) => {
+                    if self.permits >= n && self.sem_queue.is_empty() {
+                        self.permits -= n;
+                        self.actors[a].held.push(Held::Permits(n));
+                        self.log(a, Out::Acquired);
+                    } else {
+                        if cancel {
+                            self.add_permits(0);
+                            return self.unwind(a);
+                        }
+                        self.sem_queue.push_back((a, n));
+                        self.park(a, Wait::Acquire(n));
+                        return;
+                    }
+                }
+                Op::Release => {
+                    let held = &self.actors[a].held;
+                    if let Some(i) = held.iter().position(|h| matches!(h, Held::Permits(_))) {
+                        let h = self.actors[a].held.remove(i);
+                        self.release(h);
+                        self.log(a, Out::Released);
                     } else {
                         self.log(a, Out::Skipped);
                     }

@@ -7,6 +7,8 @@ pub const ACTORS: usize = 4;
 pub const CHANNELS: usize = 2;
 /// Mutexes every actor can lock.
 pub const MUTEXES: usize = 2;
+/// Permits of the one semaphore.
+pub const PERMITS: usize = 2;
 /// Greenlet slots of each actor (each actor owns its greenlets).
 pub const GREENLETS: usize = 2;
 
@@ -38,6 +40,10 @@ pub enum Op {
     Lock(usize),
     /// Drop this actor's guard of a mutex.
     Unlock(usize),
+    /// `acquire_many` this many permits of the semaphore.
+    Acquire(usize),
+    /// Drop the oldest of this actor's semaphore permits.
+    Release,
     /// `switch` to this actor's greenlet in a slot (a new one if the slot
     /// is empty or its greenlet has died), handing it a value.
     GSwitch(usize, u32),
@@ -61,6 +67,8 @@ pub enum Out {
     Received(u32),
     Locked,
     Unlocked,
+    Acquired,
+    Released,
     /// Logged by a greenlet's function each time it is entered, with the
     /// value it was handed.
     GEnter(u32),
@@ -110,6 +118,8 @@ pub fn encode(program: &Program) -> String {
         Op::Recv(c) => format!("recv {c}"),
         Op::Lock(m) => format!("lock {m}"),
         Op::Unlock(m) => format!("unlock {m}"),
+        Op::Acquire(n) => format!("acquire {n}"),
+        Op::Release => "release".into(),
         Op::GSwitch(g, v) => format!("gswitch {g} {v}"),
         Op::GDrop(g) => format!("gdrop {g}"),
     };
@@ -145,6 +155,8 @@ pub fn decode(text: &str) -> Program {
             "recv" => Op::Recv(arg() as usize),
             "lock" => Op::Lock(arg() as usize),
             "unlock" => Op::Unlock(arg() as usize),
+            "acquire" => Op::Acquire(arg() as usize),
+            "release" => Op::Release,
             "gswitch" => Op::GSwitch(arg() as usize, arg() as u32),
             "gdrop" => Op::GDrop(arg() as usize),
             _ => panic!("unknown operation {s:?}"),

@@ -6,11 +6,12 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use spindle::sync::{channel, Mutex, MutexGuard, Receiver, Sender};
+use spindle::sync::{channel, Mutex, MutexGuard, Receiver, Semaphore, SemaphorePermit, Sender};
 use spindle::{Greenlet, JoinError, JoinHandle};
 
 use crate::ops::{
     result_of, with_epilogue, Event, Op, Out, Program, ACTORS, CHANNELS, GREENLETS, MUTEXES,
+    PERMITS,
 };
 
 /// What every actor of one run shares.
@@ -20,6 +21,7 @@ struct World {
     spawned: RefCell<Vec<bool>>,
     chans: Vec<(Sender<u32>, Receiver<u32>)>,
     mutexes: Vec<Mutex<()>>,
+    semaphore: Semaphore,
     /// Each event with the time since `t0` at which it was logged.
     log: RefCell<Vec<(Event, Duration)>>,
     /// Set by the main fiber as its last act: what the runtime does after
@@ -58,6 +60,7 @@ pub fn run(program: &Program, unit: Duration) -> Result<Vec<(Event, Duration)>, 
                 spawned: RefCell::new((0..ACTORS).map(|a| a == 0).collect()),
                 chans: (0..CHANNELS).map(|_| channel()).collect(),
                 mutexes: (0..MUTEXES).map(|_| Mutex::new(())).collect(),
+                semaphore: Semaphore::new(PERMITS),
                 log: RefCell::new(Vec::new()),
                 closed: Cell::new(false),
                 t0: Instant::now(),
@@ -105,13 +108,30 @@ fn greenlet(world: &Rc<World>, me: usize, pc: &Rc<Cell<usize>>) -> Greenlet<u32>
     })
 }
 
+/// A guard or permits an actor holds, only to drop them when told to.
+enum Held<'a> {
+    Guard {
+        mutex: usize,
+        _guard: MutexGuard<'a, ()>,
+    },
+    Permits {
+        _permit: SemaphorePermit<'a>,
+    },
+}
+
+impl Held<'_> {
+    fn is_guard_of(&self, m: usize) -> bool {
+        matches!(self, Held::Guard { mutex, .. } if *mutex == m)
+    }
+}
+
 /// Actor `me`'s fiber: runs its script.
 fn actor(world: Rc<World>, me: usize) -> u32 {
     let pc = Rc::new(Cell::new(0));
     // Declared before `held`, so dropped after it (the model releases the
     // locks first; dropping a greenlet wakes nobody).
     let mut greenlets: Vec<Option<Greenlet<u32>>> = (0..GREENLETS).map(|_| None).collect();
-    let mut held: Vec<(usize, MutexGuard<'_, ()>)> = Vec::new();
+    let mut held: Vec<Held<'_>> = Vec::new();
     let w = &*world;
     for (i, &op) in w.scripts[me].iter().enumerate() {
         pc.set(i);
@@ -170,14 +190,30 @@ fn actor(world: Rc<World>, me: usize) -> u32 {
                 log(Out::Received(v));
             }
             Op::Lock(m) => {
-                if held.iter().any(|&(h, _)| h == m) {
+                if held.iter().any(|h| h.is_guard_of(m)) {
                     log(Out::Skipped);
                 } else {
-                    held.push((m, w.mutexes[m].lock()));
+                    held.push(Held::Guard {
+                        mutex: m,
+                        _guard: w.mutexes[m].lock(),
+                    });
                     log(Out::Locked);
                 }
             }
-            Op::Unlock(m) => match held.iter().position(|&(h, _)| h == m) {
+            Op::Acquire(n) => {
+                held.push(Held::Permits {
+                    _permit: w.semaphore.acquire_many(n),
+                });
+                log(Out::Acquired);
+            }
+            Op::Release => match held.iter().position(|h| matches!(h, Held::Permits { .. })) {
+                Some(i) => {
+                    drop(held.remove(i));
+                    log(Out::Released);
+                }
+                None => log(Out::Skipped),
+            },
+            Op::Unlock(m) => match held.iter().position(|h| h.is_guard_of(m)) {
                 Some(i) => {
                     drop(held.remove(i));
                     log(Out::Unlocked);
