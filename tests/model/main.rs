@@ -30,7 +30,7 @@
 //!
 //! `PROPTEST_CASES` sets the number of programs (default [`DEFAULT_CASES`],
 //! [`QEMU_CASES`] under qemu-user, where starting a child process takes
-//! about 250 ms: 96 programs take 0.4 s on x86_64 and 24 about 6 s under
+//! about 250 ms: 96 programs take 0.6 s on x86_64 and 24 about 8 s under
 //! qemu, measured in release mode).
 
 #[path = "../common/child.rs"]
@@ -71,13 +71,17 @@ const FIRST_UNIT: Duration = Duration::from_millis(1);
 /// The longest: a run that falls behind even with it fails.
 const MAX_UNIT: Duration = Duration::from_millis(256);
 
+/// The channel whose `send` never waits.
+const UNBOUNDED: usize = 0;
+const _: () = assert!(ops::CAPACITY[UNBOUNDED].is_none());
+
 fn op(actor: usize) -> BoxedStrategy<Op> {
     let other = 1..ACTORS;
     let common = prop_oneof![
         Just(Op::Yield),
         (1..=3u64).prop_map(Op::Sleep),
         other.clone().prop_map(Op::Cancel),
-        (0..CHANNELS, 0..100u32).prop_map(|(c, v)| Op::Send(c, v)),
+        (0..100u32).prop_map(|v| Op::Send(UNBOUNDED, v)),
         (0..MUTEXES).prop_map(Op::Unlock),
         Just(Op::Release),
     ];
@@ -86,12 +90,14 @@ fn op(actor: usize) -> BoxedStrategy<Op> {
         (0..GREENLETS, 0..100u32).prop_map(|(g, v)| Op::GSwitch(g, v)),
         (0..GREENLETS).prop_map(Op::GDrop),
     ];
-    // The main fiber never waits for good (no recv, lock, acquire or join before
+    // The main fiber never waits for good (no recv, lock, acquire, join or
+    // send on a bounded channel before
     // its epilogue), so every program ends; the others may wait forever,
     // and the main fiber's epilogue cancels them.
     let waits = prop_oneof![
         1 => other.prop_map(Op::Join),
-        1 => (0..CHANNELS).prop_map(Op::Recv),
+        2 => (0..CHANNELS).prop_map(Op::Recv),
+        2 => (0..CHANNELS, 0..100u32).prop_map(|(c, v)| Op::Send(c, v)),
         2 => (0..MUTEXES).prop_map(Op::Lock),
         2 => (1..=PERMITS).prop_map(Op::Acquire),
     ];
@@ -104,10 +110,30 @@ fn op(actor: usize) -> BoxedStrategy<Op> {
     }
 }
 
+/// The main fiber's script: half the time it starts by spawning every
+/// actor and ends with a long sleep, so that all of them contend for the
+/// same channels and locks before its epilogue cancels them.
+fn main_script() -> impl Strategy<Value = Vec<Op>> {
+    (any::<bool>(), prop::collection::vec(op(0), 0..12)).prop_map(|(crowd, ops)| {
+        if !crowd {
+            return ops;
+        }
+        let mut script: Vec<Op> = (1..ACTORS).map(Op::Spawn).collect();
+        script.extend(ops);
+        script.push(Op::Sleep(3));
+        script
+    })
+}
+
 fn program() -> impl Strategy<Value = Program> {
-    (0..ACTORS)
+    let others: Vec<_> = (1..ACTORS)
         .map(|a| prop::collection::vec(op(a), 0..12))
-        .collect::<Vec<_>>()
+        .collect();
+    (main_script(), others).prop_map(|(main, others)| {
+        let mut program = vec![main];
+        program.extend(others);
+        program
+    })
 }
 
 fn show(log: &[(Event, impl std::fmt::Debug)]) -> String {

@@ -21,6 +21,11 @@
 //!   it runs if one is still there, and waits again at the back otherwise;
 //!   a receiver that takes a message and leaves others notifies the next
 //!   one; a waiter notified and then cancelled passes the notification on;
+//! - a bounded channel's sender waits while it is full or other senders
+//!   wait (FIFO); taking a message notifies the first waiting sender (before
+//!   the next receiver), which sends when it runs if there is room then and
+//!   waits again at the back otherwise; a sender that leaves room behind it
+//!   notifies the next one;
 //! - the semaphore grants permits to the waiters at the front, in order,
 //!   while the first one's request fits, and a request waits behind any
 //!   waiter even if it would fit; a waiter leaving its wait (granted,
@@ -37,7 +42,7 @@
 use std::collections::VecDeque;
 
 use crate::ops::{
-    result_of, with_epilogue, Event, Op, Out, Program, ACTORS, CHANNELS, MUTEXES, PERMITS,
+    result_of, with_epilogue, Event, Op, Out, Program, ACTORS, CAPACITY, CHANNELS, MUTEXES, PERMITS,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +50,7 @@ enum Wait {
     Yield,
     Sleep(u64),
     Recv(usize),
+    Send(usize, u32),
     Lock(usize),
     Acquire(usize),
     Join(usize),
@@ -109,6 +115,7 @@ pub struct Model {
     handles: Vec<bool>,
     bufs: Vec<VecDeque<u32>>,
     recv_queues: Vec<Queue>,
+    send_queues: Vec<Queue>,
     locked: Vec<bool>,
     lock_queues: Vec<Queue>,
     permits: usize,
@@ -150,6 +157,7 @@ impl Model {
             handles: vec![false; ACTORS],
             bufs: vec![VecDeque::new(); CHANNELS],
             recv_queues: (0..CHANNELS).map(|_| Queue::default()).collect(),
+            send_queues: (0..CHANNELS).map(|_| Queue::default()).collect(),
             locked: vec![false; MUTEXES],
             lock_queues: (0..MUTEXES).map(|_| Queue::default()).collect(),
             permits: PERMITS,
@@ -252,17 +260,45 @@ impl Model {
         }
     }
 
-    /// A `recv` that finds a message: takes it, and tells the next
-    /// receiver if more are left.
+    fn notify_sender(&mut self, c: usize) {
+        if let Some(w) = self.send_queues[c].waiters.pop_front() {
+            self.actors[w].notified = true;
+            self.wake(w);
+        }
+    }
+
+    fn has_room(&self, c: usize) -> bool {
+        match CAPACITY[c] {
+            None => true,
+            Some(n) => self.bufs[c].len() < n,
+        }
+    }
+
+    /// A `recv` that finds a message: takes it, tells the first waiting
+    /// sender of a bounded channel, and the next receiver if more are left.
     fn take_message(&mut self, a: usize, c: usize) -> bool {
         let Some(v) = self.bufs[c].pop_front() else {
             return false;
         };
-        self.log(a, Out::Received(v));
+        if CAPACITY[c].is_some() {
+            self.notify_sender(c);
+        }
         if !self.bufs[c].is_empty() {
             self.notify_receiver(c);
         }
+        self.log(a, Out::Received(v));
         true
+    }
+
+    /// A `send` that has room: puts the message in, tells the first
+    /// waiting receiver, and the next sender if room is left.
+    fn put_message(&mut self, a: usize, c: usize, v: u32) {
+        self.bufs[c].push_back(v);
+        self.notify_receiver(c);
+        if self.has_room(c) {
+            self.notify_sender(c);
+        }
+        self.log(a, Out::Sent);
     }
 
     fn finish(&mut self, a: usize, result: Result<u32, String>) {
@@ -288,6 +324,8 @@ impl Model {
         match wait {
             Wait::Recv(c) if notified => self.notify_receiver(c),
             Wait::Recv(c) => self.recv_queues[c].remove(a),
+            Wait::Send(c, _) if notified => self.notify_sender(c),
+            Wait::Send(c, _) => self.send_queues[c].remove(a),
             Wait::Lock(m) if notified => self.unlock(m),
             Wait::Lock(m) => self.lock_queues[m].remove(a),
             Wait::Acquire(n) => {
@@ -330,6 +368,15 @@ impl Model {
                     self.park(a, Wait::Recv(c));
                     return;
                 }
+            }
+            Wait::Send(c, v) => {
+                self.actors[a].notified = false;
+                if !self.has_room(c) {
+                    self.send_queues[c].waiters.push_back(a);
+                    self.park(a, Wait::Send(c, v));
+                    return;
+                }
+                self.put_message(a, c, v);
             }
             Wait::Lock(m) => {
                 self.actors[a].notified = false;
@@ -428,9 +475,16 @@ impl Model {
                     }
                 }
                 Op::Send(c, v) => {
-                    self.bufs[c].push_back(v);
-                    self.notify_receiver(c);
-                    self.log(a, Out::Sent);
+                    if self.has_room(c) && self.send_queues[c].waiters.is_empty() {
+                        self.put_message(a, c, v);
+                    } else {
+                        if cancel {
+                            return self.unwind(a);
+                        }
+                        self.send_queues[c].waiters.push_back(a);
+                        self.park(a, Wait::Send(c, v));
+                        return;
+                    }
                 }
                 Op::Recv(c) => {
                     if !self.take_message(a, c) {

@@ -2,9 +2,13 @@
 //! and the events a run logs.
 
 /// Fibers in a program: the main fiber (actor 0) and up to three more.
-pub const ACTORS: usize = 4;
-/// Unbounded channels every actor can send to and receive from.
-pub const CHANNELS: usize = 2;
+pub const ACTORS: usize = 5;
+/// Channels every actor can send to and receive from: channel `c` holds
+/// at most `CAPACITY[c]` messages (`None`: unbounded, a `channel()`;
+/// `Some(n)`: a `sync_channel(n)`, whose `send` waits while it is full).
+pub const CAPACITY: [Option<usize>; 2] = [None, Some(1)];
+/// How many channels there are.
+pub const CHANNELS: usize = CAPACITY.len();
 /// Mutexes every actor can lock.
 pub const MUTEXES: usize = 2;
 /// Permits of the one semaphore.
@@ -32,7 +36,7 @@ pub enum Op {
     /// Take actor `j`'s handle from the table and `join` it. Only for
     /// `j` greater than the caller (no join cycles).
     Join(usize),
-    /// Send a value on a channel.
+    /// Send a value on a channel (waits while a bounded one is full).
     Send(usize, u32),
     /// `recv` on a channel (waits while it is empty).
     Recv(usize),

@@ -6,20 +6,30 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use spindle::sync::{channel, Mutex, MutexGuard, Receiver, Semaphore, SemaphorePermit, Sender};
+use spindle::sync::{
+    channel, sync_channel, Mutex, MutexGuard, Receiver, Semaphore, SemaphorePermit, Sender,
+    SyncSender,
+};
 use spindle::{Greenlet, JoinError, JoinHandle};
 
 use crate::ops::{
-    result_of, with_epilogue, Event, Op, Out, Program, ACTORS, CHANNELS, GREENLETS, MUTEXES,
+    result_of, with_epilogue, Event, Op, Out, Program, ACTORS, CAPACITY, GREENLETS, MUTEXES,
     PERMITS,
 };
+
+/// The sender of a channel of either kind.
+enum AnySender {
+    Unbounded(Sender<u32>),
+    Bounded(SyncSender<u32>),
+}
 
 /// What every actor of one run shares.
 struct World {
     scripts: Vec<Vec<Op>>,
     handles: RefCell<Vec<Option<JoinHandle<u32>>>>,
     spawned: RefCell<Vec<bool>>,
-    chans: Vec<(Sender<u32>, Receiver<u32>)>,
+    senders: Vec<AnySender>,
+    receivers: Vec<Receiver<u32>>,
     mutexes: Vec<Mutex<()>>,
     semaphore: Semaphore,
     /// Each event with the time since `t0` at which it was logged.
@@ -54,11 +64,25 @@ pub fn run(program: &Program, unit: Duration) -> Result<Vec<(Event, Duration)>, 
     scripts[0] = with_epilogue(&program[0]);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         spindle::run(move || {
+            let (senders, receivers) = CAPACITY
+                .iter()
+                .map(|cap| match *cap {
+                    None => {
+                        let (tx, rx) = channel();
+                        (AnySender::Unbounded(tx), rx)
+                    }
+                    Some(n) => {
+                        let (tx, rx) = sync_channel(n);
+                        (AnySender::Bounded(tx), rx)
+                    }
+                })
+                .unzip();
             let world = Rc::new(World {
                 scripts,
                 handles: RefCell::new((0..ACTORS).map(|_| None).collect()),
                 spawned: RefCell::new((0..ACTORS).map(|a| a == 0).collect()),
-                chans: (0..CHANNELS).map(|_| channel()).collect(),
+                senders,
+                receivers,
                 mutexes: (0..MUTEXES).map(|_| Mutex::new(())).collect(),
                 semaphore: Semaphore::new(PERMITS),
                 log: RefCell::new(Vec::new()),
@@ -176,15 +200,15 @@ fn actor(world: Rc<World>, me: usize) -> u32 {
                 }
             }
             Op::Send(c, v) => {
-                w.chans[c]
-                    .0
-                    .send(v)
-                    .expect("the receiver lives as long as the world");
+                let sent = match &w.senders[c] {
+                    AnySender::Unbounded(tx) => tx.send(v),
+                    AnySender::Bounded(tx) => tx.send(v),
+                };
+                sent.expect("the receiver lives as long as the world");
                 log(Out::Sent);
             }
             Op::Recv(c) => {
-                let v = w.chans[c]
-                    .1
+                let v = w.receivers[c]
                     .recv()
                     .expect("the senders live as long as the world");
                 log(Out::Received(v));
