@@ -1,7 +1,7 @@
 //! The vocabulary both sides share: the operations a script is made of,
 //! and the events a run logs.
 
-/// Fibers in a program: the main fiber (actor 0) and up to three more.
+/// Fibers in a program: the main fiber (actor 0) and up to four more.
 pub const ACTORS: usize = 5;
 /// Channels every actor can send to and receive from: channel `c` holds
 /// at most `CAPACITY[c]` messages (`None`: unbounded, a `channel()`;
