@@ -72,9 +72,11 @@
 //! it one last time with `Input::Unwind`: `suspend` then unwinds the fiber
 //! with a private payload, so every destructor on its stack runs exactly
 //! once. A fiber that catches that payload and suspends again is unwound
-//! again. With `panic = "abort"` nothing can unwind, so a suspended
-//! coroutine that is dropped leaks its stack instead (its destructors never
-//! run, and its memory is never reused).
+//! again. A destructor that panics during that unwind aborts the process
+//! (Rust's rule for a panic while unwinding). With `panic = "abort"`
+//! nothing can unwind, so a suspended coroutine that is dropped leaks its
+//! stack instead (its destructors never run, and its memory is never
+//! reused).
 
 use std::any::Any;
 #[cfg(spindle_asan)]
@@ -189,8 +191,11 @@ enum State {
 ///
 /// Dropping a coroutine that has not started drops its closure. Dropping a
 /// suspended one unwinds its stack, so every destructor on it runs exactly
-/// once (see the [module docs](self)). Drop never panics: a panic raised by
-/// a destructor during that unwind is caught and discarded.
+/// once (see the [module docs](self)). Drop itself never panics, but a
+/// destructor on the fiber's stack that panics during that unwind panics
+/// while unwinding, and Rust aborts the process for that ("panic in a
+/// destructor during cleanup"), as it would on any thread: nothing can
+/// catch it. Destructors that may panic must catch their own panics.
 ///
 /// Under `panic = "abort"` nothing can unwind, so dropping a suspended
 /// coroutine leaks its stack instead: the destructors on it never run and

@@ -1,0 +1,147 @@
+//! `Send` and `Sync` of every public type, checked at compile time both
+//! ways (the way tokio's `async_send_sync.rs` does it).
+//!
+//! - A type that must be `Send` (or `Sync`) is passed to a function that
+//!   requires it: the file stops compiling if it loses the trait.
+//! - A type that must *not* be `Send` (or `Sync`) calls a method of a trait
+//!   with two blanket impls, one for every type and one for `Send` types
+//!   only. For a type that is not `Send`, only the first applies and the
+//!   call resolves; for one that is, both apply and the call is ambiguous,
+//!   so the file stops compiling if the type *gains* the trait. (A
+//!   `compile_fail` doctest would also pass on any unrelated error.)
+//!
+//! Every check is a `const` closure that is never called: compiling this
+//! file (which `cargo test` does) is the test, so it holds no `#[test]`.
+//!
+//! Generic types are checked with `u32` parameters (`Send + Sync`), so
+//! what is checked is the type's own choice; where a type passes its
+//! parameters' traits on, a second line checks that with an `Rc` (neither).
+//! Not listed: the traits (`YieldFrom`), and the error types `spindle::sync`
+//! re-exports from `std::sync::mpsc`.
+#![allow(dead_code, clippy::type_complexity)]
+
+use std::net::TcpStream as StdTcpStream;
+use std::rc::Rc;
+
+use spindle::coroutine::{self, Coroutine, CoroutineResult, Yielder};
+use spindle::generator::Generator;
+use spindle::greenlet::Greenlet;
+use spindle::io::Async;
+use spindle::net::{Incoming, TcpListener, TcpStream, UdpSocket};
+use spindle::runtime::{
+    Builder, Elapsed, JoinError, JoinHandle, Runtime, RuntimeBuilder, RuntimeStats, Task, TaskId,
+    TaskState,
+};
+use spindle::stack::{GuardKind, Stack, StackError, StackPool, StackStats};
+use spindle::sync::{
+    Barrier, BarrierWaitResult, Condvar, IntoIter, Iter, Mutex, MutexGuard, Receiver, Semaphore,
+    SemaphorePermit, Sender, SyncSender, TryIter, WaitGroup, WaitTimeoutResult,
+};
+
+fn require_send<T: Send>() {}
+fn require_sync<T: Sync>() {}
+
+/// Never defined; names the second impl below.
+struct Invalid;
+
+trait AmbiguousIfSend<A> {
+    fn some_item() {}
+}
+impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+impl<T: ?Sized + Send> AmbiguousIfSend<Invalid> for T {}
+
+trait AmbiguousIfSync<A> {
+    fn some_item() {}
+}
+impl<T: ?Sized> AmbiguousIfSync<()> for T {}
+impl<T: ?Sized + Sync> AmbiguousIfSync<Invalid> for T {}
+
+macro_rules! assert_value {
+    ($type:ty: Send & Sync) => {
+        const _: fn() = || {
+            require_send::<$type>();
+            require_sync::<$type>();
+        };
+    };
+    ($type:ty: !Send & Sync) => {
+        const _: fn() = || {
+            <$type as AmbiguousIfSend<_>>::some_item();
+            require_sync::<$type>();
+        };
+    };
+    ($type:ty: Send & !Sync) => {
+        const _: fn() = || {
+            require_send::<$type>();
+            <$type as AmbiguousIfSync<_>>::some_item();
+        };
+    };
+    ($type:ty: !Send & !Sync) => {
+        const _: fn() = || {
+            <$type as AmbiguousIfSend<_>>::some_item();
+            <$type as AmbiguousIfSync<_>>::some_item();
+        };
+    };
+}
+
+type NotSend = Rc<()>;
+
+// ---- coroutine, generator, greenlet -----------------------------------------
+// A fiber never moves to another thread (its code may hold thread-local
+// addresses cached across a switch), so nothing that names one is Send.
+assert_value!(Coroutine<u32, u32, u32>: !Send & !Sync);
+assert_value!(Yielder<u32, u32>: !Send & !Sync);
+assert_value!(CoroutineResult<u32, u32>: Send & Sync);
+assert_value!(CoroutineResult<NotSend, u32>: !Send & !Sync);
+assert_value!(coroutine::Builder: Send & Sync);
+assert_value!(Generator<u32, u32, u32>: !Send & !Sync);
+assert_value!(Greenlet<u32>: !Send & !Sync);
+
+// ---- runtime ------------------------------------------------------------------
+// One thread's scheduler and handles into it stay on that thread; plain data
+// (ids, states, stats, builders, errors) may go anywhere.
+assert_value!(Runtime: !Send & !Sync);
+assert_value!(RuntimeBuilder: Send & Sync);
+assert_value!(RuntimeStats: Send & Sync);
+assert_value!(Builder: Send & Sync);
+assert_value!(JoinHandle<u32>: !Send & !Sync);
+assert_value!(JoinError: Send & !Sync);
+assert_value!(Elapsed: Send & Sync);
+assert_value!(Task: !Send & !Sync);
+assert_value!(TaskId: Send & Sync);
+assert_value!(TaskState: Send & Sync);
+
+// ---- sync -----------------------------------------------------------------------
+// One runtime, one thread: shared between fibers with Rc, never between
+// threads (see the spindle::sync docs).
+assert_value!(Mutex<u32>: !Send & !Sync);
+assert_value!(MutexGuard<'static, u32>: !Send & !Sync);
+assert_value!(Semaphore: !Send & !Sync);
+assert_value!(SemaphorePermit<'static>: !Send & !Sync);
+assert_value!(Condvar: !Send & !Sync);
+assert_value!(WaitTimeoutResult: Send & Sync);
+assert_value!(Barrier: !Send & !Sync);
+assert_value!(BarrierWaitResult: Send & Sync);
+assert_value!(WaitGroup: !Send & !Sync);
+assert_value!(Sender<u32>: !Send & !Sync);
+assert_value!(SyncSender<u32>: !Send & !Sync);
+assert_value!(Receiver<u32>: !Send & !Sync);
+assert_value!(Iter<'static, u32>: !Send & !Sync);
+assert_value!(TryIter<'static, u32>: !Send & !Sync);
+assert_value!(IntoIter<u32>: !Send & !Sync);
+
+// ---- net, io ----------------------------------------------------------------------
+// Sockets and `Async` may move to another thread (and runtime) when their
+// inner value can; they are not Sync (one fiber uses one at a time).
+assert_value!(TcpStream: Send & !Sync);
+assert_value!(TcpListener: Send & !Sync);
+assert_value!(UdpSocket: Send & !Sync);
+assert_value!(Incoming<'static>: !Send & !Sync);
+assert_value!(Async<StdTcpStream>: Send & !Sync);
+assert_value!(Async<Rc<StdTcpStream>>: !Send & !Sync);
+
+// ---- stack ------------------------------------------------------------------------
+assert_value!(Stack: Send & Sync);
+assert_value!(StackPool: Send & Sync);
+assert_value!(StackStats: Send & Sync);
+assert_value!(StackError: Send & Sync);
+assert_value!(GuardKind: Send & Sync);
