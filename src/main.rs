@@ -21,6 +21,9 @@ mod runtime_demos;
 // The I/O sections (channels, sockets), likewise.
 #[path = "../examples/net_demos/mod.rs"]
 mod net_demos;
+// Many cores, child processes, signals, Unix sockets and fiber-locals.
+#[path = "../examples/os_demos/mod.rs"]
+mod os_demos;
 
 /// One part of the tour.
 struct Section {
@@ -60,8 +63,9 @@ fn main() {
     let core = SECTIONS.iter().map(|s| (s.title, s.about, s.run));
     let runtime = runtime_demos::SECTIONS.iter().copied();
     let io = net_demos::SECTIONS.iter().copied();
+    let os = os_demos::SECTIONS.iter().copied();
     let benchmark = std::iter::once(runtime_demos::BENCHMARK);
-    let tour = core.chain(runtime).chain(io).chain(benchmark);
+    let tour = core.chain(runtime).chain(io).chain(os).chain(benchmark);
     for (i, (title, about, run)) in tour.enumerate() {
         if i > 0 {
             println!();

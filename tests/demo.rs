@@ -53,6 +53,9 @@ fn sections_appear_in_order() {
             "== Channels: select ==",
             "== Network: the image downloader ==",
             "== Network: echo server ==",
+            "== Many cores: the tutorial's pool of 4 jobs ==",
+            "== Processes and signals ==",
+            "== Unix sockets and fiber-locals ==",
             "== Fibers: 10,000 tasks ==",
         ],
     );
@@ -208,6 +211,55 @@ fn ends_with_how_to_run_the_hook_example() {
         &[
             "== Next: gevent's monkey.patch_all ==",
             "cargo run --release --features hook --example monkey_patch",
+        ],
+    );
+}
+
+#[test]
+fn the_pool_of_jobs_runs_on_two_workers() {
+    let out = tour();
+    let section = out
+        .split("== Many cores: the tutorial's pool of 4 jobs ==")
+        .nth(1)
+        .expect("the section is there");
+    for job in 0..4 {
+        let line = section
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(&format!("job {job}: 2500 tasks on worker ")))
+            .unwrap_or_else(|| panic!("no line for job {job}:\n{section}"));
+        let worker = line["job 0: 2500 tasks on worker ".len()..]
+            .split(',')
+            .next()
+            .unwrap();
+        assert!(worker == "0" || worker == "1", "{line}");
+    }
+    assert!(
+        section
+            .lines()
+            .any(|l| l.trim().starts_with("10000 tasks, 2 workers (")),
+        "{section}"
+    );
+}
+
+#[test]
+fn children_signals_unix_sockets_and_fiber_locals() {
+    assert_lines_in_order(
+        tour(),
+        &[
+            "== Processes and signals ==",
+            "child 1 done",
+            "child 2 done",
+            "child 3 done",
+            "child 4 done",
+            "child 5 done",
+            "5 children of 0.1 s each: at once",
+            "received signal USR1 (SIGUSR1) in a parked fiber",
+            "== Unix sockets and fiber-locals ==",
+            "echoed \"one\"",
+            "echoed \"two\"",
+            "echoed \"three\"",
+            "fiber-local counts: echo fiber 3, main fiber 0",
         ],
     );
 }
