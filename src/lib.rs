@@ -70,7 +70,8 @@ pub use coroutine::{Coroutine, CoroutineResult, Yielder};
 pub use generator::{Generator, YieldFrom};
 pub use greenlet::Greenlet;
 pub use runtime::{
-    current, join_all, park, run, sleep, sleep_until, spawn, spawn_blocking, tasks, timeout,
-    wait_any, yield_now, Builder, Elapsed, JoinError, JoinHandle, Runtime, Task, TaskId, TaskState,
+    current, dump, join_all, park, run, sleep, sleep_until, spawn, spawn_blocking, tasks, timeout,
+    wait_any, yield_now, Builder, Dump, Elapsed, FiberDump, Frame, JoinError, JoinHandle, Runtime,
+    Task, TaskId, TaskState,
 };
 pub use stack::Stack;

@@ -198,3 +198,19 @@ fn the_ten_thousand_task_report_gives_both_runs_and_the_ratio() {
         .iter()
         .any(|l| l.starts_with("fibers vs OS threads: ") && l.contains("x the wall time")));
 }
+
+#[test]
+fn what_is_everyone_doing_names_each_fibers_wait() {
+    assert_lines_in_order(
+        tour(),
+        &[
+            "== Fibers: what is everyone doing? ==",
+            "\"main\" [Running] in {{closure}}, spawned at line 24",
+            "\"napper\" [Sleeping] in nap, spawned at line 28",
+            "\"mailbox\" [WaitingSync: spindle::sync::Receiver::recv] in wait_for_mail, spawned at line 33",
+            "\"waiter\" [WaitingJoin: fiber] in {{closure}}, spawned at line 37",
+            "the waiter got Some(\"hello\")",
+            "every fiber finished as if no dump had been taken",
+        ],
+    );
+}

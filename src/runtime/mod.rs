@@ -161,6 +161,7 @@
 mod blocking;
 mod current;
 pub(crate) mod driver;
+pub mod dump;
 mod fd_wait;
 pub(crate) mod io_source;
 mod join;
@@ -172,12 +173,13 @@ mod timeout;
 pub(crate) mod wait;
 
 use std::io;
-use std::panic;
+use std::panic::{self, Location};
 
 use crate::stack::Stack;
 
 pub use blocking::{spawn_blocking, KEEP_ALIVE, MAX_BLOCKING_THREADS};
 pub use current::{current, park, tasks, try_current, yield_now, Task};
+pub use dump::{dump, Dump, FiberDump, Frame};
 pub use fd_wait::{wait_readable, wait_writable};
 pub use join::{join_all, wait_any, JoinError, JoinHandle};
 pub use spawn::{spawn, Builder};
@@ -354,10 +356,11 @@ impl Runtime {
         T: 'static,
     {
         let _enter = self.sched.enter();
-        let main = match Builder::new()
-            .name("main".into())
-            .spawn_in(LocalRuntime::of(&self.sched), f)
-        {
+        let main = match Builder::new().name("main".into()).spawn_in(
+            LocalRuntime::of(&self.sched),
+            f,
+            Location::caller(),
+        ) {
             Ok(h) => h,
             Err(e) => panic!("spindle: failed to create the main fiber: {e}"),
         };

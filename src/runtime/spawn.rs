@@ -9,7 +9,7 @@
 //! sees fibers that return.
 
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -108,11 +108,18 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        with_runtime("spindle::Builder::spawn", |rt| self.spawn_in(rt, f))
+        let at = Location::caller();
+        with_runtime("spindle::Builder::spawn", |rt| self.spawn_in(rt, f, at))
     }
 
-    /// Spawns `f` in a new fiber of `rt`; see [`spawn`].
-    pub(crate) fn spawn_in<F, T>(self, rt: LocalRuntime<'_>, f: F) -> io::Result<JoinHandle<T>>
+    /// Spawns `f` in a new fiber of `rt`; see [`spawn`]. `at` is recorded
+    /// as where the fiber was spawned (for dumps).
+    pub(crate) fn spawn_in<F, T>(
+        self,
+        rt: LocalRuntime<'_>,
+        f: F,
+        at: &'static Location<'static>,
+    ) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
@@ -127,7 +134,7 @@ impl Builder {
             b = b.name(&**n);
         }
         let fiber = b.build(move |y: &FiberYielder, ()| root(y, f, theirs))?;
-        slot.set_task(rt.insert(fiber, id, name));
+        slot.set_task(rt.insert(fiber, id, name, at));
         Ok(JoinHandle::new(slot))
     }
 }

@@ -6,6 +6,7 @@
 //! above reach them through the scheduler's methods (and those, through
 //! `wait.rs`).
 
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,13 +37,20 @@ pub(super) struct TaskRecord {
     pub(super) waiting_on: WaitingOn,
     /// The token of [`park`](crate::park): set by `unpark`, taken by `park`.
     pub(super) unparked: bool,
+    /// Where it was spawned (the `#[track_caller]` location), for dumps.
+    pub(super) spawned_at: &'static Location<'static>,
 }
 
 impl TaskRecord {
-    pub(super) fn new(id: TaskId, name: Option<Arc<str>>) -> TaskRecord {
+    pub(super) fn new(
+        id: TaskId,
+        name: Option<Arc<str>>,
+        spawned_at: &'static Location<'static>,
+    ) -> TaskRecord {
         TaskRecord {
             id,
             name,
+            spawned_at,
             timer: 0,
             io_events: 0,
             waiting_on: WaitingOn::Nothing,

@@ -10,6 +10,8 @@
 //!   inside one scheduler.
 //! - [`report`]: [`TaskInfo`], one task as a report shows it, and the
 //!   [`Deadlock`] report built from them.
+//! - [`trace`]: capturing a backtrace, and [`FiberTrace`], one fiber as a
+//!   dump shows it.
 //!
 //! This is the bottom tier of `src/runtime/` (see the runtime's module
 //! docs, "Tiers"): nothing here imports anything else from the runtime
@@ -19,6 +21,7 @@ pub(crate) mod id;
 pub(crate) mod report;
 pub(crate) mod slab;
 pub(crate) mod state;
+pub(crate) mod trace;
 
 use crate::coroutine::{Coroutine, Yielder};
 
@@ -27,6 +30,7 @@ pub(crate) use report::{Deadlock, TaskInfo};
 pub(crate) use slab::{Key, Slab};
 pub use state::TaskState;
 pub(crate) use state::{Cancel, CancelUnwind, Interrupted, WaitingOn};
+pub(crate) use trace::FiberTrace;
 
 /// A task's fiber: resumed with nothing, suspends with nothing, returns
 /// nothing. Results travel through the task's join slot instead, and the

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::id::TaskId;
 use super::state::{TaskState, WaitingOn};
+use super::trace::FiberTrace;
 
 /// One live task at one moment.
 #[derive(Clone, Debug)]
@@ -36,10 +37,11 @@ impl fmt::Display for TaskInfo {
 }
 
 /// Go's "all goroutines are asleep": every task of a scheduler that can no
-/// longer be woken, in id order. `block_on` panics with its text.
+/// longer be woken, in id order, each in a dump's short form (where it
+/// waits, where it was spawned). `block_on` panics with its text.
 #[derive(Debug)]
 pub(crate) struct Deadlock {
-    pub(crate) tasks: Vec<TaskInfo>,
+    pub(crate) tasks: Vec<FiberTrace>,
 }
 
 impl fmt::Display for Deadlock {
