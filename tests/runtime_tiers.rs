@@ -19,7 +19,7 @@ fn tier(first: &str) -> usize {
         "driver" => 1,
         "scheduler" => 2,
         "wait" => 3,
-        "blocking" | "current" | "fd_wait" | "io_source" | "join" | "spawn" | "time"
+        "blocking" | "current" | "dump" | "fd_wait" | "io_source" | "join" | "spawn" | "time"
         | "timeout" => 4,
         "worker" => 5,
         "" => 6, // runtime/mod.rs: `Runtime`, the owner of it all

@@ -60,8 +60,8 @@ use std::panic::Location;
 
 pub use super::task::trace::Frame;
 use super::task::FiberTrace;
+use super::task::{TaskId, TaskState};
 use super::wait::Parker;
-use super::{TaskId, TaskState};
 
 /// Every live fiber of the calling runtime; see the [module docs](self).
 ///

@@ -124,7 +124,7 @@
 //! | 1, drivers | `driver/` | the reactor (epoll) and the eventfd through which other threads wake a scheduler |
 //! | 2, one thread's scheduler | `scheduler/` | its state (fields private to the folder), the thread-locals, the loop, parking, shutdown |
 //! | 3, the door | `wait.rs` | `Parker`, `LocalWaker`, `Timer`, `LocalRuntime`: all that the tiers above may do to a scheduler |
-//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs` | what users call, all built on `wait.rs` |
+//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs`, `dump.rs` | what users call, all built on `wait.rs` |
 //! | 6, the owner | `mod.rs` | [`Runtime`]: creates a scheduler, enters it, runs the main fiber, shuts down |
 //!
 //! (Tier 5 is kept for the worker threads of a multi-core runtime.) The

@@ -10,8 +10,8 @@
 //!   inside one scheduler.
 //! - [`report`]: [`TaskInfo`], one task as a report shows it, and the
 //!   [`Deadlock`] report built from them.
-//! - [`trace`]: capturing a backtrace, and [`FiberTrace`], one fiber as a
-//!   dump shows it.
+//! - [`trace`]: capturing a backtrace and reading its frames, for dumps
+//!   ([`FiberTrace`], in `report`).
 //!
 //! This is the bottom tier of `src/runtime/` (see the runtime's module
 //! docs, "Tiers"): nothing here imports anything else from the runtime
@@ -26,11 +26,10 @@ pub(crate) mod trace;
 use crate::coroutine::{Coroutine, Yielder};
 
 pub use id::TaskId;
-pub(crate) use report::{Deadlock, TaskInfo};
+pub(crate) use report::{Deadlock, FiberTrace, TaskInfo};
 pub(crate) use slab::{Key, Slab};
 pub use state::TaskState;
 pub(crate) use state::{Cancel, CancelUnwind, Interrupted, WaitingOn};
-pub(crate) use trace::FiberTrace;
 
 /// A task's fiber: resumed with nothing, suspends with nothing, returns
 /// nothing. Results travel through the task's join slot instead, and the

@@ -1,6 +1,5 @@
 //! Capturing a backtrace for a fiber dump: [`capture`] (taken on the stack
-//! being described) and [`FiberTrace`], what the scheduler reports about one
-//! fiber when a dump is taken.
+//! being described), and the [`Frame`]s read from it.
 //!
 //! [`parse_frames`] reads a resolved capture into [`Frame`]s, keeping the
 //! fiber's own.
@@ -10,10 +9,6 @@
 //! own stack, when the trace is turned into text.
 
 use std::backtrace::Backtrace;
-use std::fmt;
-use std::panic::Location;
-
-use super::report::TaskInfo;
 
 /// Captures the frames of the calling stack. Never inlined, so that its
 /// own frame (named in [`CAPTURE_FRAME`]) marks where the frames of the
@@ -26,42 +21,6 @@ pub(crate) fn capture() -> Backtrace {
 /// The symbol of [`capture`]: frames up to and including it are the
 /// capture's own, and are trimmed from a dump.
 pub(crate) const CAPTURE_FRAME: &str = "spindle::runtime::task::trace::capture";
-
-/// What the scheduler knows about one live fiber when a dump is taken.
-#[derive(Debug)]
-pub(crate) struct FiberTrace {
-    pub(crate) info: TaskInfo,
-    /// The `#[track_caller]` location of the `spawn` that made it.
-    pub(crate) spawned_at: &'static Location<'static>,
-    /// Usable bytes of its stack.
-    pub(crate) stack_size: usize,
-    /// Bytes between the top of its stack and its saved stack pointer;
-    /// `None` for the running fiber and a fiber that has not started.
-    pub(crate) stack_used: Option<usize>,
-    /// Its own frames, innermost first (see [`parse_frames`]); empty for
-    /// a fiber that has not started yet.
-    pub(crate) frames: Vec<Frame>,
-}
-
-impl fmt::Display for FiberTrace {
-    /// The short form, one line, naming the innermost frame outside
-    /// spindle: `fiber 3 "conn" [waiting on I/O: fd 12] in server::handle (src/server.rs:40:9), spawned at src/main.rs:42:5`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.info)?;
-        // The innermost frame outside spindle: the code that waits.
-        let top = self
-            .frames
-            .iter()
-            .find(|fr| !fr.function.starts_with("spindle::"));
-        if let Some(top) = top.or(self.frames.first()) {
-            write!(f, " in {}", top.function)?;
-            if let Some(at) = &top.location {
-                write!(f, " ({at})")?;
-            }
-        }
-        write!(f, ", spawned at {}", self.spawned_at)
-    }
-}
 
 /// One frame of a fiber's backtrace.
 ///
