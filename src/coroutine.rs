@@ -510,6 +510,14 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     pub fn stack_size(&self) -> usize {
         self.stack.size()
     }
+
+    /// While suspended, the bytes between the top of its stack and its
+    /// saved stack pointer (how deep the stack is now, not its high-water
+    /// mark); `None` before the first resume and once done.
+    pub(crate) fn stack_in_use(&self) -> Option<usize> {
+        (self.state() == State::Suspended)
+            .then(|| (self.stack.base() as usize).saturating_sub(self.sp as usize))
+    }
 }
 
 impl<I, Y, R> Drop for Coroutine<I, Y, R> {

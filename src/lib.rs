@@ -87,9 +87,9 @@ pub use coroutine::{Coroutine, CoroutineResult, Yielder};
 pub use generator::{Generator, YieldFrom};
 pub use greenlet::Greenlet;
 pub use runtime::{
-    current, gather, join_all, park, run, sleep, sleep_until, spawn, spawn_blocking, tasks,
-    timeout, wait_any, yield_now, Builder, Elapsed, FiberLocal, Gather, JoinError, JoinHandle,
-    Runtime, Task, TaskId, TaskState,
+    current, dump, gather, join_all, park, run, sleep, sleep_until, spawn, spawn_blocking, tasks,
+    timeout, wait_any, yield_now, Builder, Dump, Elapsed, FiberDump, FiberLocal, Frame, Gather,
+    JoinError, JoinHandle, Runtime, Task, TaskId, TaskState,
 };
 pub use runtime::{
     current_worker, spawn_balanced, spawn_on, worker_count, PlacedBuilder, SendJoinHandle,

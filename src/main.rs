@@ -61,7 +61,10 @@ const SECTIONS: &[Section] = &[
 
 fn main() {
     let core = SECTIONS.iter().map(|s| (s.title, s.about, s.run));
-    let runtime = runtime_demos::SECTIONS.iter().copied();
+    let runtime = runtime_demos::SECTIONS
+        .iter()
+        .copied()
+        .chain(std::iter::once(runtime_demos::DUMP));
     let io = net_demos::SECTIONS.iter().copied();
     let os = os_demos::SECTIONS.iter().copied();
     let benchmark = std::iter::once(runtime_demos::BENCHMARK);

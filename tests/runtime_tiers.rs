@@ -19,8 +19,8 @@ fn tier(first: &str) -> usize {
         "driver" => 1,
         "scheduler" => 2,
         "wait" => 3,
-        "blocking" | "coop" | "current" | "fd_wait" | "io_source" | "join" | "spawn" | "time"
-        | "timeout" | "gather" | "fiber_local" => 4,
+        "blocking" | "coop" | "current" | "dump" | "fd_wait" | "io_source" | "join" | "spawn"
+        | "time" | "timeout" | "gather" | "fiber_local" => 4,
         "worker" => 5,
         "" => 6, // runtime/mod.rs: `Runtime`, the owner of it all
         other => panic!(

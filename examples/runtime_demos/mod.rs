@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use spindle::{JoinError, Runtime};
 
+mod dump;
+
 /// Where a demo writes its lines.
 #[derive(Clone, Default)]
 pub struct Log {
@@ -464,6 +466,14 @@ pub const SECTIONS: &[Section] = &[
     ),
 ];
 
+/// The fiber dump as a tour section (its own list, so that other sections
+/// can be appended to [`SECTIONS`] independently).
+pub const DUMP: Section = (
+    "Fibers: what is everyone doing?",
+    "spindle::dump() lists every fiber: its state, what it waits for, where it waits, where it was spawned.",
+    || lines(dump::what_is_everyone_doing),
+);
+
 /// The 10,000-task benchmark as a tour section: the tour ends with it.
 pub const BENCHMARK: Section = (
     "Fibers: 10,000 tasks",
@@ -491,6 +501,8 @@ pub fn tour(log: &Log) {
     cancel_three_workers(log, Duration::from_millis(50));
     log.line("== gevent's three workers (1 unit = 100 ms) ==");
     gevent_three_workers(log, Duration::from_millis(100));
+    log.line("== what is everyone doing? ==");
+    dump::what_is_everyone_doing(log);
     log.line("== the 10,000-task benchmark ==");
     ten_thousand(log, 10_000, Duration::from_secs(1));
 }

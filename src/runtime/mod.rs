@@ -141,7 +141,7 @@
 //! | 1, drivers | `driver/` | the reactor (epoll) and the inbox (a lock-free queue and an eventfd) through which other threads reach a scheduler |
 //! | 2, one thread's scheduler | `scheduler/` | its state (fields private to the folder), the thread-locals, the loop, parking, shutdown |
 //! | 3, the door | `wait.rs` | `Parker`, `LocalWaker`, `Timer`, `LocalRuntime`: all that the tiers above may do to a scheduler |
-//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `fiber_local.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs`, `coop.rs` | what users call, all built on `wait.rs` (`coop.rs`: the budget the I/O waits spend) |
+//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `fiber_local.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs`, `coop.rs`, `dump.rs` | what users call, all built on `wait.rs` (`coop.rs`: the budget the I/O waits spend) |
 //! | 5, workers | `worker/` | the threads of a many-core runtime, placement at spawn, the `Send` handle |
 //! | 6, the owner | `mod.rs` | [`Runtime`]: creates a scheduler, enters it, runs the main fiber, shuts down |
 //!
@@ -191,6 +191,7 @@ mod blocking;
 mod coop;
 mod current;
 pub(crate) mod driver;
+pub mod dump;
 pub(crate) mod fd_wait;
 mod fiber_local;
 mod gather;
@@ -205,13 +206,14 @@ pub(crate) mod wait;
 mod worker;
 
 use std::io;
-use std::panic;
+use std::panic::{self, Location};
 
 use crate::stack::Stack;
 
 pub use blocking::{spawn_blocking, KEEP_ALIVE, MAX_BLOCKING_THREADS};
 pub use coop::BUDGET;
 pub use current::{current, park, tasks, try_current, yield_now, Task};
+pub use dump::{dump, Dump, FiberDump, Frame};
 pub use fd_wait::{wait_readable, wait_writable};
 pub use fiber_local::FiberLocal;
 pub use gather::{gather, Gather};
@@ -523,10 +525,11 @@ impl Runtime {
         // before this frame is left, by a return or an unwind; if it
         // cannot, it aborts the process. Every other fiber is `'static`.
         let main: Box<dyn FnOnce() + 'static> = unsafe { std::mem::transmute(main) };
-        let main = match Builder::new()
-            .name("main".into())
-            .spawn_in(LocalRuntime::of(&self.sched), main)
-        {
+        let main = match Builder::new().name("main".into()).spawn_in(
+            LocalRuntime::of(&self.sched),
+            main,
+            Location::caller(),
+        ) {
             Ok(h) => h,
             Err(e) => panic!("spindle: failed to create the main fiber: {e}"),
         };

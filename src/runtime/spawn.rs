@@ -10,7 +10,7 @@
 //! sees fibers that return.
 
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -137,7 +137,22 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        with_runtime("spindle::Builder::spawn", |rt| self.spawn_in(rt, f))
+        self.spawn_at(f, Location::caller())
+    }
+
+    /// [`spawn`](Self::spawn), recording `at` as where the fiber was
+    /// spawned (for a spawn placed on another worker, whose fiber is created
+    /// there by a closure of spindle's).
+    pub(crate) fn spawn_at<F, T>(
+        self,
+        f: F,
+        at: &'static Location<'static>,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        with_runtime("spindle::Builder::spawn", |rt| self.spawn_in(rt, f, at))
     }
 
     /// The name given, if any.
@@ -151,8 +166,14 @@ impl Builder {
         self
     }
 
-    /// Spawns `f` in a new fiber of `rt`; see [`spawn`].
-    pub(crate) fn spawn_in<F, T>(self, rt: LocalRuntime<'_>, f: F) -> io::Result<JoinHandle<T>>
+    /// Spawns `f` in a new fiber of `rt`; see [`spawn`]. `at` is recorded
+    /// as where the fiber was spawned (for dumps).
+    pub(crate) fn spawn_in<F, T>(
+        self,
+        rt: LocalRuntime<'_>,
+        f: F,
+        at: &'static Location<'static>,
+    ) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
@@ -170,7 +191,7 @@ impl Builder {
             b = b.name(&**n);
         }
         let fiber = b.build(move |y: &FiberYielder, ()| root(y, f, theirs))?;
-        slot.set_task(rt.insert(fiber, id, name));
+        slot.set_task(rt.insert(fiber, id, name, at));
         Ok(JoinHandle::new(slot))
     }
 }

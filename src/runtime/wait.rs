@@ -36,6 +36,7 @@
 //! either. So a primitive never has to be exact about *who* it wakes, only
 //! about waking *someone* when its state changes.
 
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,7 +46,8 @@ pub(crate) use super::driver::RemoteWaker;
 use super::scheduler::context::{current_raw, try_current_raw, with_scheduler, with_scheduler_opt};
 use super::scheduler::Scheduler;
 use super::task::{
-    Fiber, FiberYielder, Interrupted, Key, LocalMap, TaskId, TaskInfo, TaskState, WaitingOn,
+    Fiber, FiberTrace, FiberYielder, Interrupted, Key, LocalMap, TaskId, TaskInfo, TaskState,
+    WaitingOn,
 };
 
 /// Names a parked (or soon to be parked) fiber of this thread's runtime;
@@ -274,6 +276,13 @@ impl Parker {
         s.finish(joiner)
     }
 
+    /// Every live fiber of its runtime with its backtrace, in id order; see
+    /// the [dump docs](super::dump). The calling fiber is suspended while
+    /// the others are traced, and resumed right after.
+    pub(crate) fn dump(&self) -> Vec<FiberTrace> {
+        self.sched().dump(self.key)
+    }
+
     /// The fiber's key in the task table.
     pub(crate) fn key(&self) -> Key {
         self.key
@@ -369,10 +378,16 @@ impl<'a> LocalRuntime<'a> {
     /// Adds a new task (its fiber not started) at the back of the run
     /// queue; returns its waker.
     #[inline]
-    pub(crate) fn insert(self, fiber: Fiber, id: TaskId, name: Option<Arc<str>>) -> LocalWaker {
+    pub(crate) fn insert(
+        self,
+        fiber: Fiber,
+        id: TaskId,
+        name: Option<Arc<str>>,
+        spawned_at: &'static Location<'static>,
+    ) -> LocalWaker {
         LocalWaker {
             runtime: self.sched.id(),
-            key: self.sched.insert(fiber, id, name),
+            key: self.sched.insert(fiber, id, name, spawned_at),
         }
     }
 

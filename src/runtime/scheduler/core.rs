@@ -6,6 +6,7 @@
 //! above reach them through the scheduler's methods (and those, through
 //! `wait.rs`).
 
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,13 +40,20 @@ pub(super) struct TaskRecord {
     /// Its fiber-local values, allocated on first use (a fiber that uses
     /// none pays one null pointer); taken out by its root as it ends.
     pub(super) locals: Option<Box<LocalMap>>,
+    /// Where it was spawned (the `#[track_caller]` location), for dumps.
+    pub(super) spawned_at: &'static Location<'static>,
 }
 
 impl TaskRecord {
-    pub(super) fn new(id: TaskId, name: Option<Arc<str>>) -> TaskRecord {
+    pub(super) fn new(
+        id: TaskId,
+        name: Option<Arc<str>>,
+        spawned_at: &'static Location<'static>,
+    ) -> TaskRecord {
         TaskRecord {
             id,
             name,
+            spawned_at,
             timer: 0,
             io_events: 0,
             waiting_on: WaitingOn::Nothing,

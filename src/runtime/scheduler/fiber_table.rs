@@ -110,6 +110,15 @@ impl FiberTable {
         slots.get_mut(key.index())?.take()
     }
 
+    /// The fiber of `key`, if it has started and is suspended: its stack
+    /// size and depth. `Some((size, None))` if it has not started.
+    pub(crate) fn stack(&self, key: Key) -> Option<(usize, Option<usize>)> {
+        let mut slots = self.slots.borrow_mut();
+        self.adopt(&mut slots);
+        let fiber = slots.get(key.index())?.as_ref()?;
+        Some((fiber.stack_size(), fiber.stack_in_use()))
+    }
+
     /// Whether the task `key` has a fiber that has not started yet or is
     /// suspended (it is not running, and it is not gone).
     pub(crate) fn contains(&self, key: Key) -> bool {

@@ -16,6 +16,7 @@
 //! | `run.rs` | the scheduler's side: the loop in rounds, resuming a fiber |
 //! | `find_runnable.rs` | between two rounds: timers, remote wake-ups, the reactor |
 //! | `shutdown.rs` | cancelling and unwinding what is left; the deadlock report |
+//! | `trace.rs` | taking a dump: tracing every suspended fiber without waking it |
 //!
 //! ## Who owns what, and when it may be touched
 //!
@@ -47,9 +48,11 @@ mod run;
 mod run_queue;
 mod shutdown;
 mod sleep_queue;
+mod trace;
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -85,6 +88,8 @@ pub(crate) struct Scheduler {
     stop: Cell<bool>,
     /// Guard pages of fibers whose builder names none.
     guard_pages: usize,
+    /// The dump protocol (`trace.rs`); all idle until a dump is asked for.
+    trace: trace::TraceState,
 }
 
 /// A scheduler's counters, for `Runtime::stats`.
@@ -117,6 +122,7 @@ impl Scheduler {
             serving: Cell::new(false),
             stop: Cell::new(false),
             guard_pages,
+            trace: trace::TraceState::new(),
         })
     }
 
@@ -185,14 +191,20 @@ impl Scheduler {
 
     /// Adds a task whose fiber has not run yet to the back of the run queue.
     #[inline]
-    pub(crate) fn insert(&self, fiber: Fiber, id: TaskId, name: Option<Arc<str>>) -> Key {
+    pub(crate) fn insert(
+        &self,
+        fiber: Fiber,
+        id: TaskId,
+        name: Option<Arc<str>>,
+        spawned_at: &'static Location<'static>,
+    ) -> Key {
         let mut core = self.core.borrow_mut();
         let cancel = if core.shutting_down {
             Cancel::Pending
         } else {
             Cancel::No
         };
-        let key = core.tasks.insert(TaskRecord::new(id, name));
+        let key = core.tasks.insert(TaskRecord::new(id, name, spawned_at));
         let hot = Hot {
             state: TaskState::Ready,
             cancel,

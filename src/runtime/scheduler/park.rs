@@ -126,6 +126,9 @@ impl Scheduler {
         // suspends together with it): its yielder is alive in its root
         // frame.
         unsafe { (*cur.yielder).suspend(()) };
+        // A resume may be a dump's trace only (trace.rs): then this fiber
+        // captures its frames and suspends again, its wait untouched.
+        self.trace_while_requested(cur);
         drop(greenlets);
         set_current(cur);
         self.checkpoint(key)

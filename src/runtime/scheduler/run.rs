@@ -26,8 +26,19 @@ impl Scheduler {
             yielder: std::ptr::null(),
             key: Some(key),
         });
-        let outcome = self.fibers.resume(key);
+        let mut outcome = self.fibers.resume(key);
         set_current(Current::NONE);
+        // The fiber suspended to ask for a dump (trace.rs): serve it and
+        // give the CPU straight back.
+        while self.trace.requested() {
+            self.serve_dump(key);
+            set_current(Current {
+                yielder: std::ptr::null(),
+                key: Some(key),
+            });
+            outcome = self.fibers.resume(key);
+            set_current(Current::NONE);
+        }
         self.resumes.set(self.resumes.get() + 1);
         match outcome {
             Some(CoroutineResult::Yield(())) => false,

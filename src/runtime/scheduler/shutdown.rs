@@ -18,7 +18,8 @@
 //!
 //! The scheduler reports a deadlock when it would block with nothing that
 //! could ever wake a fiber (see `Scheduler::poll`). The report names every
-//! task with what it waits for, in id order, after Go's.
+//! task with what it waits for, the function it waits in and where it was
+//! spawned, in id order, after Go's.
 
 use crate::runtime::task::{Cancel, Deadlock, Key, TaskId};
 
@@ -27,10 +28,11 @@ use super::Scheduler;
 impl Scheduler {
     /// Go's "all goroutines are asleep", with every task and what it waits
     /// on.
+    /// Every fiber is suspended here, so each is traced (see `trace.rs`)
+    /// and the report names the function it waits in.
     pub(super) fn deadlock_report(&self) -> Deadlock {
-        let tasks = self.core.borrow().infos();
         Deadlock {
-            tasks: tasks.into_iter().map(|(_, t)| t).collect(),
+            tasks: self.trace_all(None),
         }
     }
 

@@ -11,6 +11,8 @@
 //! - [`locals`]: [`LocalMap`], one fiber's fiber-local values.
 //! - [`report`]: [`TaskInfo`], one task as a report shows it, and the
 //!   [`Deadlock`] report built from them.
+//! - [`trace`]: capturing a backtrace and reading its frames, for dumps
+//!   ([`FiberTrace`], in `report`).
 //!
 //! This is the bottom tier of `src/runtime/` (see the runtime's module
 //! docs, "Tiers"): nothing here imports anything else from the runtime
@@ -21,12 +23,13 @@ pub(crate) mod locals;
 pub(crate) mod report;
 pub(crate) mod slab;
 pub(crate) mod state;
+pub(crate) mod trace;
 
 use crate::coroutine::{Coroutine, Yielder};
 
 pub use id::TaskId;
 pub(crate) use locals::{LocalMap, LocalSlot};
-pub(crate) use report::{Deadlock, TaskInfo};
+pub(crate) use report::{Deadlock, FiberTrace, TaskInfo};
 pub(crate) use slab::{Key, Slab};
 pub use state::TaskState;
 pub(crate) use state::{Cancel, CancelUnwind, Interrupted, WaitingOn};

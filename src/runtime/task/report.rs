@@ -1,15 +1,18 @@
-//! Reports about tasks: [`TaskInfo`] (one task, as a listing shows it) and
-//! the [`Deadlock`] report made of them.
+//! Reports about tasks: [`TaskInfo`] (one task, as a listing shows it),
+//! [`FiberTrace`] (one fiber in a dump: that and its frames) and the
+//! [`Deadlock`] report made of them.
 //!
 //! Both are types rather than strings so that every listing of tasks (the
 //! deadlock report, [`tasks`](crate::tasks), a future dump) shares one
 //! description of a task and one way of printing it.
 
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
 
 use super::id::TaskId;
 use super::state::{TaskState, WaitingOn};
+use super::trace::Frame;
 
 /// One live task at one moment.
 #[derive(Clone, Debug)]
@@ -36,10 +39,11 @@ impl fmt::Display for TaskInfo {
 }
 
 /// Go's "all goroutines are asleep": every task of a scheduler that can no
-/// longer be woken, in id order. `block_on` panics with its text.
+/// longer be woken, in id order, each in a dump's short form (where it
+/// waits, where it was spawned). `block_on` panics with its text.
 #[derive(Debug)]
 pub(crate) struct Deadlock {
-    pub(crate) tasks: Vec<TaskInfo>,
+    pub(crate) tasks: Vec<FiberTrace>,
 }
 
 impl fmt::Display for Deadlock {
@@ -49,5 +53,41 @@ impl fmt::Display for Deadlock {
             write!(f, "\n{t}")?;
         }
         Ok(())
+    }
+}
+
+/// What the scheduler knows about one live fiber when a dump is taken.
+#[derive(Debug)]
+pub(crate) struct FiberTrace {
+    pub(crate) info: TaskInfo,
+    /// The `#[track_caller]` location of the `spawn` that made it.
+    pub(crate) spawned_at: &'static Location<'static>,
+    /// Usable bytes of its stack.
+    pub(crate) stack_size: usize,
+    /// Bytes between the top of its stack and its saved stack pointer;
+    /// `None` for the running fiber and a fiber that has not started.
+    pub(crate) stack_used: Option<usize>,
+    /// Its own frames, innermost first (see [`parse_frames`](super::trace::parse_frames)); empty for
+    /// a fiber that has not started yet.
+    pub(crate) frames: Vec<Frame>,
+}
+
+impl fmt::Display for FiberTrace {
+    /// The short form, one line, naming the innermost frame outside
+    /// spindle: `fiber 3 "conn" [waiting on I/O: fd 12] in server::handle (src/server.rs:40:9), spawned at src/main.rs:42:5`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.info)?;
+        // The innermost frame outside spindle: the code that waits.
+        let top = self
+            .frames
+            .iter()
+            .find(|fr| !fr.function().starts_with("spindle::"));
+        if let Some(top) = top.or(self.frames.first()) {
+            write!(f, " in {}", top.function())?;
+            if let Some(at) = top.location() {
+                write!(f, " ({at})")?;
+            }
+        }
+        write!(f, ", spawned at {}", self.spawned_at)
     }
 }

@@ -8,7 +8,7 @@
 //! is an ordinary fiber of that worker.
 
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::Arc;
 
 use crate::runtime::driver::Message;
@@ -104,6 +104,7 @@ impl PlacedBuilder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let at = Location::caller();
         with_worker("spindle::PlacedBuilder::spawn", |here, workers| {
             let worker = match self.place {
                 Place::Worker(w) if w < workers.len() => w,
@@ -131,7 +132,7 @@ impl PlacedBuilder {
                 completer.complete(result);
             };
             if worker == here {
-                let h = builder.spawn(body)?;
+                let h = builder.spawn_at(body, at)?;
                 if shared.created(h.slot().task().key()) {
                     h.cancel();
                 }
@@ -144,7 +145,7 @@ impl PlacedBuilder {
                 }
                 // No stack for it (an error): `body` was dropped unrun,
                 // which reported the fiber cancelled.
-                if let Ok(h) = builder.spawn(body) {
+                if let Ok(h) = builder.spawn_at(body, at) {
                     if shared.created(h.slot().task().key()) {
                         h.cancel();
                     }

@@ -1,0 +1,321 @@
+//! What is every fiber doing? [`dump`] lists every live fiber of the
+//! calling runtime, Go-style, with its state, what it waits for, where it
+//! was spawned, how deep its stack is, and its backtrace.
+//!
+//! ```text
+//! fiber 3 "conn" [waiting on I/O: fd 12]:
+//!     server::handle
+//!         at src/server.rs:40:9
+//!     spawned at src/main.rs:42:5
+//!     stack: 1.2 KiB in use of 256 KiB
+//! ```
+//!
+//! ## How a suspended fiber's backtrace is taken, and why it is sound
+//!
+//! A suspended fiber's frames are on its own stack, below its saved stack
+//! pointer. Rather than walking another stack from outside (which needs
+//! an unwinder that accepts a foreign register set), the dump lets each
+//! fiber walk its own:
+//!
+//! 1. The fiber that calls [`dump`] captures its own backtrace, then
+//!    suspends to the scheduler with a "dump requested" flag and *without*
+//!    changing its state (it stays running and joins no queue).
+//! 2. The scheduler sees the flag and, for every other fiber that has
+//!    started, raises a "trace" flag and resumes it. Every fiber is
+//!    suspended in the same place, the scheduler's one suspension point;
+//!    coming back there, the fiber sees the trace flag, captures
+//!    `std::backtrace::Backtrace` on its own stack (with the same unwind
+//!    tables a panic uses), and suspends again at once. It loops there
+//!    while the flag is set, so the code that parked it (its wait loop,
+//!    its cancellation check) never runs: its state, timer, fd and queue
+//!    registrations are untouched. No fiber is woken early, and no wake-up
+//!    is lost: a wake-up is a change of state in the scheduler, which the
+//!    trace does not look at or write.
+//! 3. The scheduler resolves the captures into text on its own stack
+//!    (symbolising is slow and uses a deep stack, which small fiber stacks
+//!    may not have), and resumes the asking fiber right away.
+//!
+//! Capturing uses a few KiB of the traced fiber's stack (the unwinder's
+//! frames), below the frame it is suspended in. A fiber whose stack has
+//! less room left than that would hit its guard page, which is reported
+//! as a stack overflow, as any deeper call would be.
+//!
+//! Until a dump is asked for, all of this costs one load of a flag and a
+//! branch that is never taken, on each side of each switch.
+//!
+//! The frames of the machinery are trimmed: a fiber's backtrace starts at
+//! the innermost frame outside the runtime's scheduler (the function that
+//! waits, e.g. `spindle::runtime::time::sleep`, or the user's own function
+//! when the wait was inlined into it) and ends at the fiber's closure.
+//! Without debug information (`debug = false` in the profile) frames have
+//! names but no `file:line`. As in any backtrace, a function that ends in a
+//! tail call, or that was inlined, has no frame of its own.
+//!
+//! The deadlock report uses the same traces, in the short form (one line
+//! per fiber: `fiber 2 "stuck" [parked] in app::wait_here (src/app.rs:9:5),
+//! spawned at src/main.rs:4:18`), which `{:#}` also prints for a [`Dump`].
+
+use std::fmt;
+use std::panic::Location;
+
+pub use super::task::trace::Frame;
+use super::task::FiberTrace;
+use super::task::{TaskId, TaskState};
+use super::wait::Parker;
+
+/// Every live fiber of the calling runtime; see the [module docs](self).
+///
+/// Outside a runtime (or on the scheduler's own stack) the dump is empty.
+///
+/// # Examples
+///
+/// ```
+/// spindle::run(|| {
+///     let h = spindle::Builder::new()
+///         .name("napper".into())
+///         .spawn(|| spindle::sleep(std::time::Duration::from_millis(20)))
+///         .unwrap();
+///     spindle::yield_now(); // let it start and fall asleep
+///     let dump = spindle::dump();
+///     let napper = dump.fibers().iter().find(|f| f.name() == Some("napper")).unwrap();
+///     assert_eq!(napper.state(), spindle::TaskState::Sleeping);
+///     println!("{dump}");
+///     h.join().unwrap();
+/// });
+/// assert!(spindle::dump().fibers().is_empty());
+/// ```
+pub fn dump() -> Dump {
+    let fibers = match Parker::try_current() {
+        Some(p) => p.dump().into_iter().map(FiberDump::from_trace).collect(),
+        None => Vec::new(),
+    };
+    Dump { fibers }
+}
+
+/// A [`dump`]: every fiber, in id order. `Display` prints them Go-style,
+/// `{:#}` one line per fiber (the short form of the deadlock report).
+///
+/// # Examples
+///
+/// ```
+/// spindle::run(|| {
+///     let text = spindle::dump().to_string();
+///     assert!(text.starts_with("fiber "), "{text}");
+///     assert!(text.contains("[running]"));
+/// });
+/// ```
+#[derive(Clone, Debug)]
+pub struct Dump {
+    fibers: Vec<FiberDump>,
+}
+
+impl Dump {
+    /// The fibers, in id order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// spindle::run(|| assert_eq!(spindle::dump().fibers().len(), 1));
+    /// ```
+    pub fn fibers(&self) -> &[FiberDump] {
+        &self.fibers
+    }
+}
+
+impl fmt::Display for Dump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.fibers.is_empty() {
+            return f.write_str("no fibers (not in a runtime)\n");
+        }
+        for (i, fiber) in self.fibers.iter().enumerate() {
+            if i > 0 && !f.alternate() {
+                f.write_str("\n")?;
+            }
+            if f.alternate() {
+                writeln!(f, "{}", fiber.short)?;
+            } else {
+                write!(f, "{fiber}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One fiber of a [`Dump`].
+///
+/// # Examples
+///
+/// ```
+/// spindle::run(|| {
+///     let dump = spindle::dump();
+///     let me = &dump.fibers()[0];
+///     assert_eq!(me.name(), Some("main"));
+///     assert_eq!(me.state(), spindle::TaskState::Running);
+///     assert!(me.stack_size() > 0);
+/// });
+/// ```
+#[derive(Clone, Debug)]
+pub struct FiberDump {
+    id: TaskId,
+    name: Option<String>,
+    state: TaskState,
+    waiting_for: Option<String>,
+    header: String,
+    /// The one-line short form, as the deadlock report prints it.
+    short: String,
+    spawned_at: &'static Location<'static>,
+    stack_size: usize,
+    stack_used: Option<usize>,
+    backtrace: Vec<Frame>,
+}
+
+impl FiberDump {
+    fn from_trace(t: FiberTrace) -> FiberDump {
+        let short = t.to_string();
+        let waiting_for = t.info.waiting_on.to_string();
+        FiberDump {
+            id: t.info.id,
+            name: t.info.name.as_deref().map(str::to_string),
+            state: t.info.state,
+            waiting_for: (!waiting_for.is_empty()).then_some(waiting_for),
+            header: t.info.to_string(),
+            short,
+            spawned_at: t.spawned_at,
+            stack_size: t.stack_size,
+            stack_used: t.stack_used,
+            backtrace: t.frames,
+        }
+    }
+
+    /// The fiber's id.
+    ///
+    /// ```
+    /// spindle::run(|| assert_eq!(spindle::dump().fibers()[0].id(), spindle::current().id()));
+    /// ```
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The fiber's name, if it was given one.
+    ///
+    /// ```
+    /// spindle::run(|| assert_eq!(spindle::dump().fibers()[0].name(), Some("main")));
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// What it was doing.
+    ///
+    /// ```
+    /// spindle::run(|| assert_eq!(spindle::dump().fibers()[0].state(), spindle::TaskState::Running));
+    /// ```
+    pub fn state(&self) -> TaskState {
+        self.state
+    }
+
+    /// What it waits for, when the wait names it: `fd 12`, `fiber 7`, or
+    /// the method of a sync primitive (`spindle::sync::Mutex::lock`).
+    ///
+    /// ```
+    /// spindle::run(|| assert_eq!(spindle::dump().fibers()[0].waiting_for(), None));
+    /// ```
+    pub fn waiting_for(&self) -> Option<&str> {
+        self.waiting_for.as_deref()
+    }
+
+    /// Where it was spawned: the caller of `spawn` or `Builder::spawn`
+    /// (for the main fiber, the caller of `run` or `block_on`).
+    ///
+    /// ```
+    /// spindle::run(|| {
+    ///     let h = spindle::spawn(|| spindle::yield_now());
+    ///     let line = line!() - 1;
+    ///     spindle::yield_now();
+    ///     let dump = spindle::dump();
+    ///     assert_eq!(dump.fibers()[1].spawned_at().line(), line);
+    ///     h.join().unwrap();
+    /// });
+    /// ```
+    pub fn spawned_at(&self) -> &'static Location<'static> {
+        self.spawned_at
+    }
+
+    /// Usable bytes of its stack.
+    ///
+    /// ```
+    /// spindle::run(|| assert!(spindle::dump().fibers()[0].stack_size() >= 4096));
+    /// ```
+    pub fn stack_size(&self) -> usize {
+        self.stack_size
+    }
+
+    /// How deep its stack is while suspended (from the top of the stack to
+    /// its saved stack pointer; not the high-water mark). `None` for the
+    /// fiber that took the dump and for fibers that have not started.
+    ///
+    /// ```
+    /// spindle::run(|| assert_eq!(spindle::dump().fibers()[0].stack_used(), None));
+    /// ```
+    pub fn stack_used(&self) -> Option<usize> {
+        self.stack_used
+    }
+
+    /// Its frames, innermost first; empty for a fiber that has not started.
+    ///
+    /// ```
+    /// #[inline(never)]
+    /// fn look() -> spindle::Dump {
+    ///     spindle::dump()
+    /// }
+    /// spindle::run(|| {
+    ///     let dump = look();
+    ///     assert!(dump.fibers()[0].backtrace().iter().any(|f| f.function().ends_with("look")));
+    /// });
+    /// ```
+    pub fn backtrace(&self) -> &[Frame] {
+        &self.backtrace
+    }
+}
+
+impl fmt::Display for FiberDump {
+    /// The Go-style block: header, frames, spawn location, stack.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}:", self.header)?;
+        if self.backtrace.is_empty() {
+            writeln!(f, "    (not started)")?;
+        }
+        for frame in &self.backtrace {
+            writeln!(f, "    {}", frame.function())?;
+            if let Some(at) = frame.location() {
+                writeln!(f, "        at {at}")?;
+            }
+        }
+        writeln!(f, "    spawned at {}", self.spawned_at)?;
+        match self.stack_used {
+            Some(used) => writeln!(
+                f,
+                "    stack: {} in use of {}",
+                Bytes(used),
+                Bytes(self.stack_size)
+            ),
+            None => writeln!(f, "    stack: {}", Bytes(self.stack_size)),
+        }
+    }
+}
+
+/// A byte count, in the largest unit that keeps it above 1.
+struct Bytes(usize);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0 as f64;
+        if self.0 < 1024 {
+            write!(f, "{} B", self.0)
+        } else if self.0 < 1024 * 1024 {
+            write!(f, "{:.1} KiB", n / 1024.0)
+        } else {
+            write!(f, "{:.1} MiB", n / (1024.0 * 1024.0))
+        }
+    }
+}
