@@ -21,6 +21,9 @@ mod runtime_demos;
 // The I/O sections (channels, sockets), likewise.
 #[path = "../examples/net_demos/mod.rs"]
 mod net_demos;
+// OnceCell, Event and RwLock.
+#[path = "../examples/sync_demos/mod.rs"]
+mod sync_demos;
 // Many cores, child processes, signals, Unix sockets and fiber-locals.
 #[path = "../examples/os_demos/mod.rs"]
 mod os_demos;
@@ -66,9 +69,15 @@ fn main() {
         .copied()
         .chain(std::iter::once(runtime_demos::DUMP));
     let io = net_demos::SECTIONS.iter().copied();
+    let waits = sync_demos::SECTIONS.iter().copied();
     let os = os_demos::SECTIONS.iter().copied();
     let benchmark = std::iter::once(runtime_demos::BENCHMARK);
-    let tour = core.chain(runtime).chain(io).chain(os).chain(benchmark);
+    let tour = core
+        .chain(runtime)
+        .chain(io)
+        .chain(waits)
+        .chain(os)
+        .chain(benchmark);
     for (i, (title, about, run)) in tour.enumerate() {
         if i > 0 {
             println!();

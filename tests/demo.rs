@@ -53,6 +53,7 @@ fn sections_appear_in_order() {
             "== Channels: select ==",
             "== Network: the image downloader ==",
             "== Network: echo server ==",
+            "== Waits: OnceCell, Event, RwLock ==",
             "== Many cores: the tutorial's pool of 4 jobs ==",
             "== Processes and signals ==",
             "== Unix sockets and fiber-locals ==",
@@ -276,6 +277,19 @@ fn what_is_everyone_doing_names_each_fibers_wait() {
             "\"waiter\" [WaitingJoin: fiber] in {{closure}}, spawned at line 37",
             "the waiter got Some(\"hello\")",
             "every fiber finished as if no dump had been taken",
+        ],
+    );
+}
+
+#[test]
+fn once_cell_event_and_a_write_preferring_rwlock() {
+    assert_lines_in_order(
+        tour(),
+        &[
+            "== Waits: OnceCell, Event, RwLock ==",
+            "OnceCell: config loaded by fiber 1; 3 fibers saw it, loaded 1 time(s)",
+            "Event: set once, 3 waiting fibers ran",
+            "RwLock: reader 1 read 0, reader 2 read 0, writer wrote 1, reader 3 read 1",
         ],
     );
 }

@@ -27,15 +27,22 @@ use spindle::coroutine::{self, Coroutine, CoroutineResult, Yielder};
 use spindle::generator::Generator;
 use spindle::greenlet::Greenlet;
 use spindle::io::Async;
-use spindle::net::{Incoming, TcpListener, TcpStream, UdpSocket};
-use spindle::runtime::{
-    Builder, Elapsed, JoinError, JoinHandle, Runtime, RuntimeBuilder, RuntimeStats, Task, TaskId,
-    TaskState,
+use spindle::net::{
+    Incoming, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixIncoming, UnixListener,
+    UnixStream,
 };
+use spindle::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use spindle::runtime::{
+    Builder, Dump, Elapsed, FiberDump, FiberLocal, Frame, Gather, JoinError, JoinHandle,
+    PlacedBuilder, Runtime, RuntimeBuilder, RuntimeStats, SendJoinHandle, Task, TaskId, TaskState,
+};
+use spindle::signal::{self, Signals};
 use spindle::stack::{GuardKind, Stack, StackError, StackPool, StackStats};
 use spindle::sync::{
-    Barrier, BarrierWaitResult, Condvar, IntoIter, Iter, Mutex, MutexGuard, Receiver, Semaphore,
-    SemaphorePermit, Sender, SyncSender, TryIter, WaitGroup, WaitTimeoutResult,
+    shared, Barrier, BarrierWaitResult, Condvar, Event, IntoIter, Iter, Mutex, MutexGuard,
+    OnceCell, Receiver, RwLock, RwLockReadGuard, RwLockWriteGuard, Select, SelectTimeoutError,
+    SelectedOperation, Semaphore, SemaphorePermit, Sender, SyncSender, TryIter, TrySelectError,
+    WaitGroup, WaitTimeoutResult,
 };
 
 fn require_send<T: Send>() {}
@@ -109,6 +116,16 @@ assert_value!(Elapsed: Send & Sync);
 assert_value!(Task: !Send & !Sync);
 assert_value!(TaskId: Send & Sync);
 assert_value!(TaskState: Send & Sync);
+assert_value!(Gather<u32>: !Send & !Sync);
+// A fiber-local is a `static`; each value stays with its fiber.
+assert_value!(FiberLocal<u32>: Send & Sync);
+// A dump is plain data, taken on one worker and printed anywhere.
+assert_value!(Dump: Send & Sync);
+assert_value!(FiberDump: Send & Sync);
+assert_value!(Frame: Send & Sync);
+// The multi-core layer: a placed spawn's handle and builder cross threads.
+assert_value!(SendJoinHandle<u32>: Send & Sync);
+assert_value!(PlacedBuilder: Send & Sync);
 
 // ---- sync -----------------------------------------------------------------------
 // One runtime, one thread: shared between fibers with Rc, never between
@@ -128,6 +145,18 @@ assert_value!(Receiver<u32>: !Send & !Sync);
 assert_value!(Iter<'static, u32>: !Send & !Sync);
 assert_value!(TryIter<'static, u32>: !Send & !Sync);
 assert_value!(IntoIter<u32>: !Send & !Sync);
+assert_value!(RwLock<u32>: !Send & !Sync);
+assert_value!(RwLockReadGuard<'static, u32>: !Send & !Sync);
+assert_value!(RwLockWriteGuard<'static, u32>: !Send & !Sync);
+assert_value!(Event: !Send & !Sync);
+assert_value!(OnceCell<u32>: !Send & !Sync);
+assert_value!(Select<'static>: !Send & !Sync);
+assert_value!(SelectedOperation<'static>: !Send & !Sync);
+assert_value!(TrySelectError: Send & Sync);
+assert_value!(SelectTimeoutError: Send & Sync);
+// `sync::shared` crosses workers and plain threads, as std's channel does.
+assert_value!(shared::Sender<u32>: Send & Sync);
+assert_value!(shared::Receiver<u32>: Send & !Sync);
 
 // ---- net, io ----------------------------------------------------------------------
 // Sockets and `Async` may move to another thread (and runtime) when their
@@ -136,6 +165,21 @@ assert_value!(TcpStream: Send & !Sync);
 assert_value!(TcpListener: Send & !Sync);
 assert_value!(UdpSocket: Send & !Sync);
 assert_value!(Incoming<'static>: !Send & !Sync);
+assert_value!(UnixStream: Send & !Sync);
+assert_value!(UnixListener: Send & !Sync);
+assert_value!(UnixDatagram: Send & !Sync);
+assert_value!(UnixIncoming<'static>: !Send & !Sync);
+
+// ---- process, signal ----------------------------------------------------------------
+// A child and its pipes move like sockets; the command is plain data. A
+// signal set belongs to the thread whose mask it changed.
+assert_value!(Command: Send & Sync);
+assert_value!(Child: Send & !Sync);
+assert_value!(ChildStdin: Send & !Sync);
+assert_value!(ChildStdout: Send & !Sync);
+assert_value!(ChildStderr: Send & !Sync);
+assert_value!(Signals: !Send & !Sync);
+assert_value!(signal::Iter<'static>: !Send & !Sync);
 assert_value!(Async<StdTcpStream>: Send & !Sync);
 assert_value!(Async<Rc<StdTcpStream>>: !Send & !Sync);
 

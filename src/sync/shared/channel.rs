@@ -12,8 +12,10 @@
 //! between the check and the registration. Messages come out in the order
 //! they went in (so per producer, in its order).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::runtime::wait::{self, Parker, RemoteWaker};
@@ -97,7 +99,10 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         Sender {
             chan: Arc::clone(&chan),
         },
-        Receiver { chan },
+        Receiver {
+            chan,
+            _not_sync: PhantomData,
+        },
     )
 }
 
@@ -175,8 +180,8 @@ impl<T> fmt::Debug for Sender<T> {
     }
 }
 
-/// The receiving end of a [`channel`]: `Send` (one receiver, on any
-/// thread).
+/// The receiving end of a [`channel`]: `Send` but not `Sync` (one receiver,
+/// on any thread, used by one fiber or thread at a time), as std's.
 ///
 /// # Examples
 ///
@@ -190,6 +195,9 @@ impl<T> fmt::Debug for Sender<T> {
 /// ```
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
+    /// `!Sync`, as std's: the channel keeps one waiting receiver, so two
+    /// threads receiving through one `&Receiver` could lose a wake-up.
+    _not_sync: PhantomData<Cell<()>>,
 }
 
 /// Clears the receiver's fiber waker on every way out of a wait.
