@@ -271,10 +271,10 @@ fn what_is_everyone_doing_names_each_fibers_wait() {
         tour(),
         &[
             "== Fibers: what is everyone doing? ==",
-            "\"main\" [Running] in {{closure}}, spawned at line 24",
+            "\"main\" [Running] in a closure, spawned at line 24",
             "\"napper\" [Sleeping] in nap, spawned at line 28",
             "\"mailbox\" [WaitingSync: spindle::sync::Receiver::recv] in wait_for_mail, spawned at line 33",
-            "\"waiter\" [WaitingJoin: fiber] in {{closure}}, spawned at line 37",
+            "\"waiter\" [WaitingJoin: fiber] in a closure, spawned at line 37",
             "the waiter got Some(\"hello\")",
             "every fiber finished as if no dump had been taken",
         ],

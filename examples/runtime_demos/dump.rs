@@ -53,6 +53,13 @@ pub fn what_is_everyone_doing(log: &Log) {
                 .find(|fr| fr.function().contains("runtime_demos::dump::"));
             if let Some(fr) = ours {
                 let short = fr.function().rsplit("::").next().unwrap_or("");
+                // Closures print as `{{closure}}` or, with the v0 symbol
+                // mangling (sanitizer builds), `{closure#0}`.
+                let short = if short.starts_with('{') {
+                    "a closure"
+                } else {
+                    short
+                };
                 line += &format!(" in {short}");
             }
             line += &format!(", spawned at line {}", f.spawned_at().line());

@@ -92,20 +92,21 @@ pub(crate) fn parse_frames(text: &str) -> Vec<Frame> {
         .rposition(|f| {
             // The capture itself, or the last of std's frames when the
             // call to std was a tail call and `capture` left no frame.
-            f.function == CAPTURE_FRAME
+            path_of(&f.function).starts_with(CAPTURE_FRAME)
                 || f.function.contains("std::backtrace::")
                 || f.function.contains("std::backtrace_rs::")
         })
         .map_or(0, |i| i + 1);
     let machinery = |f: &Frame| {
-        f.function.starts_with("spindle::runtime::scheduler::")
-            || f.function.starts_with("spindle::runtime::wait::")
-            || f.function.starts_with("spindle::runtime::dump::")
+        let path = path_of(&f.function);
+        path.starts_with("spindle::runtime::scheduler::")
+            || path.starts_with("spindle::runtime::wait::")
+            || path.starts_with("spindle::runtime::dump::")
     };
     let mut own: Vec<Frame> = frames.drain(start..).skip_while(machinery).collect();
     if let Some(root) = own
         .iter()
-        .position(|f| f.function.starts_with("spindle::runtime::spawn::root"))
+        .position(|f| path_of(&f.function).starts_with("spindle::runtime::spawn::root"))
     {
         own.truncate(root);
     }
@@ -124,6 +125,13 @@ pub(crate) fn parse_frames(text: &str) -> Vec<Frame> {
         own.pop();
     }
     own
+}
+
+/// A frame's function as a path: a method printed as `<Type>::method` (as
+/// builds with the v0 symbol mangling, such as sanitizer builds, print
+/// them) starts with its type's path.
+fn path_of(function: &str) -> &str {
+    function.trim_start_matches('<')
 }
 
 /// `name::h0123456789abcdef` -> `name`.
