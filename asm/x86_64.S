@@ -171,8 +171,9 @@
  * (stmxcsr is microcoded there, about 2.4 ns) is the price of keeping the
  * control state at all. Measured with benches/switch.rs on that CPU, the
  * FP instructions took about 7.7 ns of an 11 ns round trip, and with
- * fp-env a round trip takes 3.1-3.3 times corosensei's, against about 1.0
- * without (BENCHMARKS.md has the figures and commands).
+ * fp-env a round trip takes 3.1-3.3 times corosensei's, against 0.88-1.0
+ * without (6.8 ns against 1.9 ns on the quiet machine; BENCHMARKS.md has
+ * the figures and commands).
  */
 
 #include "header.h"

@@ -42,9 +42,9 @@
 //!   happens only inside a Rust call (`resume`, `suspend`), where a sound
 //!   program is in that default environment on both sides. Enable it for C
 //!   code that changes the environment and switches fibers while it is
-//!   changed. On x86_64 it makes a round trip about three times slower on
-//!   the AMD EPYC measured (about 7.7 ns more: `stmxcsr` is microcoded
-//!   there); `BENCHMARKS.md` has the figures.
+//!   changed. On x86_64 it makes a round trip about 3.6 times slower on
+//!   the AMD EPYC measured (6.8 ns instead of 1.9 ns: `stmxcsr` is
+//!   microcoded there); `BENCHMARKS.md` has the figures.
 //! - **`hook`**: blocking libc calls made inside a fiber (`std::thread::sleep`,
 //!   `std::net` sockets, `poll`) park the fiber instead of the thread, as
 //!   gevent's monkey patching does; see the `hook` module (built only with

@@ -47,8 +47,8 @@
 //! `SPINDLE_FP_ENV`, which saves and loads that state in the frame's spare
 //! word, and makes a new fiber start with its first resumer's: for programs
 //! whose C code changes the environment and switches fibers while it is
-//! changed. On the AMD EPYC measured it makes a round trip about three
-//! times slower (about 7.7 ns more: `stmxcsr` is microcoded there;
+//! changed. On the AMD EPYC measured it makes a round trip about 3.6
+//! times slower (6.8 ns instead of 1.9 ns: `stmxcsr` is microcoded there;
 //! `BENCHMARKS.md` has the figures).
 //! - The parent link of a running fiber holds the saved stack pointer of
 //!   whoever resumed it last. Only [`resume`] writes it.
