@@ -1,4 +1,6 @@
-//! Stack-overflow reports for fibers (DESIGN.md, decision 4).
+//! Stack-overflow reports for fibers: a fiber that overflows is named on
+//! stderr (`fiber '<name>' overflowed its <N> KiB stack`) and the process
+//! aborts, instead of dying of a bare SIGSEGV.
 //!
 //! A fiber that runs off the low end of its stack touches the guard region
 //! and gets `SIGSEGV` (or `SIGBUS`). Left alone that kills the process with
