@@ -21,8 +21,9 @@
 //! not between threads with `Arc`. Fibers never change threads (a fiber
 //! runs on the thread that created it until it ends), and the fibers of a
 //! runtime's worker all run on its thread, so a primitive needs no atomics
-//! and no lock of its own, and a wake-up is a push onto the run queue. (asyncio's and gevent's primitives are
-//! single-threaded for the same reason.) To hand work to or from other
+//! and no lock of its own, and a wake-up is a push onto the run queue.
+//! (asyncio's and gevent's primitives are single-threaded for the same
+//! reason.) To hand work to or from other
 //! threads, use [`spawn_blocking`](crate::spawn_blocking), or the
 //! cross-thread primitives of [`shared`].
 //!
