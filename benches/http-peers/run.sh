@@ -84,7 +84,7 @@ measure() {
     awk -v n="$name" -v l="$load" -v r="$rps" -v p="$p99" -v q="$requests" \
         -v c=$((after - before)) -v t="$ticks" \
         'BEGIN {printf "%s %s %.0f %.0f %.0f\n", n, l, r, p, c / t * 1e9 / q}' >>"$results"
-    echo "run: $name $load $(tail -1 "$results")" >&2
+    echo "run: $(tail -1 "$results")" >&2
 }
 
 for run in $(seq "$RUNS"); do

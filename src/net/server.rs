@@ -15,8 +15,7 @@ use crate::runtime::{Builder, JoinError, SendJoinHandle};
 /// How the connections of one port reach the workers.
 ///
 /// A runtime of `n` workers can take connections on one port in two ways,
-/// both built here and measured (BENCHMARKS.md, "One port on every
-/// worker"):
+/// both built here and measured (BENCHMARKS.md, "HTTP plaintext"):
 ///
 /// - [`Spread::ReusePort`] (the default): one listener per worker, all
 ///   bound to the same address with `SO_REUSEPORT`
@@ -25,7 +24,7 @@ use crate::runtime::{Builder, JoinError, SendJoinHandle};
 ///   owns that listener accepts it and serves it in a local fiber: no
 ///   thread ever touches another's connection, and accepting scales with
 ///   the workers.
-/// - [`Spread::HandOff`] (seastar's and Go's way of one accept loop): one
+/// - [`Spread::HandOff`] (seastar-style): one
 ///   listener, one acceptor fiber on the worker that started the server;
 ///   each accepted connection goes to the worker with the fewest live
 ///   fibers ([`Builder::balanced`](crate::Builder::balanced)), whose fiber
@@ -42,16 +41,17 @@ use crate::runtime::{Builder, JoinError, SendJoinHandle};
 /// | accepting | on every worker at once | one fiber, on one worker |
 /// | per new connection | a local spawn | a remote spawn: inbox push, maybe an eventfd write and a wake-up of the other thread |
 /// | spread | a hash: even on average, blind to load | by live fibers, so an idle worker gets the next one |
-/// | when a worker is stuck | its share of new connections waits in its queue | only the acceptor's worker matters |
+/// | when a worker is stuck | its share of new connections waits in its queue | if it is the acceptor's, no connection is accepted |
 /// | other programs | one of the same user binding the port with `SO_REUSEPORT` joins the group | the port is yours alone |
 ///
-/// Measured here with connection-per-request load, the hand-off spends
-/// more server CPU per connection (the cross-thread hop) and its single
-/// acceptor caps the accept rate; with keep-alive the two are equal within
-/// noise. Pick [`Spread::HandOff`] when connections are few, long and
-/// uneven in the work they bring, so that placing by load matters more
-/// than the cost of an accept.
-///
+/// Measured on 2 cores with 2 workers and `wrk` (BENCHMARKS.md, "HTTP
+/// plaintext"): with keep-alive and with pipelining the two are equal
+/// within noise; with a new connection per request the hand-off spent
+/// 1.25× the server CPU per request (15.4 µs against 12.3 µs) and served
+/// 0.75× the requests per second. Pick [`Spread::HandOff`] when
+/// connections are few, long and uneven in the work they bring, so that
+/// placing by load matters more than the cost of an accept, or when the
+/// port must not be shared with other programs.
 ///
 /// # Examples
 ///
