@@ -64,7 +64,12 @@ fn args() -> (usize, String) {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--workers" => workers = args.next().and_then(|v| v.parse().ok()).expect("--workers N"),
+            "--workers" => {
+                workers = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--workers N")
+            }
             "--addr" => addr = args.next().expect("--addr ADDR"),
             _ => panic!("unknown argument {a}"),
         }
