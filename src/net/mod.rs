@@ -22,9 +22,15 @@
 //! Outside a fiber (no runtime on the thread) every operation behaves like
 //! std's and blocks the thread.
 //!
+//! [`Server`] serves one port from every worker of a multi-worker runtime
+//! (a `SO_REUSEPORT` listener per worker by default, or one acceptor that
+//! hands each connection to the least loaded worker; its docs weigh the
+//! two).
+//!
 //! Name resolution with `ToSocketAddrs` blocks the thread in the system
 //! resolver; [`lookup_host`] runs it on a helper thread instead.
 
+mod server;
 mod socket;
 mod tcp;
 mod udp;
@@ -34,6 +40,7 @@ mod unix_datagram;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
+pub use server::{Server, ServerBuilder, Spread};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixIncoming, UnixListener, UnixStream};

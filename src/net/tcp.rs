@@ -361,9 +361,50 @@ impl TcpListener {
     /// What `socket`, `bind` or `listen` return
     /// ([`io::ErrorKind::AddrInUse`], ...), for the last address tried.
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        TcpListener::bind_with(addr, false)
+    }
+
+    /// Binds like [`bind`](Self::bind), with `SO_REUSEPORT` set as well:
+    /// every socket of this process that binds the same address this way
+    /// listens on the same port, and the kernel spreads the incoming
+    /// connections over them (by a hash of each connection's addresses).
+    /// One such listener per worker serves one port from every worker;
+    /// [`Server`](super::Server) does exactly that.
+    ///
+    /// A second program (of the same user) that binds the port the same
+    /// way joins the group and takes a share of the connections: bind
+    /// with [`bind`](Self::bind) when the port must be yours alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use spindle::net::TcpListener;
+    ///
+    /// spindle::run(|| -> std::io::Result<()> {
+    ///     let a = TcpListener::bind_reuseport("127.0.0.1:0")?;
+    ///     let b = TcpListener::bind_reuseport(a.local_addr()?)?; // same port
+    ///     assert_eq!(a.local_addr()?, b.local_addr()?);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Self::bind); [`io::ErrorKind::AddrInUse`] also when a
+    /// socket bound without `SO_REUSEPORT` (or by another user) holds the
+    /// address.
+    pub fn bind_reuseport<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        TcpListener::bind_with(addr, true)
+    }
+
+    fn bind_with<A: ToSocketAddrs>(addr: A, reuseport: bool) -> io::Result<TcpListener> {
         socket::each_addr(addr, |a| {
             let fd = socket::new_socket(a, libc::SOCK_STREAM)?;
             socket::set_int_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+            if reuseport {
+                socket::set_int_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+            }
             let raw = RawAddr::from_std(a);
             // SAFETY: `raw` holds a valid sockaddr of the length given.
             if unsafe { libc::bind(fd.as_raw_fd(), raw.as_ptr(), raw.len()) } < 0 {
