@@ -8,14 +8,31 @@
 //! so one that unlocks and locks again at once queues behind the others.
 //! A waiting fiber parks, a waiting thread blocks.
 //!
-//! ## Invariants
+//! ## State and invariants
 //!
-//! - `locked` is true exactly while someone owns the lock: a holder of a
+//! One atomic byte with two bits, and the [wait queue](super::wait_queue)
+//! under its own lock:
+//!
+//! - `LOCKED` is set exactly while someone owns the lock: a holder of a
 //!   [`MutexGuard`], or a waiter handed the lock that has not returned from
-//!   its wait yet. While anyone waits, `locked` is true.
-//! - Only the owner touches `value`, through its guard.
-//! - A fiber handed the lock and cancelled before it runs unlocks again,
-//!   which hands the lock on ([`wait_queue`](super::wait_queue)).
+//!   its wait yet. Taking a free lock is one compare-and-swap (0 to
+//!   `LOCKED`), and so is releasing it while nobody waits.
+//! - `QUEUED` is set, under the queue's lock, by a caller about to queue,
+//!   and cleared, under the same lock, by the release that finds the queue
+//!   empty. While it is set the release takes the slow path: it locks the
+//!   queue and hands the lock to the front waiter (`LOCKED` stays set), or
+//!   frees it. A waiter only queues while `LOCKED` is set, and a handed-over
+//!   lock stays `LOCKED`, so `LOCKED` is clear only while nobody waits: a
+//!   caller that finds the lock free may take it without breaking FIFO
+//!   order. (`QUEUED` may outlive the last waiter when that one leaves
+//!   cancelled; the next release then finds the queue empty and frees the
+//!   lock.)
+//! - Only the owner touches `value`, through its guard. The release's
+//!   `Release` (the swap, or the queue's lock on the slow path) and the
+//!   taker's `Acquire` order one owner's writes before the next one's
+//!   reads.
+//! - A fiber handed the lock and cancelled before it runs releases it
+//!   again, which hands it on ([`wait_queue`](super::wait_queue)).
 //!
 //! ## Poisoning
 //!
@@ -30,7 +47,7 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::thread;
 
@@ -39,20 +56,13 @@ use crate::runtime::wait::Parker;
 
 const LOCK: &str = "spindle::sync::shared::Mutex::lock";
 
-struct State {
-    locked: bool,
-    waiters: WaitQueue,
-}
+/// `state`: someone owns the lock.
+const LOCKED: u8 = 1;
+/// `state`: someone may wait in the queue; see the [module docs](self).
+const QUEUED: u8 = 2;
 
-fn waiters(s: &mut State) -> &mut WaitQueue {
-    &mut s.waiters
-}
-
-/// Releases the lock: hands it to the first waiter, or frees it.
-fn release(g: &mut WaitGuard<'_, State>) {
-    if !g.notify_one(waiters) {
-        g.locked = false;
-    }
+fn waiters(q: &mut WaitQueue) -> &mut WaitQueue {
+    q
 }
 
 /// A mutual-exclusion lock shared between threads: fibers of any worker
@@ -111,8 +121,9 @@ fn release(g: &mut WaitGuard<'_, State>) {
 /// assert_send_sync::<spindle::sync::shared::Mutex<String>>();
 /// ```
 pub struct Mutex<T: ?Sized> {
+    state: AtomicU8,
     poison: AtomicBool,
-    lock: WaitLock<State>,
+    queue: WaitLock<WaitQueue>,
     value: UnsafeCell<T>,
 }
 
@@ -134,11 +145,9 @@ impl<T> Mutex<T> {
     /// ```
     pub const fn new(value: T) -> Mutex<T> {
         Mutex {
+            state: AtomicU8::new(0),
             poison: AtomicBool::new(false),
-            lock: WaitLock::new(State {
-                locked: false,
-                waiters: WaitQueue::new(),
-            }),
+            queue: WaitLock::new(WaitQueue::new()),
             value: UnsafeCell::new(value),
         }
     }
@@ -185,24 +194,83 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// The guard inside a [`PoisonError`] if the mutex is poisoned (the
     /// lock is held all the same).
+    #[inline]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        let g = self.lock.lock();
-        if g.locked {
-            let (g, waited) = g.wait(waiters, LOCK, 0, None, release);
-            drop(g);
-            match waited {
-                // Handed over by `release`: `locked` stayed true for us.
-                Waited::Notified => {}
-                Waited::TimedOut | Waited::Interrupted => panic!(
-                    "spindle::sync::shared::Mutex::lock: the runtime is shutting down and \
-                     this fiber, already unwinding, cannot wait for a lock someone else holds"
-                ),
-            }
-        } else {
-            let mut g = g;
-            g.locked = true;
+        if self
+            .state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_slow();
         }
         self.guard()
+    }
+
+    /// Takes the lock under the queue's lock if it has just been freed, or
+    /// queues for it and waits until it is handed over.
+    #[cold]
+    fn lock_slow(&self) {
+        let q = self.queue.lock();
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & LOCKED == 0 {
+                // Free, so nobody waits (module docs): take it.
+                match self.state.compare_exchange_weak(
+                    s,
+                    s | LOCKED,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return,
+                    Err(now) => s = now,
+                }
+            } else if s & QUEUED == 0 {
+                match self.state.compare_exchange_weak(
+                    s,
+                    s | QUEUED,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => s = now,
+                }
+            } else {
+                break;
+            }
+        }
+        let (q, waited) = q.wait(waiters, LOCK, 0, None, |q| self.release_slow(q));
+        drop(q);
+        match waited {
+            // Handed over by `release_slow`: `LOCKED` stayed set for us.
+            Waited::Notified => {}
+            Waited::TimedOut | Waited::Interrupted => panic!(
+                "spindle::sync::shared::Mutex::lock: the runtime is shutting down and \
+                 this fiber, already unwinding, cannot wait for a lock someone else holds"
+            ),
+        }
+    }
+
+    /// Releases the lock.
+    #[inline]
+    fn release(&self) {
+        if self
+            .state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.release_slow(&mut self.queue.lock());
+        }
+    }
+
+    /// Releases the lock with the queue locked: hands it to the front
+    /// waiter, or frees it.
+    #[cold]
+    fn release_slow(&self, q: &mut WaitGuard<'_, WaitQueue>) {
+        if !q.notify_one(waiters) {
+            self.state.store(0, Ordering::Release);
+        } else if q.is_empty() {
+            self.state.store(LOCKED, Ordering::Release);
+        }
     }
 
     /// Locks the mutex if it is free; never waits.
@@ -223,12 +291,12 @@ impl<T: ?Sized> Mutex<T> {
     /// [`TryLockError::WouldBlock`] if someone holds or waits for the lock,
     /// [`TryLockError::Poisoned`] with the guard if it is poisoned.
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
+        if self
+            .state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
         {
-            let mut g = self.lock.lock();
-            if g.locked {
-                return Err(TryLockError::WouldBlock);
-            }
-            g.locked = true;
+            return Err(TryLockError::WouldBlock);
         }
         Ok(self.guard()?)
     }
@@ -289,7 +357,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert!(!m.is_locked());
     /// ```
     pub fn is_locked(&self) -> bool {
-        self.lock.lock().locked
+        self.state.load(Ordering::Relaxed) & LOCKED != 0
     }
 
     /// The value, through an exclusive borrow (no locking needed).
@@ -324,7 +392,7 @@ impl<T: Default> Default for Mutex<T> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let waiting = self.lock.lock().waiters.len();
+        let waiting = self.queue.lock().len();
         let mut d = f.debug_struct("Mutex");
         match self.try_lock() {
             Ok(g) => d.field("data", &&*g),
@@ -402,7 +470,7 @@ impl<T: ?Sized> Drop for MutexGuard<'_, T> {
                 self.mutex.poison.store(true, Ordering::Relaxed);
             }
         }
-        release(&mut self.mutex.lock.lock());
+        self.mutex.release();
     }
 }
 
