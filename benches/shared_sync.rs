@@ -6,8 +6,8 @@
 //!   different threads: spindle fibers on workers 0 and 1 with
 //!   `sync::shared::channel`; tokio's multi-thread runtime with two workers
 //!   (two spawned tasks, `unbounded_channel`; tokio decides where they
-//!   run); two OS threads with crossbeam-channel's `unbounded` and with
-//!   std's `mpsc::channel`. One iteration is one round trip: two sends and
+//!   run); two spawned OS threads with crossbeam-channel's `unbounded` and
+//!   with std's `mpsc::channel`. One iteration is one round trip: two sends and
 //!   two cross-thread wake-ups.
 //! - `shared_mutex`: `uncontended`: one lock, increment, unlock on the
 //!   bench thread, nobody else around: `sync::shared::Mutex`,
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use common::{configure, ping, tokio_ping};
+use common::{configure, ping, std_thread_pingpong, thread_ping, tokio_ping};
 
 mod common;
 
@@ -77,36 +77,17 @@ fn shared_channel_pingpong(c: &mut Criterion) {
     g.bench_function("crossbeam_std_thread", |b| {
         b.iter_custom(|iters| {
             use crossbeam_channel::unbounded;
-            let (to_b, from_a) = unbounded::<u64>();
-            let (to_a, from_b) = unbounded::<u64>();
-            let thread_b = std::thread::spawn(move || {
-                for v in from_a.iter() {
-                    to_a.send(v + 1).unwrap();
-                }
-            });
-            let elapsed = ping(iters, |v| to_b.send(v).unwrap(), || from_b.recv().unwrap());
-            drop(to_b);
-            thread_b.join().unwrap();
-            elapsed
+            thread_ping(
+                iters,
+                unbounded::<u64>(),
+                unbounded::<u64>(),
+                |s, v| s.send(v).unwrap(),
+                |r| r.recv().ok(),
+            )
         })
     });
 
-    g.bench_function("std_thread", |b| {
-        b.iter_custom(|iters| {
-            use std::sync::mpsc::channel;
-            let (to_b, from_a) = channel::<u64>();
-            let (to_a, from_b) = channel::<u64>();
-            let thread_b = std::thread::spawn(move || {
-                for v in from_a.iter() {
-                    to_a.send(v + 1).unwrap();
-                }
-            });
-            let elapsed = ping(iters, |v| to_b.send(v).unwrap(), || from_b.recv().unwrap());
-            drop(to_b);
-            thread_b.join().unwrap();
-            elapsed
-        })
-    });
+    std_thread_pingpong(&mut g);
     g.finish();
 }
 

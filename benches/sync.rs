@@ -54,7 +54,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use common::{configure, ping, tokio_ping};
+use common::{configure, ping, std_thread_pingpong, thread_ping, tokio_ping};
 
 mod common;
 
@@ -122,24 +122,7 @@ fn channel_pingpong(c: &mut Criterion) {
         })
     });
 
-    g.bench_function("std_thread", |b| {
-        b.iter_custom(|iters| {
-            use std::sync::mpsc::channel;
-            let (to_b, from_a) = channel::<u64>();
-            let (to_a, from_b) = channel::<u64>();
-            let thread_b = std::thread::spawn(move || {
-                for v in from_a.iter() {
-                    to_a.send(v + 1).unwrap();
-                }
-            });
-            let thread_a = std::thread::spawn(move || {
-                ping(iters, |v| to_b.send(v).unwrap(), || from_b.recv().unwrap())
-            });
-            let elapsed = thread_a.join().unwrap();
-            thread_b.join().unwrap();
-            elapsed
-        })
-    });
+    std_thread_pingpong(&mut g);
     g.finish();
 }
 
@@ -182,19 +165,13 @@ fn sync_channel_pingpong(c: &mut Criterion) {
     g.bench_function("std_thread", |b| {
         b.iter_custom(|iters| {
             use std::sync::mpsc::sync_channel;
-            let (to_b, from_a) = sync_channel::<u64>(1);
-            let (to_a, from_b) = sync_channel::<u64>(1);
-            let thread_b = std::thread::spawn(move || {
-                for v in from_a.iter() {
-                    to_a.send(v + 1).unwrap();
-                }
-            });
-            let thread_a = std::thread::spawn(move || {
-                ping(iters, |v| to_b.send(v).unwrap(), || from_b.recv().unwrap())
-            });
-            let elapsed = thread_a.join().unwrap();
-            thread_b.join().unwrap();
-            elapsed
+            thread_ping(
+                iters,
+                sync_channel::<u64>(1),
+                sync_channel::<u64>(1),
+                |s, v| s.send(v).unwrap(),
+                |r| r.recv().ok(),
+            )
         })
     });
     g.finish();

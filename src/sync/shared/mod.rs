@@ -55,6 +55,10 @@
 //!
 //! Calls that need not wait never park or block (a `recv` with a message
 //! there, a free lock), and every call works outside a runtime too.
+//!
+//! A fiber waiting here leaves a waker that any thread may use, so its
+//! worker counts it as wakeable from elsewhere: unlike a wait in
+//! `spindle::sync`, it never shows up in the deadlock report.
 
 mod channel;
 mod mutex;
