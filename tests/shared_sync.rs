@@ -597,3 +597,54 @@ fn a_waitgroup_across_two_workers_and_a_plain_thread() {
         assert_eq!(wg.count(), 0);
     });
 }
+
+#[test]
+fn cancels_amid_contention_lose_no_lock_and_no_permit() {
+    let _w = common::watchdog("cancel_storm");
+    let rt = runtime(2);
+    rt.block_on(|| {
+        let m = Arc::new(Mutex::new(0usize));
+        let sem = Arc::new(Semaphore::new(2));
+        let done = Arc::new(AtomicUsize::new(0));
+        for round in 0..20usize {
+            let fibers: Vec<_> = (0..8usize)
+                .map(|i| {
+                    let (m, sem, done) = (m.clone(), sem.clone(), done.clone());
+                    spindle::spawn_on(i % 2, move || loop {
+                        let _p = sem.acquire_many(1 + i % 2);
+                        let mut g = m.lock().unwrap();
+                        *g += 1;
+                        done.fetch_add(1, SeqCst);
+                        drop(g);
+                        spindle::yield_now();
+                    })
+                })
+                .collect();
+            // A plain thread contends too, and stops on its own.
+            let (m2, sem2, done2) = (m.clone(), sem.clone(), done.clone());
+            let thread = thread::spawn(move || {
+                for _ in 0..50 {
+                    let _p = sem2.acquire();
+                    *m2.lock().unwrap() += 1;
+                    done2.fetch_add(1, SeqCst);
+                }
+            });
+            spindle::sleep(Duration::from_millis(1 + round as u64 % 3));
+            for f in &fibers {
+                f.cancel();
+            }
+            for f in fibers {
+                assert!(f.join().unwrap_err().is_cancelled());
+            }
+            thread.join().unwrap();
+            assert!(!m.is_locked(), "round {round}: the lock was lost");
+            assert_eq!(
+                sem.available_permits(),
+                2,
+                "round {round}: a permit was lost"
+            );
+            assert_eq!(*m.lock().unwrap(), done.load(SeqCst), "round {round}");
+        }
+        assert!(!m.is_poisoned());
+    });
+}
