@@ -50,33 +50,13 @@
 //! tokio and may are dev-dependencies for these baselines only.
 //! `cargo bench --bench sync`; keep the machine otherwise idle.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-/// Criterion's settings for both groups: round trips cost from tens of
-/// nanoseconds (fibers) to microseconds (threads), so the default sample
-/// count fits and a few seconds of measurement are plenty.
-fn configure(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    g.warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-}
+use common::{configure, ping, std_thread_pingpong, thread_ping, tokio_ping};
 
-/// A's side of the timed loop: `iters` round trips through `send`/`recv`,
-/// each reply checked, after one untimed round trip. Shared by the
-/// synchronous peers (spindle, may, std), whose channels have the same
-/// shape; tokio's `await`s are written out below.
-fn ping(iters: u64, send: impl Fn(u64), recv: impl Fn() -> u64) -> Duration {
-    send(0);
-    assert_eq!(recv(), 1, "warm-up round trip");
-    let start = Instant::now();
-    for i in 0..iters {
-        send(i);
-        let r = recv();
-        assert_eq!(r, i + 1, "round trip {i} came back wrong");
-    }
-    start.elapsed()
-}
+mod common;
 
 fn channel_pingpong(c: &mut Criterion) {
     let mut g = c.benchmark_group("channel_pingpong");
@@ -110,30 +90,12 @@ fn channel_pingpong(c: &mut Criterion) {
         .unwrap();
     g.bench_function("tokio_current_thread", |b| {
         b.iter_custom(|iters| {
-            tokio_rt.block_on(async move {
-                use tokio::sync::mpsc::unbounded_channel;
-                let (to_b, mut from_a) = unbounded_channel::<u64>();
-                let (to_a, mut from_b) = unbounded_channel::<u64>();
-                let task_b = tokio::spawn(async move {
-                    while let Some(v) = from_a.recv().await {
-                        to_a.send(v + 1).unwrap();
-                    }
-                });
-                let task_a = tokio::spawn(async move {
-                    to_b.send(0).unwrap();
-                    assert_eq!(from_b.recv().await, Some(1), "warm-up round trip");
-                    let start = Instant::now();
-                    for i in 0..iters {
-                        to_b.send(i).unwrap();
-                        let r = from_b.recv().await;
-                        assert_eq!(r, Some(i + 1), "round trip {i} came back wrong");
-                    }
-                    start.elapsed()
-                });
-                let elapsed = task_a.await.unwrap();
-                task_b.await.unwrap();
-                elapsed
-            })
+            use tokio::sync::mpsc::unbounded_channel;
+            tokio_rt.block_on(tokio_ping(
+                iters,
+                unbounded_channel::<u64>(),
+                unbounded_channel::<u64>(),
+            ))
         })
     });
 
@@ -160,24 +122,7 @@ fn channel_pingpong(c: &mut Criterion) {
         })
     });
 
-    g.bench_function("std_thread", |b| {
-        b.iter_custom(|iters| {
-            use std::sync::mpsc::channel;
-            let (to_b, from_a) = channel::<u64>();
-            let (to_a, from_b) = channel::<u64>();
-            let thread_b = std::thread::spawn(move || {
-                for v in from_a.iter() {
-                    to_a.send(v + 1).unwrap();
-                }
-            });
-            let thread_a = std::thread::spawn(move || {
-                ping(iters, |v| to_b.send(v).unwrap(), || from_b.recv().unwrap())
-            });
-            let elapsed = thread_a.join().unwrap();
-            thread_b.join().unwrap();
-            elapsed
-        })
-    });
+    std_thread_pingpong(&mut g);
     g.finish();
 }
 
@@ -212,49 +157,21 @@ fn sync_channel_pingpong(c: &mut Criterion) {
         .unwrap();
     g.bench_function("tokio_current_thread", |b| {
         b.iter_custom(|iters| {
-            tokio_rt.block_on(async move {
-                use tokio::sync::mpsc::channel;
-                let (to_b, mut from_a) = channel::<u64>(1);
-                let (to_a, mut from_b) = channel::<u64>(1);
-                let task_b = tokio::spawn(async move {
-                    while let Some(v) = from_a.recv().await {
-                        to_a.send(v + 1).await.unwrap();
-                    }
-                });
-                let task_a = tokio::spawn(async move {
-                    to_b.send(0).await.unwrap();
-                    assert_eq!(from_b.recv().await, Some(1), "warm-up round trip");
-                    let start = Instant::now();
-                    for i in 0..iters {
-                        to_b.send(i).await.unwrap();
-                        let r = from_b.recv().await;
-                        assert_eq!(r, Some(i + 1), "round trip {i} came back wrong");
-                    }
-                    start.elapsed()
-                });
-                let elapsed = task_a.await.unwrap();
-                task_b.await.unwrap();
-                elapsed
-            })
+            use tokio::sync::mpsc::channel;
+            tokio_rt.block_on(tokio_ping(iters, channel::<u64>(1), channel::<u64>(1)))
         })
     });
 
     g.bench_function("std_thread", |b| {
         b.iter_custom(|iters| {
             use std::sync::mpsc::sync_channel;
-            let (to_b, from_a) = sync_channel::<u64>(1);
-            let (to_a, from_b) = sync_channel::<u64>(1);
-            let thread_b = std::thread::spawn(move || {
-                for v in from_a.iter() {
-                    to_a.send(v + 1).unwrap();
-                }
-            });
-            let thread_a = std::thread::spawn(move || {
-                ping(iters, |v| to_b.send(v).unwrap(), || from_b.recv().unwrap())
-            });
-            let elapsed = thread_a.join().unwrap();
-            thread_b.join().unwrap();
-            elapsed
+            thread_ping(
+                iters,
+                sync_channel::<u64>(1),
+                sync_channel::<u64>(1),
+                |s, v| s.send(v).unwrap(),
+                |r| r.recv().ok(),
+            )
         })
     });
     g.finish();

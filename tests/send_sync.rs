@@ -157,6 +157,20 @@ assert_value!(SelectTimeoutError: Send & Sync);
 // `sync::shared` crosses workers and plain threads, as std's channel does.
 assert_value!(shared::Sender<u32>: Send & Sync);
 assert_value!(shared::Receiver<u32>: Send & !Sync);
+assert_value!(shared::Receiver<NotSend>: !Send & !Sync);
+assert_value!(shared::Sender<NotSend>: !Send & !Sync);
+assert_value!(shared::SyncSender<u32>: Send & Sync);
+assert_value!(shared::SyncSender<NotSend>: !Send & !Sync);
+// Its locks are std's: Send and Sync when the value is Send; a guard stays
+// where the lock was taken (!Send) and is Sync when the value is.
+assert_value!(shared::Mutex<u32>: Send & Sync);
+assert_value!(shared::Mutex<std::cell::Cell<u32>>: Send & Sync);
+assert_value!(shared::Mutex<NotSend>: !Send & !Sync);
+assert_value!(shared::MutexGuard<'static, u32>: !Send & Sync);
+assert_value!(shared::MutexGuard<'static, std::cell::Cell<u32>>: !Send & !Sync);
+assert_value!(shared::Semaphore: Send & Sync);
+assert_value!(shared::SemaphorePermit<'static>: Send & Sync);
+assert_value!(shared::WaitGroup: Send & Sync);
 
 // ---- net, io ----------------------------------------------------------------------
 // Sockets and `Async` may move to another thread (and runtime) when their

@@ -153,6 +153,13 @@ impl Parker {
         self.sched().remote_waker(self.key)
     }
 
+    /// Whether this fiber has been unwound by a cancel (so an unwind in
+    /// progress is a cancellation, not a panic; a shared mutex's guard asks,
+    /// to poison on panics only).
+    pub(crate) fn is_cancel_delivered(&self) -> bool {
+        self.sched().is_cancel_delivered(self.key)
+    }
+
     /// The cancellation check of a suspension point.
     ///
     /// # Panics

@@ -662,46 +662,52 @@ impl fmt::Debug for SelectedOperation<'_> {
     }
 }
 
-/// [`Select::try_select`] found no operation ready.
-///
-/// # Examples
-///
-/// ```
-/// let mut sel = spindle::sync::Select::new();
-/// assert_eq!(sel.try_select().unwrap_err(), spindle::sync::TrySelectError);
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct TrySelectError;
+/// Declares a unit error type of [`Select`]: its doc comment, derives,
+/// `Display` (the message) and `Error`.
+macro_rules! select_error {
+    ($(#[$doc:meta])* $name:ident, $message:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        pub struct $name;
 
-impl fmt::Display for TrySelectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("no select operation was ready")
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str($message)
+            }
+        }
+
+        impl std::error::Error for $name {}
+    };
 }
 
-impl std::error::Error for TrySelectError {}
+select_error!(
+    /// [`Select::try_select`] found no operation ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut sel = spindle::sync::Select::new();
+    /// assert_eq!(sel.try_select().unwrap_err(), spindle::sync::TrySelectError);
+    /// ```
+    TrySelectError,
+    "no select operation was ready"
+);
 
-/// [`Select::select_timeout`] ran out of time before an operation was
-/// ready.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-///
-/// spindle::run(|| {
-///     let mut sel = spindle::sync::Select::new();
-///     let e = sel.select_timeout(Duration::from_millis(1)).unwrap_err();
-///     assert_eq!(e.to_string(), "timed out waiting on select");
-/// });
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct SelectTimeoutError;
-
-impl fmt::Display for SelectTimeoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("timed out waiting on select")
-    }
-}
-
-impl std::error::Error for SelectTimeoutError {}
+select_error!(
+    /// [`Select::select_timeout`] ran out of time before an operation was
+    /// ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// spindle::run(|| {
+    ///     let mut sel = spindle::sync::Select::new();
+    ///     let e = sel.select_timeout(Duration::from_millis(1)).unwrap_err();
+    ///     assert_eq!(e.to_string(), "timed out waiting on select");
+    /// });
+    /// ```
+    SelectTimeoutError,
+    "timed out waiting on select"
+);

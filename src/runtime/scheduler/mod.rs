@@ -285,6 +285,15 @@ impl Scheduler {
             .is_some_and(|h| h.cancel == Cancel::Pending)
     }
 
+    /// Whether the task `key` has been unwound by a cancel (it is unwinding
+    /// from it, or caught it). Asked from destructors, so it never panics:
+    /// `false` if the task table is borrowed right now.
+    pub(crate) fn is_cancel_delivered(&self, key: Key) -> bool {
+        self.core
+            .try_borrow_mut()
+            .is_ok_and(|mut core| core.hot(key).is_some_and(|h| h.cancel == Cancel::Delivered))
+    }
+
     /// Counts a task as finished and wakes `waiter` (its joiner); returns
     /// the finish stamp (the count of finished tasks, so stamps order
     /// finishes).

@@ -1,59 +1,153 @@
-//! [`channel`]: an unbounded multi-producer, single-consumer queue between
-//! threads, fibers of any worker included.
+//! [`channel`] and [`sync_channel`]: multi-producer, single-consumer
+//! queues between threads, fibers of any worker included (std's
+//! `mpsc`). This file holds the shared state, the unbounded [`Sender`]
+//! and the [`Receiver`]; the bounded sender is in `sync_sender.rs`.
 //!
-//! ## Invariants
+//! ## State and invariants
 //!
-//! Everything sits under one mutex: the queue, the count of live senders,
-//! whether the receiver lives, the receiver's registered fiber waker (at
-//! most one: there is one receiver), and whether a plain thread waits on the
-//! condition variable. A send pushes and takes the waker under the lock,
-//! then wakes after releasing it; a receive that finds the queue empty
-//! registers under the same lock it checked under, so no message can slip
-//! between the check and the registration. Messages come out in the order
-//! they went in (so per producer, in its order).
+//! Both ends share one `Chan`: under its [`WaitLock`] the buffer, its
+//! capacity, the count of live senders, whether the receiver lives, and
+//! three wait queues: the receiver waiting for a message, senders waiting
+//! for room (a bounded channel), and the rendezvous sender waiting for its
+//! message to be taken.
+//!
+//! - A message is in the buffer from the `send` that put it there until a
+//!   `recv` takes it out (or, on a rendezvous channel, its sender takes it
+//!   back). A waiting receiver is only *told* that the buffer changed and
+//!   takes the message itself, under the lock, when it runs: so a receiver
+//!   cancelled while it waits leaves every message where it was. Messages
+//!   come out in the order they went in (so per producer, in its order).
+//! - Every change a waiter could be waiting for notifies, under the same
+//!   lock the waiter checked under: a send notifies the receiver; a
+//!   receive notifies one sender waiting for room and, on a rendezvous
+//!   channel, the sender whose message it took; the last sender going
+//!   notifies the receiver, and the receiver going notifies every sender.
+//! - Rendezvous (capacity 0): the buffer holds at most one message, and
+//!   its sender waits until a `recv` has taken it (the `taken` count passes
+//!   the message's number). If the sender gives up first (a timeout, a
+//!   cancellation, the receiver gone) it takes its message back out. A
+//!   receiver on another thread cannot see that a fiber's cancel is on its
+//!   way, so a rendezvous sender cancelled *after* a receiver took its
+//!   message unwinds with the message delivered (as if the cancel had come
+//!   just after `send` returned).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::runtime::wait::{self, Parker, RemoteWaker};
+pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
-pub use std::sync::mpsc::{RecvError, SendError, TryRecvError};
+use super::sync_sender::SyncSender;
+use super::wait_queue::{WaitGuard, WaitLock, WaitQueue, Waited};
 
-struct State<T> {
-    queue: VecDeque<T>,
-    senders: usize,
-    receiver: bool,
-    fiber: Option<RemoteWaker>,
-    thread_waits: bool,
+const RECV: &str = "spindle::sync::shared::Receiver::recv";
+
+/// The state of a channel, under its lock; see the [module docs](self).
+pub(super) struct State<T> {
+    pub(super) buffer: VecDeque<T>,
+    /// `None`: unbounded. `Some(0)`: rendezvous.
+    pub(super) capacity: Option<usize>,
+    pub(super) senders: usize,
+    pub(super) receiver: bool,
+    receiving: WaitQueue,
+    pub(super) room: WaitQueue,
+    pub(super) offered: WaitQueue,
+    /// Messages ever sent and ever taken (rendezvous bookkeeping).
+    pub(super) sent: u64,
+    pub(super) taken: u64,
 }
 
-struct Chan<T> {
-    state: Mutex<State<T>>,
-    ready: Condvar,
+pub(super) fn receiving<T>(s: &mut State<T>) -> &mut WaitQueue {
+    &mut s.receiving
 }
 
-impl<T> Chan<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // No user code runs under the lock; a poisoned one is consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+pub(super) fn room<T>(s: &mut State<T>) -> &mut WaitQueue {
+    &mut s.room
+}
+
+pub(super) fn offered<T>(s: &mut State<T>) -> &mut WaitQueue {
+    &mut s.offered
+}
+
+pub(super) type Chan<T> = WaitLock<State<T>>;
+pub(super) type ChanGuard<'a, T> = WaitGuard<'a, State<T>>;
+
+impl<T> State<T> {
+    /// Whether a bounded sender may put a message in now.
+    pub(super) fn has_room(&self) -> bool {
+        match self.capacity {
+            None => true,
+            Some(0) => self.buffer.is_empty(),
+            Some(n) => self.buffer.len() < n,
+        }
     }
 
-    /// Wakes the receiver, if it waits (called with the lock released).
-    fn wake(&self, fiber: Option<RemoteWaker>, thread: bool) {
-        if let Some(w) = fiber {
-            wait::wake(&w);
-        }
-        if thread {
-            self.ready.notify_one();
-        }
+    /// Whether a receiver waits right now.
+    pub(super) fn receiver_waits(&self) -> bool {
+        !self.receiving.is_empty()
     }
+}
+
+/// Appends a message and tells the receiver; returns the message's number.
+pub(super) fn push<T>(g: &mut ChanGuard<'_, T>, t: T) -> u64 {
+    g.buffer.push_back(t);
+    g.sent += 1;
+    g.notify_one(receiving);
+    g.sent
+}
+
+/// Takes the oldest message and tells the senders that wait for it.
+fn pop<T>(g: &mut ChanGuard<'_, T>) -> Option<T> {
+    let t = g.buffer.pop_front()?;
+    g.taken += 1;
+    match g.capacity {
+        Some(0) => {
+            g.notify_all(offered);
+            g.notify_one(room);
+        }
+        Some(_) => {
+            g.notify_one(room);
+        }
+        None => {}
+    }
+    Some(t)
+}
+
+fn new_chan<T>(capacity: Option<usize>) -> Arc<Chan<T>> {
+    Arc::new(WaitLock::new(State {
+        buffer: VecDeque::new(),
+        capacity,
+        senders: 1,
+        receiver: true,
+        receiving: WaitQueue::new(),
+        room: WaitQueue::new(),
+        offered: WaitQueue::new(),
+        sent: 0,
+        taken: 0,
+    }))
+}
+
+/// One sender fewer; the last one tells the receiver.
+pub(super) fn drop_sender<T>(chan: &Chan<T>) {
+    let mut g = chan.lock();
+    g.senders -= 1;
+    if g.senders == 0 {
+        // A waiting receiver must see the disconnection.
+        g.notify_all(receiving);
+    }
+}
+
+/// One sender more.
+pub(super) fn add_sender<T>(chan: &Arc<Chan<T>>) -> Arc<Chan<T>> {
+    chan.lock().senders += 1;
+    Arc::clone(chan)
 }
 
 /// Creates a channel whose ends may live on any threads (std's
-/// `mpsc::channel`).
+/// `mpsc::channel`): `send` never waits.
 ///
 /// # Examples
 ///
@@ -85,25 +179,44 @@ impl<T> Chan<T> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
-    let chan = Arc::new(Chan {
-        state: Mutex::new(State {
-            queue: VecDeque::new(),
-            senders: 1,
-            receiver: true,
-            fiber: None,
-            thread_waits: false,
-        }),
-        ready: Condvar::new(),
-    });
+    let chan = new_chan(None);
     (
         Sender {
             chan: Arc::clone(&chan),
         },
-        Receiver {
-            chan,
-            _not_sync: PhantomData,
-        },
+        Receiver::new(chan),
     )
+}
+
+/// Creates a bounded channel of `bound` messages whose ends may live on any
+/// threads (std's `mpsc::sync_channel`): a sender waits while the channel
+/// is full (a fiber parks, a thread blocks). With a `bound` of 0 every send
+/// is a rendezvous: it waits until the receiver has taken the message.
+///
+/// # Examples
+///
+/// A fiber hands values to a plain thread, one rendezvous at a time:
+///
+/// ```
+/// use spindle::sync::shared;
+///
+/// let rt = spindle::Runtime::builder().workers(2).build()?;
+/// rt.block_on(|| {
+///     let (tx, rx) = shared::sync_channel::<u32>(0);
+///     let consumer = std::thread::spawn(move || rx.iter().sum::<u32>());
+///     let producer = spindle::spawn_on(1, move || {
+///         for v in 1..=4 {
+///             tx.send(v).unwrap(); // returns once the thread has it
+///         }
+///     });
+///     producer.join().unwrap();
+///     assert_eq!(consumer.join().unwrap(), 10);
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
+    let chan = new_chan(Some(bound));
+    (SyncSender::new(Arc::clone(&chan)), Receiver::new(chan))
 }
 
 /// The sending end of a [`channel`]: `Send`, `Sync` and `Clone`.
@@ -137,40 +250,26 @@ impl<T> Sender<T> {
     ///
     /// [`SendError`] with `t` back if the receiver is gone.
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
-        let (fiber, thread) = {
-            let mut st = self.chan.lock();
-            if !st.receiver {
-                return Err(SendError(t));
-            }
-            st.queue.push_back(t);
-            (st.fiber.take(), st.thread_waits)
-        };
-        self.chan.wake(fiber, thread);
+        let mut g = self.chan.lock();
+        if !g.receiver {
+            return Err(SendError(t));
+        }
+        push(&mut g, t);
         Ok(())
     }
 }
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Sender<T> {
-        self.chan.lock().senders += 1;
         Sender {
-            chan: Arc::clone(&self.chan),
+            chan: add_sender(&self.chan),
         }
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let (fiber, thread) = {
-            let mut st = self.chan.lock();
-            st.senders -= 1;
-            if st.senders > 0 {
-                return;
-            }
-            (st.fiber.take(), st.thread_waits)
-        };
-        // The last sender: a waiting receiver must see the disconnection.
-        self.chan.wake(fiber, thread);
+        drop_sender(&self.chan);
     }
 }
 
@@ -180,12 +279,19 @@ impl<T> fmt::Debug for Sender<T> {
     }
 }
 
-/// The receiving end of a [`channel`]: `Send` but not `Sync` (one receiver,
-/// on any thread, used by one fiber or thread at a time), as std's.
+/// The receiving end of a [`channel`] or [`sync_channel`]: `Send` but not
+/// `Sync` (one receiver, on any thread, used by one fiber or thread at a
+/// time), as std's.
 ///
 /// # Examples
 ///
 /// See [`channel`].
+///
+/// # Dropping
+///
+/// Senders see [`SendError`] from then on, and the messages still in the
+/// channel are dropped (a rendezvous sender gets its message back in the
+/// error).
 ///
 /// # `Send`
 ///
@@ -195,22 +301,18 @@ impl<T> fmt::Debug for Sender<T> {
 /// ```
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
-    /// `!Sync`, as std's: the channel keeps one waiting receiver, so two
-    /// threads receiving through one `&Receiver` could lose a wake-up.
+    /// `!Sync`, as std's.
     _not_sync: PhantomData<Cell<()>>,
 }
 
-/// Clears the receiver's fiber waker on every way out of a wait.
-struct Registration<'a, T>(&'a Chan<T>);
-
-impl<T> Drop for Registration<'_, T> {
-    fn drop(&mut self) {
-        let waker = self.0.lock().fiber.take();
-        drop(waker);
-    }
-}
-
 impl<T> Receiver<T> {
+    fn new(chan: Arc<Chan<T>>) -> Receiver<T> {
+        Receiver {
+            chan,
+            _not_sync: PhantomData,
+        }
+    }
+
     /// Takes the oldest message, waiting for one if there is none: a fiber
     /// parks (the other fibers of its worker run meanwhile), any other
     /// caller blocks its thread.
@@ -221,51 +323,86 @@ impl<T> Receiver<T> {
     ///
     /// # Panics
     ///
-    /// As a cancellation point, when a fiber waits.
+    /// As a cancellation point, when a fiber waits (no message is lost: it
+    /// stays in the channel).
     ///
     /// # Errors
     ///
-    /// [`RecvError`] once the queue is empty and every sender is gone.
+    /// [`RecvError`] once the queue is empty and every sender is gone (or
+    /// when the runtime shuts down while the fiber, already unwinding,
+    /// would have to wait).
     pub fn recv(&self) -> Result<T, RecvError> {
-        let chan = &*self.chan;
-        match Parker::try_current() {
-            Some(p) => {
-                if p.checkpoint().is_err() {
-                    return Err(RecvError);
-                }
-                let _registration = Registration(chan);
-                loop {
-                    {
-                        let mut st = chan.lock();
-                        if let Some(t) = st.queue.pop_front() {
-                            return Ok(t);
-                        }
-                        if st.senders == 0 {
-                            return Err(RecvError);
-                        }
-                        if st.fiber.is_none() {
-                            st.fiber = Some(p.remote_waker());
-                        }
-                    }
-                    if p.park("spindle::sync::shared::Receiver::recv").is_err() {
-                        return Err(RecvError);
-                    }
-                }
+        self.recv_until(None).map_err(|_| RecvError)
+    }
+
+    /// Takes the oldest message, waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use spindle::sync::shared::{channel, RecvTimeoutError};
+    ///
+    /// let (tx, rx) = channel::<u8>();
+    /// let err = rx.recv_timeout(Duration::from_millis(5));
+    /// assert_eq!(err, Err(RecvTimeoutError::Timeout));
+    /// drop(tx);
+    /// let err = rx.recv_timeout(Duration::from_millis(5));
+    /// assert_eq!(err, Err(RecvTimeoutError::Disconnected));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] if none came in time,
+    /// [`RecvTimeoutError::Disconnected`] if none ever will.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_until(Instant::now().checked_add(timeout))
+    }
+
+    /// Takes the oldest message, waiting until `deadline` at most.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let (tx, rx) = spindle::sync::shared::channel();
+    /// tx.send(7).unwrap();
+    /// assert_eq!(rx.recv_deadline(Instant::now() + Duration::from_millis(5)), Ok(7));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.recv_until(Some(deadline))
+    }
+
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut g = self.chan.lock();
+        loop {
+            if let Some(t) = pop(&mut g) {
+                return Ok(t);
             }
-            None => {
-                let mut st = chan.lock();
-                loop {
-                    if let Some(t) = st.queue.pop_front() {
-                        st.thread_waits = false;
-                        return Ok(t);
-                    }
-                    if st.senders == 0 {
-                        st.thread_waits = false;
-                        return Err(RecvError);
-                    }
-                    st.thread_waits = true;
-                    st = chan.ready.wait(st).unwrap_or_else(PoisonError::into_inner);
-                }
+            if g.senders == 0 {
+                return Err(RecvTimeoutError::Disconnected);
+            }
+            // A notification abandoned by a cancel is a hint ("look
+            // again"), and there is no other receiver to pass it to.
+            let (ng, waited) = g.wait(receiving, RECV, 0, deadline, |_| {});
+            g = ng;
+            match waited {
+                Waited::Notified => {}
+                // A message that came with the deadline still counts.
+                Waited::TimedOut => return pop(&mut g).ok_or(RecvTimeoutError::Timeout),
+                Waited::Interrupted => return Err(RecvTimeoutError::Disconnected),
             }
         }
     }
@@ -290,10 +427,10 @@ impl<T> Receiver<T> {
     /// [`TryRecvError::Empty`] if no message is there,
     /// [`TryRecvError::Disconnected`] if none will ever come.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        let mut st = self.chan.lock();
-        match st.queue.pop_front() {
+        let mut g = self.chan.lock();
+        match pop(&mut g) {
             Some(t) => Ok(t),
-            None if st.senders == 0 => Err(TryRecvError::Disconnected),
+            None if g.senders == 0 => Err(TryRecvError::Disconnected),
             None => Err(TryRecvError::Empty),
         }
     }
@@ -319,9 +456,16 @@ impl<T> Receiver<T> {
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         let dropped = {
-            let mut st = self.chan.lock();
-            st.receiver = false;
-            std::mem::take(&mut st.queue)
+            let mut g = self.chan.lock();
+            g.receiver = false;
+            g.notify_all(room);
+            g.notify_all(offered);
+            // A rendezvous message stays: its sender takes it back.
+            if g.capacity == Some(0) {
+                VecDeque::new()
+            } else {
+                std::mem::take(&mut g.buffer)
+            }
         };
         // Messages nobody will receive: dropped outside the lock.
         drop(dropped);
