@@ -1,8 +1,9 @@
 //! The hooks win the link: read from this test binary's own ELF symbol
 //! tables (`/proc/self/exe`) that every hooked libc name is defined in the
 //! binary itself, by spindle, and imported from no shared library
-//! (`cargo test --release --features hook --test hook_link`; CI runs it
-//! under GNU ld and under lld, `-C link-arg=-fuse-ld=lld`).
+//! (`cargo test --release --features hook --test hook_link`). CI runs it
+//! linked by lld (x86_64's default linker since Rust 1.90) and by GNU ld
+//! (`cargo rustc ... -- -C linker-features=-lld`, and on aarch64).
 //!
 //! This checks what the linker did, independently of
 //! `spindle::hook::installed()`, which compares addresses from inside the

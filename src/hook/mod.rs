@@ -138,8 +138,11 @@
 //! with a small reader of its own) and requires each of the 27 names to be
 //! a global function defined in the executable, imported from no shared
 //! library, and reached by the program's own references. CI runs it linked
-//! by GNU ld (2.40) and by lld (`RUSTFLAGS="-C link-arg=-fuse-ld=lld"`,
-//! Debian's LLD 14). The real
+//! by lld (Rust 1.90 and later link x86_64 Linux binaries with their own
+//! `rust-lld`, LLD 22 with Rust 1.95) and by GNU ld 2.40 (the same test
+//! relinked with `-C linker-features=-lld`, and every aarch64 binary, which
+//! the cross gcc links); it also passed once linked by Debian's LLD 14
+//! (`-C link-self-contained=-linker -C link-arg=-fuse-ld=lld`). The real
 //! functions are looked up with `dlsym(RTLD_NEXT)` once, before `main`, by
 //! an `.init_array` constructor (`symbols.rs`); spindle's own reactor,
 //! timers and sockets make their own libc calls (the eventfd's `read` and

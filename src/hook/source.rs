@@ -47,7 +47,9 @@
 //! registration in its own epoll set for that wait only (two `epoll_ctl`),
 //! which is correct with any number of epoll sets watching the fd. So an
 //! fd moved to another worker keeps working, at the cost of the one-shot
-//! waits there, until it is closed.
+//! waits there, until it is closed. A registration outlives its runtime
+//! until the fd is closed: it keeps that runtime's epoll fd open (the
+//! poller's reference) meanwhile.
 
 use std::time::Instant;
 
