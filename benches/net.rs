@@ -153,19 +153,30 @@ fn tell(events: &Sender<ServerEvent>, e: ServerEvent) {
     events.send(e).expect("the client went away");
 }
 
-fn spindle_server(conns: usize, events: Sender<ServerEvent>) -> Join {
+/// A listening socket and how to take the next connection from it (with
+/// `TCP_NODELAY` set).
+type Listening<C> = (SocketAddr, Box<dyn FnMut() -> io::Result<C>>);
+
+/// spindle's server, over whichever sockets `listen` makes (run in the
+/// runtime's main fiber): one runtime, a fiber per connection running
+/// [`echo_std`].
+fn fiber_server<C: Read + Write + 'static>(
+    name: &str,
+    conns: usize,
+    events: Sender<ServerEvent>,
+    listen: fn() -> io::Result<Listening<C>>,
+) -> Join {
     let thread = std::thread::Builder::new()
-        .name("echo-spindle".into())
+        .name(format!("echo-{name}"))
         .spawn(move || -> io::Result<Duration> {
             pin_server();
             let rt = spindle::Runtime::new()?;
             rt.block_on(move || -> io::Result<Duration> {
-                let listener = spindle::net::TcpListener::bind("127.0.0.1:0")?;
-                tell(&events, ServerEvent::Listening(listener.local_addr()?));
+                let (addr, mut accept) = listen()?;
+                tell(&events, ServerEvent::Listening(addr));
                 let mut handlers = Vec::with_capacity(conns);
                 for _ in 0..conns {
-                    let (conn, _) = listener.accept()?;
-                    conn.set_nodelay(true)?;
+                    let conn = accept()?;
                     handlers.push(spindle::spawn(move || echo_std(conn)));
                 }
                 tell(&events, ServerEvent::Accepted);
@@ -177,38 +188,36 @@ fn spindle_server(conns: usize, events: Sender<ServerEvent>) -> Join {
             })
         })
         .expect("spawn the server thread");
-    Box::new(move || thread.join().expect("the spindle server panicked"))
+    Box::new(move || thread.join().expect("the server thread panicked"))
+}
+
+/// The `listen` function of [`fiber_server`] for a listener type with
+/// std's shape (`bind`, `local_addr`, `accept`, `set_nodelay`).
+macro_rules! listen {
+    ($listener:ty) => {
+        || {
+            let listener = <$listener>::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let accept = move || {
+                let (conn, _) = listener.accept()?;
+                conn.set_nodelay(true)?;
+                Ok(conn)
+            };
+            Ok((addr, Box::new(accept)))
+        }
+    };
+}
+
+fn spindle_server(conns: usize, events: Sender<ServerEvent>) -> Join {
+    fiber_server("spindle", conns, events, listen!(spindle::net::TcpListener))
 }
 
 /// The same server written with plain `std::net`, under the `hook`
 /// feature: std's blocking `accept`, `read` and `write_all` park the fiber.
 #[cfg(feature = "hook")]
 fn std_hooked_server(conns: usize, events: Sender<ServerEvent>) -> Join {
-    let thread = std::thread::Builder::new()
-        .name("echo-std-hooked".into())
-        .spawn(move || -> io::Result<Duration> {
-            pin_server();
-            let rt = spindle::Runtime::new()?;
-            rt.block_on(move || -> io::Result<Duration> {
-                assert!(spindle::hook::installed(), "the hooks did not win the link");
-                let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-                tell(&events, ServerEvent::Listening(listener.local_addr()?));
-                let mut handlers = Vec::with_capacity(conns);
-                for _ in 0..conns {
-                    let (conn, _) = listener.accept()?;
-                    conn.set_nodelay(true)?;
-                    handlers.push(spindle::spawn(move || echo_std(conn)));
-                }
-                tell(&events, ServerEvent::Accepted);
-                let cpu = thread_cpu_time();
-                for h in handlers {
-                    h.join().expect("an echo fiber failed")?;
-                }
-                Ok(thread_cpu_time() - cpu)
-            })
-        })
-        .expect("spawn the server thread");
-    Box::new(move || thread.join().expect("the std server panicked"))
+    assert!(spindle::hook::installed(), "the hooks did not win the link");
+    fiber_server("std-hooked", conns, events, listen!(std::net::TcpListener))
 }
 
 fn tokio_server(conns: usize, events: Sender<ServerEvent>) -> Join {

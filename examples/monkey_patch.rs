@@ -13,9 +13,13 @@
 //! cargo run --release --features hook --example monkey_patch -- [N] [LATENCY_MS]   # default 10 100
 //! ```
 
-use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
+
+// The demo's HTTP server and client, shared with the tour's downloader
+// (there over spindle's sockets, here over std's).
+#[path = "net_demos/http.rs"]
+mod http;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -48,7 +52,14 @@ fn main() {
     let (sequential, concurrent) = spindle::run(move || {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
-        spindle::spawn(move || serve(listener, latency));
+        // A plain blocking std server; its latency a `std::thread::sleep`.
+        spindle::spawn(move || {
+            http::serve_images(
+                || listener.accept().map(|(c, _)| c),
+                latency,
+                std::thread::sleep,
+            )
+        });
 
         let start = Instant::now();
         let bytes: usize = (0..n).map(|i| download(addr, i)).sum();
@@ -81,80 +92,10 @@ fn main() {
     );
 }
 
-const IMAGE_BYTES: usize = 48 * 1024;
-
-/// The bytes of image `i`: a pattern the client checks.
-fn image(i: usize) -> Vec<u8> {
-    (0..IMAGE_BYTES)
-        .map(|k| (k.wrapping_mul(31) ^ i.wrapping_mul(131)) as u8)
-        .collect()
-}
-
-/// A plain blocking std HTTP/1.1 server: a fiber per connection, each
-/// answer after `latency` (a `std::thread::sleep`).
-fn serve(listener: TcpListener, latency: Duration) {
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
-        spindle::spawn(move || {
-            let _ = answer(conn, latency);
-        });
-    }
-}
-
-fn answer(conn: TcpStream, latency: Duration) -> io::Result<()> {
-    let mut reader = BufReader::new(&conn);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut header = String::new();
-    while reader.read_line(&mut header)? > 2 {
-        header.clear();
-    }
-    std::thread::sleep(latency);
-    let index = request_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.strip_prefix("/images/"))
-        .and_then(|p| p.strip_suffix(".png"))
-        .and_then(|n| n.parse::<usize>().ok());
-    let mut out = &conn;
-    match index {
-        Some(i) => {
-            let body = image(i);
-            write!(
-                out,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )?;
-            out.write_all(&body)
-        }
-        None => out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
-    }
-}
-
-/// GET image `i` with a plain std TcpStream, check it, return its size.
+/// GET image `i` with a plain std `TcpStream`, check it, return its size.
 fn download(addr: SocketAddr, i: usize) -> usize {
-    let mut conn = TcpStream::connect(addr).expect("connect");
-    write!(
-        conn,
-        "GET /images/{i}.png HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
-    let mut reader = BufReader::new(conn);
-    let mut length = None;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).expect("read a header");
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some(v) = l.strip_prefix("Content-Length:") {
-            length = v.trim().parse::<usize>().ok();
-        }
-    }
-    let mut body = vec![0; length.expect("Content-Length")];
-    reader.read_exact(&mut body).expect("read the body");
-    assert!(body == image(i), "image {i} arrived corrupted");
+    let conn = TcpStream::connect(addr).expect("connect");
+    let body = http::get(conn, addr, &format!("/images/{i}.png")).expect("download");
+    assert!(body == http::image(i), "image {i} arrived corrupted");
     body.len()
 }

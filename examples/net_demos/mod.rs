@@ -10,7 +10,6 @@
 #![allow(dead_code)]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,9 @@ use spindle::net::{TcpListener, TcpStream};
 use spindle::sync::channel;
 
 use super::runtime_demos::Log;
+
+#[path = "http.rs"]
+mod http;
 
 /// Python's producer and consumer again, now as two fibers that talk over
 /// two channels (requests one way, replies the other) instead of a
@@ -77,94 +79,6 @@ pub fn select_worker(log: &Log, jobs: u32) {
     });
 }
 
-/// The size of each "image" the HTTP server serves.
-pub const IMAGE_BYTES: usize = 48 * 1024;
-
-/// The bytes of image `i`: a pattern that a client can check.
-fn image(i: usize) -> Vec<u8> {
-    (0..IMAGE_BYTES)
-        .map(|k| (k.wrapping_mul(31) ^ i.wrapping_mul(131)) as u8)
-        .collect()
-}
-
-/// Serves `GET /images/<i>.png` over HTTP/1.1 (one request per
-/// connection), answering after `latency`: the stand-in for a slow server
-/// far away. Runs until the runtime cancels it.
-fn serve_images(listener: TcpListener, latency: Duration) {
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
-        spindle::spawn(move || {
-            let _ = answer(conn, latency);
-        });
-    }
-}
-
-/// One HTTP exchange on the server side.
-fn answer(conn: TcpStream, latency: Duration) -> io::Result<()> {
-    let mut reader = BufReader::new(&conn);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    // Headers, up to the blank line.
-    let mut header = String::new();
-    while reader.read_line(&mut header)? > 2 {
-        header.clear();
-    }
-    spindle::sleep(latency);
-    let path = request_line.split_whitespace().nth(1).unwrap_or("");
-    let index = path
-        .strip_prefix("/images/")
-        .and_then(|p| p.strip_suffix(".png"))
-        .and_then(|n| n.parse::<usize>().ok());
-    let mut out = &conn;
-    match index {
-        Some(i) => {
-            let body = image(i);
-            write!(
-                out,
-                "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n",
-                body.len()
-            )?;
-            out.write_all(&body)
-        }
-        None => out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
-    }
-}
-
-/// A minimal HTTP/1.1 GET: status line, headers, then `Content-Length`
-/// bytes of body.
-fn http_get(addr: SocketAddr, path: &str) -> io::Result<Vec<u8>> {
-    let mut conn = TcpStream::connect(addr)?;
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut reader = BufReader::new(conn);
-    let mut status = String::new();
-    reader.read_line(&mut status)?;
-    if !status.starts_with("HTTP/1.1 200") {
-        return Err(io::Error::other(format!("{path}: {}", status.trim())));
-    }
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse::<usize>().ok();
-            }
-        }
-    }
-    let length = length.ok_or_else(|| io::Error::other("no Content-Length"))?;
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    Ok(body)
-}
-
 /// What [`image_downloader`] measured.
 #[derive(Debug, Clone, Copy)]
 pub struct DownloadTimes {
@@ -182,10 +96,17 @@ pub fn image_downloader(log: &Log, n: usize, latency: Duration) -> DownloadTimes
     spindle::run(move || {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
-        spindle::spawn(move || serve_images(listener, latency));
+        spindle::spawn(move || {
+            http::serve_images(
+                || listener.accept().map(|(c, _)| c),
+                latency,
+                spindle::sleep,
+            )
+        });
         let download = move |i: usize| {
-            let body = http_get(addr, &format!("/images/{i}.png")).expect("download");
-            assert!(body == image(i), "image {i} arrived corrupted");
+            let conn = TcpStream::connect(addr).expect("connect");
+            let body = http::get(conn, addr, &format!("/images/{i}.png")).expect("download");
+            assert!(body == http::image(i), "image {i} arrived corrupted");
             body.len()
         };
 

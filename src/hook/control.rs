@@ -52,6 +52,9 @@ fn fcntl_with(
             let r = unsafe { real(fd, cmd, arg | libc::O_NONBLOCK as c_ulong) };
             if r == 0 {
                 fd::update(fd, USER_NB, wants);
+                if wants {
+                    fd::unregister(fd);
+                }
             }
             r
         }
@@ -108,6 +111,9 @@ pub unsafe extern "C-unwind" fn ioctl(fd: c_int, request: c_ulong, arg: c_ulong)
         let r = unsafe { real::ioctl(fd, request, &on as *const c_int as c_ulong) };
         if r == 0 {
             fd::update(fd, USER_NB, wants);
+            if wants {
+                fd::unregister(fd);
+            }
         }
         return r;
     }

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use libc::{c_int, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use super::fd::{self, KNOWN, RCV_TIMEO, SND_TIMEO};
+use super::source;
 use super::symbols as real;
 use crate::runtime::wait::Parker;
 
@@ -61,78 +62,91 @@ pub(crate) fn on_fiber() -> bool {
 
 /// The state of `fd` for a call about to be made: learned on a fiber when
 /// it was never seen (see `fd.rs`). Returns `None` when the call passes
-/// straight through, `Some((state, on_fiber))` when it is the hook's.
+/// straight through, `Some((state, fiber))` when it is the hook's (`fiber`:
+/// the running fiber, `None` on a plain thread).
 #[inline(always)]
-pub(crate) fn managed(fd: c_int) -> Option<(u8, bool)> {
+pub(crate) fn managed(fd: c_int) -> Option<(u8, Option<Parker>)> {
     let state = fd::get(fd);
     if state & KNOWN != 0 && !fd::parks(state) {
         return None;
     }
-    let fiber = on_fiber();
+    let fiber = Parker::try_current();
     let state = match state {
-        0 if fiber && fd > 2 => fd::learn(fd),
+        0 if fiber.is_some() && fd > 2 => fd::learn(fd),
         s => s,
     };
     fd::parks(state).then_some((state, fiber))
 }
 
 /// Runs a data-moving call `op(done)` (`done`: bytes moved so far) with
-/// blocking semantics; see the module docs. `all` is the length a write
-/// must finish (0: return after the first success).
+/// blocking semantics; see the module docs. `len`: for a write, the length
+/// it must finish (0: return after the first success); for a read, the
+/// buffer's length when a shorter read shows a drained stream (0: no
+/// length to compare with, see `source.rs`).
 #[inline(always)]
 pub(crate) fn call(
     fd: c_int,
     dir: Dir,
-    all: usize,
+    len: usize,
     mut op: impl FnMut(usize) -> ssize_t,
 ) -> ssize_t {
     match managed(fd) {
         None => op(0),
-        Some((state, fiber)) => blocking(fd, dir, all, state, fiber, &mut op),
+        Some((state, fiber)) => blocking(fd, dir, len, state, fiber.as_ref(), &mut op),
     }
 }
 
-/// The slow half of [`call`]: try, wait, try again.
+/// The slow half of [`call`]: try, wait, try again. On a fiber, a call the
+/// fd's source says would find it drained waits first (`source.rs`).
 fn blocking(
     fd: c_int,
     dir: Dir,
-    all: usize,
+    len: usize,
     state: u8,
-    fiber: bool,
+    fiber: Option<&Parker>,
     op: &mut dyn FnMut(usize) -> ssize_t,
 ) -> ssize_t {
     let saved = errno();
+    let may_be_ready = || fiber.map_or(true, |p| source::may_be_ready(p, fd, dir));
     let mut done = 0usize;
     let mut deadline = None;
     let mut failed_wait = false;
+    let mut try_now = may_be_ready();
     loop {
-        let r = op(done);
-        if r >= 0 {
-            if dir == Dir::Read {
-                set_errno(saved);
-                return r;
-            }
-            done += r as usize;
-            if done >= all || r == 0 {
-                set_errno(saved);
-                return done as ssize_t;
-            }
-        } else {
-            let e = errno();
-            if e != libc::EAGAIN || failed_wait {
-                if done > 0 {
+        if try_now {
+            let r = op(done);
+            if r >= 0 {
+                let n = r as usize;
+                if let Some(p) = fiber {
+                    source::moved(p, fd, state, dir, len.saturating_sub(done), n);
+                }
+                done += n;
+                if dir == Dir::Read || done >= len || n == 0 {
                     set_errno(saved);
                     return done as ssize_t;
                 }
-                if e == libc::EAGAIN {
-                    // The wait failed and the fd is still not ready.
-                    set_errno(libc::EIO);
+                failed_wait = false;
+                try_now = may_be_ready();
+            } else {
+                let e = errno();
+                if e != libc::EAGAIN || failed_wait {
+                    if done > 0 {
+                        set_errno(saved);
+                        return done as ssize_t;
+                    }
+                    if e == libc::EAGAIN {
+                        // The wait failed and the fd is still not ready.
+                        set_errno(libc::EIO);
+                    }
+                    return -1;
                 }
-                return -1;
+            }
+            if try_now && r >= 0 {
+                continue; // a short write with room left: write the rest
             }
         }
         let dl = *deadline.get_or_insert_with(|| deadline_for(fd, dir, state));
-        match wait(fd, dir, dl, fiber) {
+        match wait(fd, dir, dl, fiber, try_now) {
             Ok(()) => failed_wait = false,
             Err(Wait::TimedOut | Wait::Interrupted | Wait::Closed) if done > 0 => {
                 set_errno(saved);
@@ -154,6 +168,7 @@ fn blocking(
             // ECONNRESET...), exactly as libc would.
             Err(Wait::Failed) => failed_wait = true,
         }
+        try_now = true;
     }
 }
 
@@ -170,6 +185,18 @@ pub(crate) enum Wait {
     Failed,
 }
 
+impl Wait {
+    /// What a fiber's failed wait means for the hooked call.
+    pub(crate) fn of(e: &std::io::Error) -> Wait {
+        match e.kind() {
+            std::io::ErrorKind::TimedOut => Wait::TimedOut,
+            std::io::ErrorKind::Interrupted => Wait::Interrupted,
+            _ if os_error(e) == Some(libc::EBADF) => Wait::Closed,
+            _ => Wait::Failed,
+        }
+    }
+}
+
 /// The OS error code in `e`, or in the error it wraps (the reactor adds
 /// context to the kernel's error).
 fn os_error(e: &std::io::Error) -> Option<c_int> {
@@ -179,8 +206,9 @@ fn os_error(e: &std::io::Error) -> Option<c_int> {
     })
 }
 
-/// Waits until `fd` may be ready for `dir`: on a fiber by parking it on the
-/// reactor, elsewhere in `poll(2)`.
+/// Waits until `fd` may be ready for `dir`: on a fiber (`fiber`) by parking
+/// it on the reactor (`source.rs`; `eagain`: the call just said `EAGAIN`),
+/// elsewhere in `poll(2)`.
 ///
 /// # Panics
 ///
@@ -189,19 +217,11 @@ pub(crate) fn wait(
     fd: c_int,
     dir: Dir,
     deadline: Option<Instant>,
-    fiber: bool,
+    fiber: Option<&Parker>,
+    eagain: bool,
 ) -> Result<(), Wait> {
-    if fiber {
-        let r = match dir {
-            Dir::Read => crate::runtime::wait_readable(fd, deadline),
-            Dir::Write => crate::runtime::wait_writable(fd, deadline),
-        };
-        return r.map_err(|e| match e.kind() {
-            std::io::ErrorKind::TimedOut => Wait::TimedOut,
-            std::io::ErrorKind::Interrupted => Wait::Interrupted,
-            _ if os_error(&e) == Some(libc::EBADF) => Wait::Closed,
-            _ => Wait::Failed,
-        });
+    if let Some(p) = fiber {
+        return source::wait(p, fd, dir, deadline, eagain);
     }
     let events = match dir {
         Dir::Read => libc::POLLIN,
@@ -262,7 +282,7 @@ fn deadline_for(fd: c_int, dir: Dir, state: u8) -> Option<Instant> {
 #[no_mangle]
 pub unsafe extern "C-unwind" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     // SAFETY: the caller's arguments, passed on unchanged.
-    call(fd, Dir::Read, 0, |_| unsafe { real::read(fd, buf, n) })
+    call(fd, Dir::Read, n, |_| unsafe { real::read(fd, buf, n) })
 }
 
 /// Hook of `readv(2)`; see the [module docs](self).
@@ -293,7 +313,13 @@ pub unsafe extern "C-unwind" fn recv(
     if flags & libc::MSG_DONTWAIT != 0 {
         return op(0);
     }
-    call(fd, Dir::Read, 0, op)
+    // A short peek or out-of-band read says nothing about the queue.
+    let len = if flags & (libc::MSG_PEEK | libc::MSG_OOB) == 0 {
+        n
+    } else {
+        0
+    };
+    call(fd, Dir::Read, len, op)
 }
 
 /// Hook of `recvfrom(2)`; see the [module docs](self).
@@ -493,7 +519,7 @@ pub unsafe extern "C-unwind" fn connect(fd: c_int, addr: *const sockaddr, len: s
         return r;
     };
     let deadline = deadline_for(fd, Dir::Write, state);
-    match wait(fd, Dir::Write, deadline, fiber) {
+    match wait(fd, Dir::Write, deadline, fiber.as_ref(), true) {
         Ok(()) | Err(Wait::Failed) => {}
         Err(Wait::TimedOut) => {
             set_errno(libc::EINPROGRESS);
@@ -509,21 +535,9 @@ pub unsafe extern "C-unwind" fn connect(fd: c_int, addr: *const sockaddr, len: s
         }
     }
     // The outcome of the connection is the socket's pending error.
-    let mut err: c_int = 0;
-    let mut elen = std::mem::size_of::<c_int>() as socklen_t;
-    // SAFETY: `err` and `elen` are valid for writes of the sizes given.
-    let g = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut c_int).cast(),
-            &mut elen,
-        )
-    };
-    if g < 0 {
+    let Some(err) = fd::socket_int(fd, libc::SO_ERROR) else {
         return -1;
-    }
+    };
     if err != 0 {
         set_errno(err);
         return -1;

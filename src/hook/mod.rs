@@ -46,8 +46,13 @@
 //! | `control` | `fcntl` (and glibc's `fcntl64`), `ioctl(FIONBIO)`, `setsockopt`, `close`, `dup`, `dup2`, `dup3` |
 //!
 //! What std itself calls on Linux with glibc (read from std's
-//! `sys/pal/unix` and `sys/net` sources and checked against the undefined
-//! symbols of a std binary built with Rust 1.95): `thread::sleep` →
+//! `sys/pal/unix` and `sys/net` sources and checked with `nm -u` against a
+//! std program built with Rust 1.95 that sleeps, connects (also with a
+//! timeout), accepts, peeks, reads and writes (also vectored), clones,
+//! sets timeouts and uses UDP: it imports `accept4`, `clock_nanosleep`,
+//! `close`, `connect`, `dup`, `fcntl`, `ioctl`, `poll`, `read`, `readv`,
+//! `recv`, `recvfrom`, `send`, `sendto`, `setsockopt`, `write`, `writev`,
+//! all hooked, and `socket` and `getaddrinfo`, which are not): `thread::sleep` →
 //! `clock_nanosleep(CLOCK_MONOTONIC, 0, ..)` (older releases call
 //! `nanosleep`; both are hooked); `TcpStream::connect` → `socket`,
 //! `connect`; `connect_timeout` → `ioctl(FIONBIO)`, `connect`, `poll`;
@@ -81,6 +86,22 @@
 //!   usually shared with other processes, which must not see
 //!   `O_NONBLOCK`); an fd never used on a fiber.
 //!
+//! ## Waiting: one registration per fd
+//!
+//! A fiber's first wait on a managed fd adds it to its runtime's epoll set
+//! once, edge-triggered, and the hook keeps that registration in its fd
+//! table until the fd's number is freed (`close`, the target of `dup2` /
+//! `dup3`, a number `accept` or `dup` hands out again) or the program makes
+//! the fd non-blocking itself: every later wait costs no `epoll_ctl`. A
+//! stream read shorter than its buffer (a write shorter than its data)
+//! marks the fd drained, and the next call that way waits for the next edge
+//! without first making the call that would only say `EAGAIN`, as
+//! spindle's own `TcpStream` does. A fiber of another worker (or of a later
+//! runtime on the same thread) waits on the fd with a one-shot registration
+//! in its own epoll set instead, two `epoll_ctl` per wait: the fd keeps
+//! working when moved or shared between workers. The details, and why the
+//! edge-triggered waits are exact, are in `source.rs`.
+//!
 //! ## Closing
 //!
 //! `close` (and the fd that `dup2`/`dup3` overwrite) forgets the fd and
@@ -111,11 +132,17 @@
 //! references them, before libc: so [`Runtime::block_on`](crate::Runtime::block_on)
 //! (generic, hence compiled into the program itself) references every hook
 //! through `link`, which is what makes them win with GNU ld and lld alike.
-//! [`installed`] checks the result from inside the program. (Checked with
-//! GNU ld 2.40 and with LLD 22, the `rust-lld` of Rust 1.95 through
-//! `-C link-arg=-fuse-ld=lld`: in both binaries `nanosleep`,
-//! `clock_nanosleep`, `recv` and `close` are spindle's, and three fibers'
-//! `std::thread::sleep(200 ms)` take 200 ms.) The real
+//! [`installed`] checks the result from inside the program, and the test
+//! `tests/hook_link.rs` checks it from the outside: it reads its own
+//! binary's ELF symbol tables (`/proc/self/exe`, `.symtab` and `.dynsym`,
+//! with a small reader of its own) and requires each of the 27 names to be
+//! a global function defined in the executable, imported from no shared
+//! library, and reached by the program's own references. CI runs it linked
+//! by lld (Rust 1.90 and later link x86_64 Linux binaries with their own
+//! `rust-lld`, LLD 22 with Rust 1.95) and by GNU ld 2.40 (the same test
+//! relinked with `-C linker-features=-lld`, and every aarch64 binary, which
+//! the cross gcc links); it also passed once linked by Debian's LLD 14
+//! (`-C link-self-contained=-linker -C link-arg=-fuse-ld=lld`). The real
 //! functions are looked up with `dlsym(RTLD_NEXT)` once, before `main`, by
 //! an `.init_array` constructor (`symbols.rs`); spindle's own reactor,
 //! timers and sockets make their own libc calls (the eventfd's `read` and
@@ -144,8 +171,19 @@
 //! - **`dlopen`ed libraries** bind to libc's symbols, not the program's,
 //!   unless the program exports its symbols (`-C link-arg=-rdynamic`).
 //! - Calls glibc makes internally (`fclose`, `getaddrinfo`, `system`) and
-//!   raw `syscall`s bypass the hooks. An fd closed that way keeps its
-//!   state until its number is met again by `accept`, `dup2` or `close`.
+//!   raw `syscall`s bypass the hooks. An fd closed that way keeps its state
+//!   and its registration until its number is met again by `accept`,
+//!   `dup`, `dup2` or `close`; a fiber waiting meanwhile on a new file that
+//!   got the number from an unhooked call (`socket`, `open`) would wait on
+//!   the old file's registration, for ever unless a timeout ends it.
+//! - [`spindle::runtime::wait_readable`](crate::runtime::wait_readable) /
+//!   `wait_writable` on a blocking std socket that the hook has registered
+//!   with the same runtime fail with `EEXIST` (one epoll set holds an fd
+//!   once): wait with the std call itself, or hand the socket to
+//!   `spindle::net` (`from_std`), which takes it over.
+//! - A fiber parked on an fd that another thread closes (only C code can:
+//!   in Rust the fiber's borrow keeps the socket alive) fails with `EBADF`
+//!   when its scheduler next polls, which a timer or any event brings.
 //! - An fd shared with another process (inherited, passed over a Unix
 //!   socket) shares `O_NONBLOCK` with it: the other process sees the
 //!   non-blocking mode the hook set.
@@ -161,6 +199,7 @@ mod control;
 mod fd;
 mod io;
 mod poll;
+mod source;
 pub(crate) mod symbols;
 mod time;
 

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use libc::{c_int, nfds_t, pollfd, sigset_t, timespec};
 
-use super::io::{errno, on_fiber, set_errno, wait, Dir, Wait};
+use super::io::{errno, set_errno, wait, Dir, Wait};
 use super::symbols as real;
+use crate::runtime::wait::Parker;
 
 /// Polls on a fiber until `deadline` (`None`: no timeout); see the module
 /// docs.
@@ -26,7 +27,12 @@ use super::symbols as real;
 /// # Safety
 ///
 /// `fds` valid for reads and writes of `n` entries.
-unsafe fn poll_on_fiber(fds: *mut pollfd, n: nfds_t, deadline: Option<Instant>) -> c_int {
+unsafe fn poll_on_fiber(
+    fiber: &Parker,
+    fds: *mut pollfd,
+    n: nfds_t,
+    deadline: Option<Instant>,
+) -> c_int {
     let saved = errno();
     let mut failed = false;
     loop {
@@ -49,8 +55,9 @@ unsafe fn poll_on_fiber(fds: *mut pollfd, n: nfds_t, deadline: Option<Instant>) 
             unsafe { std::slice::from_raw_parts(fds, n as usize) }
         };
         let outcome = match one_direction(list) {
-            Some((fd, dir)) => wait(fd, dir, deadline, true),
-            None => wait_any(list, deadline),
+            // The zero-timeout poll just saw it not ready: as EAGAIN.
+            Some((fd, dir)) => wait(fd, dir, deadline, Some(fiber), true),
+            None => wait_any(fiber, list, deadline),
         };
         match outcome {
             Ok(()) => {}
@@ -92,7 +99,7 @@ impl Drop for EpollFd {
 }
 
 /// Parks until one fd of `list` may be ready (module docs).
-fn wait_any(list: &[pollfd], deadline: Option<Instant>) -> Result<(), Wait> {
+fn wait_any(fiber: &Parker, list: &[pollfd], deadline: Option<Instant>) -> Result<(), Wait> {
     // SAFETY: no pointers.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if ep < 0 {
@@ -128,7 +135,9 @@ fn wait_any(list: &[pollfd], deadline: Option<Instant>) -> Result<(), Wait> {
             }
         };
     }
-    wait(ep.0, Dir::Read, deadline, true)
+    // Never learned by the hook, so waited on the one-shot way (a source
+    // for it would outlive its `close`, which is the real one).
+    wait(ep.0, Dir::Read, deadline, Some(fiber), true)
 }
 
 /// Hook of `poll(2)`; see the [module docs](self).
@@ -138,15 +147,16 @@ fn wait_any(list: &[pollfd], deadline: Option<Instant>) -> Result<(), Wait> {
 /// As `poll(2)`.
 #[no_mangle]
 pub unsafe extern "C-unwind" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
-    if timeout == 0 || !on_fiber() || (n > 0 && fds.is_null()) {
+    let fiber = Parker::try_current();
+    let Some(fiber) = fiber.filter(|_| timeout != 0 && (n == 0 || !fds.is_null())) else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::poll(fds, n, timeout) };
-    }
+    };
     let deadline = u64::try_from(timeout)
         .ok()
         .and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
     // SAFETY: the caller's fds.
-    unsafe { poll_on_fiber(fds, n, deadline) }
+    unsafe { poll_on_fiber(&fiber, fds, n, deadline) }
 }
 
 /// Hook of `ppoll(2)`; see the [module docs](self).
@@ -167,12 +177,14 @@ pub unsafe extern "C-unwind" fn ppoll(
         t.tv_sec >= 0 && (0..1_000_000_000).contains(&t.tv_nsec)
     });
     let zero = t.is_some_and(|t| t.tv_sec == 0 && t.tv_nsec == 0);
-    if !mask.is_null() || !valid || zero || !on_fiber() || (n > 0 && fds.is_null()) {
+    let fiber = Parker::try_current();
+    let hooked = mask.is_null() && valid && !zero && (n == 0 || !fds.is_null());
+    let Some(fiber) = fiber.filter(|_| hooked) else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::ppoll(fds, n, timeout, mask) };
-    }
+    };
     let deadline = t
         .and_then(|t| Instant::now().checked_add(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)));
     // SAFETY: the caller's fds.
-    unsafe { poll_on_fiber(fds, n, deadline) }
+    unsafe { poll_on_fiber(&fiber, fds, n, deadline) }
 }

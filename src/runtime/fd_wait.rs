@@ -163,7 +163,7 @@ fn wait(
 /// it), where the reactor's own check for closed fds still catches them.
 #[cfg_attr(not(feature = "hook"), allow(dead_code))]
 pub(crate) fn closing(fd: RawFd) {
-    try_with_runtime(|rt| rt.fail_fd_waiters(fd));
+    try_with_runtime(|rt| rt.fail_fd_waiters(fd, None));
 }
 
 pub(crate) fn shutting_down() -> io::Error {

@@ -39,7 +39,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::driver::{Poller, Reactor};
+use super::driver::{context, Poller, Reactor, CLOSED};
 use super::fd_wait::{shutting_down, timed_out};
 use super::task::{Key, TaskState, WaitingOn};
 use super::wait::{try_with_runtime, LocalRuntime, Parker};
@@ -261,42 +261,10 @@ impl IoSource {
         deadline: Option<Instant>,
         eagain: bool,
     ) -> io::Result<()> {
-        if p.checkpoint().is_err() {
-            return Err(shutting_down());
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(timed_out(self.fd, interest));
-        }
-        let reactor = p.reactor();
-        let Some(token) = self.token_in(p.runtime_id(), reactor)? else {
+        let Some(token) = self.token_in(p.runtime_id(), p.reactor())? else {
             return Ok(()); // always ready
         };
-        let key = p.key();
-        if eagain {
-            reactor.source_not_ready(token, interest);
-        }
-        p.clear_io_events();
-        reactor.wait_source(token, interest, key);
-        let _waiting = Waiting {
-            reactor,
-            token,
-            interest,
-            key,
-        };
-        let timer = deadline.map(|d| p.timer(d));
-        loop {
-            if p.park_in(TaskState::WaitingIo, WaitingOn::Fd(self.fd))
-                .is_err()
-            {
-                return Err(shutting_down());
-            }
-            if p.io_events() != 0 {
-                return Ok(());
-            }
-            if timer.as_ref().is_some_and(|t| t.fired()) {
-                return Err(timed_out(self.fd, interest));
-            }
-        }
+        wait_on_source(p, self.fd, token, interest, deadline, eagain)
     }
 
     /// The source's token in the reactor of runtime `id` (`None`: always
@@ -337,6 +305,152 @@ impl IoSource {
             poller.release_elsewhere(token, self.fd);
         }
     }
+}
+
+/// Parks the running fiber `p` on the source `token` (registered with
+/// `p`'s reactor, for `fd`) until an event for `interest` or `deadline`.
+/// `eagain`: the operation just said `EAGAIN` ([`IoSource::wait`]'s
+/// contract); false: the source's flag said the fd is not ready
+/// ([`may_be_ready`]), which needs no recording.
+///
+/// # Panics
+///
+/// As a cancellation point.
+///
+/// # Errors
+///
+/// As [`IoSource::wait`]; an fd whose source was closed while the fiber
+/// waited (the `hook` feature's `close`) gives `EBADF`.
+#[inline(always)]
+pub(crate) fn wait_on_source(
+    p: &Parker,
+    fd: RawFd,
+    token: u64,
+    interest: Interest,
+    deadline: Option<Instant>,
+    eagain: bool,
+) -> io::Result<()> {
+    if p.checkpoint().is_err() {
+        return Err(shutting_down());
+    }
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(timed_out(fd, interest));
+    }
+    let reactor = p.reactor();
+    let key = p.key();
+    if eagain {
+        reactor.source_not_ready(token, interest);
+    }
+    p.clear_io_events();
+    reactor.wait_source(token, interest, key);
+    let _waiting = Waiting {
+        reactor,
+        token,
+        interest,
+        key,
+    };
+    let timer = deadline.map(|d| p.timer(d));
+    loop {
+        if p.park_in(TaskState::WaitingIo, WaitingOn::Fd(fd)).is_err() {
+            return Err(shutting_down());
+        }
+        let events = p.io_events();
+        if events & CLOSED != 0 {
+            let e = io::Error::from_raw_os_error(libc::EBADF);
+            return Err(context(e, "fd closed while a fiber waited on it", fd));
+        }
+        if events != 0 {
+            return Ok(());
+        }
+        if timer.as_ref().is_some_and(|t| t.fired()) {
+            return Err(timed_out(fd, interest));
+        }
+    }
+}
+
+/// A source registered for an fd that no [`IoSource`] owns: the `hook`
+/// feature keeps one per managed fd in its fd table, made at the fd's first
+/// wait on a fiber and removed by the `close` hook before the fd number can
+/// be reused. The holder guarantees what [`IoSource`]'s invariants do: the
+/// fd stays open until [`release`](Self::release). Its raw parts
+/// ([`into_raw`](Self::into_raw)) let the holder keep it in atomics.
+#[cfg_attr(not(feature = "hook"), allow(dead_code))]
+pub(crate) struct Registration {
+    /// The scheduler id of the runtime whose reactor holds the source.
+    pub(crate) runtime: u64,
+    /// Its token there.
+    pub(crate) token: u64,
+    poller: Arc<Poller>,
+}
+
+#[cfg_attr(not(feature = "hook"), allow(dead_code))]
+impl Registration {
+    /// Registers `fd` (open, non-blocking) as a source with the reactor of
+    /// the running fiber `p`. `Ok(None)`: epoll cannot watch it (always
+    /// ready).
+    ///
+    /// # Errors
+    ///
+    /// What `epoll_ctl` returns (see `Reactor::add_source`).
+    pub(crate) fn new(p: &Parker, fd: RawFd) -> io::Result<Option<Registration>> {
+        let reactor = p.reactor();
+        Ok(reactor.add_source(fd)?.map(|token| Registration {
+            runtime: p.runtime_id(),
+            token,
+            poller: Arc::clone(reactor.poller()),
+        }))
+    }
+
+    /// The parts, the poller as a pointer that owns one reference.
+    pub(crate) fn into_raw(self) -> (u64, u64, *const ()) {
+        (self.runtime, self.token, Arc::into_raw(self.poller).cast())
+    }
+
+    /// Rebuilds a registration from [`into_raw`](Self::into_raw)'s parts.
+    ///
+    /// # Safety
+    ///
+    /// The parts come from one `into_raw` call, and are rebuilt once.
+    pub(crate) unsafe fn from_raw(runtime: u64, token: u64, poller: *const ()) -> Registration {
+        Registration {
+            runtime,
+            token,
+            // SAFETY: a pointer from `Arc::into_raw`, owning the reference
+            // it gave up, taken back once (the caller's contract).
+            poller: unsafe { Arc::from_raw(poller.cast::<Poller>()) },
+        }
+    }
+
+    /// Takes the source out of its reactor; `fd` is still open. On the
+    /// registration's own runtime the fibers waiting on it fail with
+    /// `EBADF` at once (as does any `wait_readable` on `fd` there);
+    /// elsewhere the fd leaves the epoll set now and its waiters (only C
+    /// code can close an fd another thread's fiber waits on) fail at that
+    /// runtime's next poll.
+    pub(crate) fn release(self, fd: RawFd) {
+        let here = try_with_runtime(|rt| {
+            rt.id() == self.runtime && rt.fail_fd_waiters(fd, Some(self.token))
+        });
+        if here != Some(true) {
+            self.poller.release_elsewhere(self.token, fd);
+        }
+    }
+}
+
+/// Whether the source `token` of the running fiber `p`'s runtime may be
+/// ready for `interest` (see [`IoSource::io_drains`]).
+#[cfg_attr(not(feature = "hook"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn may_be_ready(p: &Parker, token: u64, interest: Interest) -> bool {
+    p.reactor().source_may_be_ready(token, interest)
+}
+
+/// Records that the source `token` was just seen not ready (a short read
+/// or write of a stream; see [`IoSource::io_drains`]).
+#[cfg_attr(not(feature = "hook"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn not_ready(p: &Parker, token: u64, interest: Interest) {
+    p.reactor().source_not_ready(token, interest);
 }
 
 impl Drop for IoSource {

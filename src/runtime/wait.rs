@@ -399,11 +399,12 @@ impl<'a> LocalRuntime<'a> {
     }
 
     /// `fd` is about to be closed: its waiters on this runtime fail with an
-    /// error naming the closed fd, and the reactor forgets it (for the
-    /// `hook` feature's `close`).
+    /// error naming the closed fd, and the reactor forgets it and the
+    /// source `source` of it (for the `hook` feature's `close`). False when
+    /// the scheduler is busy and nothing was done.
     #[cfg_attr(not(feature = "hook"), allow(dead_code))]
-    pub(crate) fn fail_fd_waiters(self, fd: std::os::fd::RawFd) {
-        self.sched.fail_fd_waiters(fd);
+    pub(crate) fn fail_fd_waiters(self, fd: std::os::fd::RawFd, source: Option<u64>) -> bool {
+        self.sched.fail_fd_waiters(fd, source)
     }
 
     /// Every live task in id order, with its waker.

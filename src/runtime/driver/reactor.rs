@@ -135,7 +135,9 @@ struct State {
     /// Total entries in all lists.
     waiters: usize,
     /// Waiters whose fd was found closed while registering another wait on
-    /// a reused fd number; failed at the next poll.
+    /// a reused fd number, or whose source was released by another thread
+    /// (the `hook` feature's, closed by C code); failed at the next poll,
+    /// which then does not block.
     orphans: Vec<Key>,
     events: Vec<libc::epoll_event>,
     /// Source slots, indexed by the low 32 bits of a token.
@@ -405,6 +407,28 @@ impl Reactor {
         }
     }
 
+    /// Removes the source `token`, whose fd is `fd` (still open), that
+    /// fibers may be waiting on (the `hook` feature's sources, whose fd is
+    /// about to be closed): deletes it from the epoll set, frees its slot
+    /// and returns the waiters, which the caller fails. `None`, having done
+    /// nothing, while the reactor is busy (a close from inside it).
+    #[cfg_attr(not(feature = "hook"), allow(dead_code))]
+    pub(crate) fn close_source(&self, token: u64, fd: RawFd) -> Option<Vec<Key>> {
+        let mut st = self.state.try_borrow_mut().ok()?;
+        let st = &mut *st;
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
+        let mut keys = Vec::new();
+        if let Some(slot) = st.sources.get_mut(token as u32 as usize) {
+            if slot.live && u64::from(slot.generation) == (token >> 32) & 0x3FFF_FFFF {
+                keys.append(&mut slot.readers);
+                keys.append(&mut slot.writers);
+                st.waiters -= keys.len();
+            }
+        }
+        self.free_source(st, token);
+        Some(keys)
+    }
+
     /// Removes the source `token`, whose fd is `fd` (still open): deletes it
     /// from the epoll set and frees its slot.
     pub(crate) fn remove_source(&self, token: u64, fd: RawFd) {
@@ -420,12 +444,13 @@ impl Reactor {
         if !slot.live || u64::from(slot.generation) != (token >> 32) & 0x3FFF_FFFF {
             return;
         }
-        // A source is dropped or moved only by its owner, and a fiber waits
-        // on it only while borrowing the owner: nobody can be waiting.
-        debug_assert!(slot.readers.is_empty() && slot.writers.is_empty());
+        // An `IoSource` is dropped or moved only by its owner, and a fiber
+        // waits on it only while borrowing the owner: nobody can be waiting.
+        // A hook's source closed by another thread may have waiters (C code
+        // closing an fd a fiber waits on): they fail as closed.
         st.waiters -= slot.readers.len() + slot.writers.len();
-        slot.readers.clear();
-        slot.writers.clear();
+        st.orphans.append(&mut slot.readers);
+        st.orphans.append(&mut slot.writers);
         slot.live = false;
         slot.generation = (slot.generation + 1) & 0x3FFF_FFFF;
         st.free_sources.push(index);
@@ -516,10 +541,12 @@ impl Reactor {
     ) -> io::Result<bool> {
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
+        self.collect_released(st);
+        let mut timeout = timeout;
         for key in st.orphans.drain(..) {
             wake(key, CLOSED);
+            timeout = Some(Duration::ZERO); // it can run now
         }
-        self.collect_released(st);
         let n = self.wait(&mut st.events, timeout)?;
         let mut remote = false;
         for i in 0..n {

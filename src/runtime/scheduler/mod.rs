@@ -341,22 +341,29 @@ impl Scheduler {
         }
     }
 
-    /// `fd` is about to be closed: takes it out of the reactor and wakes its
-    /// waiters with [`CLOSED`](crate::runtime::driver::CLOSED) as their
-    /// readiness. Does nothing while the scheduler's state is borrowed (a
-    /// close from inside the scheduler itself), where the reactor's own check
-    /// for closed fds still catches them.
+    /// `fd` is about to be closed: takes it out of the reactor (and the
+    /// source `source` of it, if given) and wakes its waiters with
+    /// [`CLOSED`](crate::runtime::driver::CLOSED) as their readiness.
+    /// Returns false, having done nothing, while the scheduler's state is
+    /// borrowed (a close from inside the scheduler itself), where the
+    /// reactor's own check for closed fds still catches the plain waits.
     #[cfg_attr(not(feature = "hook"), allow(dead_code))]
-    pub(crate) fn fail_fd_waiters(&self, fd: std::os::fd::RawFd) {
+    pub(crate) fn fail_fd_waiters(&self, fd: std::os::fd::RawFd, source: Option<u64>) -> bool {
         let Ok(mut core) = self.core.try_borrow_mut() else {
-            return;
+            return false;
         };
-        for key in self.reactor.forget(fd) {
+        let from_source = match source.map(|token| self.reactor.close_source(token, fd)) {
+            None => Vec::new(),
+            Some(Some(keys)) => keys,
+            Some(None) => return false,
+        };
+        for key in self.reactor.forget(fd).into_iter().chain(from_source) {
             if let Some(t) = core.tasks.get_mut(key) {
                 t.io_events = crate::runtime::driver::CLOSED;
                 core.wake(key);
             }
         }
+        true
     }
 
     /// The fd readiness reported to task `key` since it was last cleared
