@@ -285,8 +285,11 @@ impl IoSource {
         };
         let timer = deadline.map(|d| p.timer(d));
         loop {
-            if p.park_in(TaskState::WaitingIo, WaitingOn::Fd(self.fd))
-                .is_err()
+            if p.park_in(
+                TaskState::WaitingIo,
+                WaitingOn::Fd(self.fd, interest.direction()),
+            )
+            .is_err()
             {
                 return Err(shutting_down());
             }

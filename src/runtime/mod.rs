@@ -141,8 +141,8 @@
 //! | 1, drivers | `driver/` | the reactor (epoll) and the inbox (a lock-free queue and an eventfd) through which other threads reach a scheduler |
 //! | 2, one thread's scheduler | `scheduler/` | its state (fields private to the folder), the thread-locals, the loop, parking, shutdown |
 //! | 3, the door | `wait.rs` | `Parker`, `LocalWaker`, `Timer`, `LocalRuntime`: all that the tiers above may do to a scheduler |
-//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `fiber_local.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs`, `coop.rs`, `dump.rs` | what users call, all built on `wait.rs` (`coop.rs`: the budget the I/O waits spend) |
-//! | 5, workers | `worker/` | the threads of a many-core runtime, placement at spawn, the `Send` handle |
+//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `fiber_local.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs`, `coop.rs` | what users call, all built on `wait.rs` (`coop.rs`: the budget the I/O waits spend) |
+//! | 5, workers | `worker/`, `dump/` | the threads of a many-core runtime, placement at spawn, the `Send` handle; the fiber dump, which asks every worker |
 //! | 6, the owner | `mod.rs` | [`Runtime`]: creates a scheduler, enters it, runs the main fiber, shuts down |
 //!
 //! The layers outside the runtime (`spindle::sync`, `spindle::net`,
@@ -213,7 +213,7 @@ use crate::stack::Stack;
 pub use blocking::{spawn_blocking, KEEP_ALIVE, MAX_BLOCKING_THREADS};
 pub use coop::BUDGET;
 pub use current::{current, park, tasks, try_current, yield_now, Task};
-pub use dump::{dump, Dump, FiberDump, Frame};
+pub use dump::{dump, Dump, DumpHandle, FiberDump, Frame};
 pub use fd_wait::{wait_readable, wait_writable};
 pub use fiber_local::FiberLocal;
 pub use gather::{gather, Gather};
@@ -548,6 +548,21 @@ impl Runtime {
             Err(JoinError::Panicked(p)) => panic::resume_unwind(p),
             Err(JoinError::Cancelled) => panic!("spindle: the main fiber was cancelled"),
         }
+    }
+
+    /// A `Send` handle that dumps this runtime's fibers, on every worker,
+    /// from any thread; see [`DumpHandle`] and the [dump docs](mod@dump).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().workers(2).build()?;
+    /// let handle = rt.dump_handle();
+    /// assert_eq!(std::thread::spawn(move || handle.dump().workers()).join().unwrap(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn dump_handle(&self) -> DumpHandle {
+        DumpHandle::new(std::sync::Arc::clone(self.pool.workers()))
     }
 
     /// The runtime's counters so far: those of worker 0 (the main fiber's

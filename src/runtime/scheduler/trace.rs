@@ -21,13 +21,16 @@
 //!    straight away, which takes the list.
 //!
 //! The deadlock report takes the same traces ([`Scheduler::trace_all`] with
-//! no asker), from the scheduler's stack when every fiber is suspended.
+//! no asker), from the scheduler's stack when every fiber is suspended, and
+//! so does a dump asked for by another thread (a `Message::Dump` in the
+//! inbox, served between two rounds by `take_messages`).
 //!
 //! Until a dump is asked for, this costs one load of a `Cell<bool>` and a
 //! never-taken branch on each side of each switch.
 
 use std::backtrace::Backtrace;
 use std::cell::{Cell, RefCell};
+use std::time::Instant;
 
 use crate::runtime::task::trace::{self, Frame};
 use crate::runtime::task::{FiberTrace, Key};
@@ -120,6 +123,8 @@ impl Scheduler {
             None => (None, None),
         };
         let mut out = Vec::new();
+        let now = Instant::now();
+        let deadlines = self.core.borrow().deadlines();
         for (key, info) in self.snapshot() {
             let Some((stack_size, stack_used)) = self.fibers.stack(key) else {
                 continue;
@@ -149,6 +154,9 @@ impl Scheduler {
                 spawned_at,
                 stack_size,
                 stack_used: if Some(key) == asker { None } else { stack_used },
+                timer: deadlines
+                    .get(&key)
+                    .map(|d| d.saturating_duration_since(now)),
                 frames: frames.unwrap_or_default(),
             });
         }

@@ -1,14 +1,34 @@
 //! What is every fiber doing? [`dump`] lists every live fiber of the
-//! calling runtime, Go-style, with its state, what it waits for, where it
-//! was spawned, how deep its stack is, and its backtrace.
+//! calling runtime, on every worker, Go-style, with its state, what it
+//! waits for, where it was spawned, how deep its stack is, and its
+//! backtrace.
 //!
 //! ```text
-//! fiber 3 "conn" [waiting on I/O: fd 12]:
+//! fiber 3 "conn" [waiting on I/O: fd 12 readable, times out in 4.990 s]:
 //!     server::handle
 //!         at src/server.rs:40:9
 //!     spawned at src/main.rs:42:5
 //!     stack: 1.2 KiB in use of 256 KiB
 //! ```
+//!
+//! ## Every worker, each tracing its own
+//!
+//! A fiber never leaves its worker's thread, and its backtrace is taken on
+//! that thread (below). So a dump of a runtime with several workers asks
+//! each worker for its part: a `Message::Dump` goes into every other
+//! worker's inbox (the one remote spawns and wake-ups use), and each
+//! worker, between two of its rounds (when all its fibers are suspended),
+//! traces its fibers and sends the traces back. The asker meanwhile does
+//! its own worker's part, then waits for the replies: a fiber parks (its
+//! worker keeps running the others), a plain thread blocks. A worker that
+//! does not answer within the patience ([`DumpHandle::PATIENCE`], 5 s) is
+//! named in the dump instead of its fibers: one of its fibers has run all
+//! that time without reaching a suspension point. Worker 0 answers only
+//! while a thread runs it (inside [`Runtime::block_on`](crate::Runtime::block_on)).
+//!
+//! [`dump`] works from any fiber; from another thread, a [`DumpHandle`]
+//! ([`Runtime::dump_handle`](crate::Runtime::dump_handle), `Send`)
+//! asks the same of every worker.
 //!
 //! ## How a suspended fiber's backtrace is taken, and why it is sound
 //!
@@ -51,19 +71,30 @@
 //! names but no `file:line`. As in any backtrace, a function that ends in a
 //! tail call, or that was inlined, has no frame of its own.
 //!
+//! Wait reasons name the object: the fd and the direction of an I/O wait,
+//! the fiber a join waits for, the method of a `spindle::sync` primitive,
+//! and, for any wait with a timer (a sleep, a wait with a timeout), the
+//! time left at the moment of the dump ("wakes in", "times out in"),
+//! read from the worker's sleep queue.
+//!
 //! The deadlock report uses the same traces, in the short form (one line
 //! per fiber: `fiber 2 "stuck" [parked] in app::wait_here (src/app.rs:9:5),
 //! spawned at src/main.rs:4:18`), which `{:#}` also prints for a [`Dump`].
 
+mod collect;
+
 use std::fmt;
 use std::panic::Location;
+use std::time::Duration;
 
 pub use super::task::trace::Frame;
 use super::task::FiberTrace;
 use super::task::{TaskId, TaskState};
-use super::wait::Parker;
 
-/// Every live fiber of the calling runtime; see the [module docs](self).
+pub use collect::DumpHandle;
+
+/// Every live fiber of the calling runtime, on every worker; see the
+/// [module docs](self).
 ///
 /// Outside a runtime (or on the scheduler's own stack) the dump is empty.
 ///
@@ -84,16 +115,28 @@ use super::wait::Parker;
 /// });
 /// assert!(spindle::dump().fibers().is_empty());
 /// ```
+///
+/// With several workers, each worker's fibers:
+///
+/// ```
+/// let rt = spindle::Runtime::builder().workers(2).build()?;
+/// rt.block_on(|| {
+///     let far = spindle::spawn_on(1, || spindle::sleep(std::time::Duration::from_millis(50)));
+///     spindle::sleep(std::time::Duration::from_millis(10));
+///     let dump = spindle::dump();
+///     assert!(dump.fibers().iter().any(|f| f.worker() == 1 && f.state() == spindle::TaskState::Sleeping));
+///     far.join().unwrap();
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn dump() -> Dump {
-    let fibers = match Parker::try_current() {
-        Some(p) => p.dump().into_iter().map(FiberDump::from_trace).collect(),
-        None => Vec::new(),
-    };
-    Dump { fibers }
+    collect::from_here()
 }
 
-/// A [`dump`]: every fiber, in id order. `Display` prints them Go-style,
-/// `{:#}` one line per fiber (the short form of the deadlock report).
+/// A [`dump`]: every fiber, by worker and then in id order. `Display`
+/// prints them Go-style (under a `worker i` heading when there are several
+/// workers), `{:#}` one line per fiber (the short form of the deadlock
+/// report).
 ///
 /// # Examples
 ///
@@ -107,10 +150,24 @@ pub fn dump() -> Dump {
 #[derive(Clone, Debug)]
 pub struct Dump {
     fibers: Vec<FiberDump>,
+    /// Number of workers of the runtime (0 outside a runtime).
+    workers: usize,
+    /// Workers whose fibers are missing, and why.
+    silent: Vec<(usize, Silence)>,
+}
+
+/// Why a worker's fibers are not in a dump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Silence {
+    /// No thread runs it (worker 0 outside `block_on`), or the runtime has
+    /// ended.
+    NotRunning,
+    /// It did not answer within this long.
+    NoAnswer(Duration),
 }
 
 impl Dump {
-    /// The fibers, in id order.
+    /// The fibers, by worker, then in id order.
     ///
     /// # Examples
     ///
@@ -120,21 +177,87 @@ impl Dump {
     pub fn fibers(&self) -> &[FiberDump] {
         &self.fibers
     }
+
+    /// The number of workers of the runtime dumped (0 for an empty dump
+    /// taken outside a runtime).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// spindle::run(|| assert_eq!(spindle::dump().workers(), 1));
+    /// assert_eq!(spindle::dump().workers(), 0);
+    /// ```
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The workers whose fibers are not in the dump: not running (worker 0
+    /// outside `block_on`), or no answer within the patience (a fiber there
+    /// has run all that time without a suspension point). `Display` says
+    /// which.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().workers(2).build()?;
+    /// // No thread is in block_on: worker 0 cannot answer, worker 1 does.
+    /// let dump = rt.dump_handle().dump();
+    /// assert_eq!(dump.silent_workers(), vec![0]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn silent_workers(&self) -> Vec<usize> {
+        self.silent.iter().map(|&(w, _)| w).collect()
+    }
 }
 
 impl fmt::Display for Dump {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.fibers.is_empty() {
+        if self.workers == 0 {
             return f.write_str("no fibers (not in a runtime)\n");
         }
-        for (i, fiber) in self.fibers.iter().enumerate() {
-            if i > 0 && !f.alternate() {
-                f.write_str("\n")?;
+        let grouped = self.workers > 1;
+        let mut first = true;
+        for w in 0..self.workers {
+            let fibers = self.fibers.iter().filter(|fd| fd.worker == w);
+            let silence = self.silent.iter().find(|&&(s, _)| s == w).map(|&(_, s)| s);
+            if grouped {
+                if !first && !f.alternate() {
+                    f.write_str("\n")?;
+                }
+                first = false;
+                match silence {
+                    Some(Silence::NotRunning) => {
+                        writeln!(f, "worker {w}: not running")?;
+                        continue;
+                    }
+                    Some(Silence::NoAnswer(d)) => {
+                        writeln!(
+                            f,
+                            "worker {w}: no answer within {:.1} s \
+                             (a fiber there has run that long without a suspension point)",
+                            d.as_secs_f64()
+                        )?;
+                        continue;
+                    }
+                    None if !f.alternate() => {
+                        let n = self.fibers.iter().filter(|fd| fd.worker == w).count();
+                        writeln!(f, "worker {w}: {n} fibers\n")?;
+                    }
+                    None => {}
+                }
             }
-            if f.alternate() {
-                writeln!(f, "{}", fiber.short)?;
-            } else {
-                write!(f, "{fiber}")?;
+            for (i, fiber) in fibers.enumerate() {
+                if f.alternate() {
+                    if grouped {
+                        write!(f, "worker {w}: ")?;
+                    }
+                    writeln!(f, "{}", fiber.short)?;
+                } else {
+                    if i > 0 {
+                        f.write_str("\n")?;
+                    }
+                    write!(f, "{fiber}")?;
+                }
             }
         }
         Ok(())
@@ -157,9 +280,11 @@ impl fmt::Display for Dump {
 #[derive(Clone, Debug)]
 pub struct FiberDump {
     id: TaskId,
+    worker: usize,
     name: Option<String>,
     state: TaskState,
     waiting_for: Option<String>,
+    timer: Option<Duration>,
     header: String,
     /// The one-line short form, as the deadlock report prints it.
     short: String,
@@ -170,15 +295,17 @@ pub struct FiberDump {
 }
 
 impl FiberDump {
-    fn from_trace(t: FiberTrace) -> FiberDump {
+    fn from_trace(t: FiberTrace, worker: usize) -> FiberDump {
         let short = t.to_string();
         let waiting_for = t.info.waiting_on.to_string();
         FiberDump {
             id: t.info.id,
+            worker,
             name: t.info.name.as_deref().map(str::to_string),
             state: t.info.state,
             waiting_for: (!waiting_for.is_empty()).then_some(waiting_for),
-            header: t.info.to_string(),
+            timer: t.timer,
+            header: t.header().to_string(),
             short,
             spawned_at: t.spawned_at,
             stack_size: t.stack_size,
@@ -194,6 +321,15 @@ impl FiberDump {
     /// ```
     pub fn id(&self) -> TaskId {
         self.id
+    }
+
+    /// The worker it runs on (0 for a runtime of one worker).
+    ///
+    /// ```
+    /// spindle::run(|| assert_eq!(spindle::dump().fibers()[0].worker(), 0));
+    /// ```
+    pub fn worker(&self) -> usize {
+        self.worker
     }
 
     /// The fiber's name, if it was given one.
@@ -214,14 +350,36 @@ impl FiberDump {
         self.state
     }
 
-    /// What it waits for, when the wait names it: `fd 12`, `fiber 7`, or
-    /// the method of a sync primitive (`spindle::sync::Mutex::lock`).
+    /// What it waits for, when the wait names it: `fd 12 readable` (or
+    /// `writable`), `fiber 7`, or the method of a sync primitive
+    /// (`spindle::sync::Mutex::lock`).
     ///
     /// ```
     /// spindle::run(|| assert_eq!(spindle::dump().fibers()[0].waiting_for(), None));
     /// ```
     pub fn waiting_for(&self) -> Option<&str> {
         self.waiting_for.as_deref()
+    }
+
+    /// Time left, at the moment of the dump, until its timer fires: the end
+    /// of a sleep, or the timeout of a wait that has one. `None` for a
+    /// fiber with no timer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// spindle::run(|| {
+    ///     let h = spindle::spawn(|| spindle::sleep(Duration::from_secs(2)));
+    ///     spindle::yield_now();
+    ///     let dump = spindle::dump();
+    ///     let left = dump.fibers()[1].timer().unwrap();
+    ///     assert!(left > Duration::from_secs(1) && left <= Duration::from_secs(2));
+    ///     assert!(dump.to_string().contains("[sleeping, wakes in "), "{dump}");
+    ///     h.cancel();
+    /// });
+    /// ```
+    pub fn timer(&self) -> Option<Duration> {
+        self.timer
     }
 
     /// Where it was spawned: the caller of `spawn` or `Builder::spawn`
