@@ -28,7 +28,10 @@
 //!
 //! [`dump`] works from any fiber; from another thread, a [`DumpHandle`]
 //! ([`Runtime::dump_handle`](crate::Runtime::dump_handle), `Send`)
-//! asks the same of every worker.
+//! asks the same of every worker, and
+//! [`RuntimeBuilder::dump_on`](crate::runtime::RuntimeBuilder::dump_on) writes a
+//! dump to stderr each time the process receives a signal, as Go does on
+//! `SIGQUIT` (the program goes on).
 //!
 //! ## How a suspended fiber's backtrace is taken, and why it is sound
 //!
@@ -82,6 +85,7 @@
 //! spawned at src/main.rs:4:18`), which `{:#}` also prints for a [`Dump`].
 
 mod collect;
+mod on_signal;
 
 use std::fmt;
 use std::panic::Location;
@@ -92,6 +96,7 @@ use super::task::FiberTrace;
 use super::task::{TaskId, TaskState};
 
 pub use collect::DumpHandle;
+pub(crate) use on_signal::DumpOnSignal;
 
 /// Every live fiber of the calling runtime, on every worker; see the
 /// [module docs](self).
