@@ -86,6 +86,7 @@
 
 mod collect;
 mod on_signal;
+mod stacks;
 
 use std::fmt;
 use std::panic::Location;
@@ -94,9 +95,11 @@ use std::time::Duration;
 pub use super::task::trace::Frame;
 use super::task::FiberTrace;
 use super::task::{TaskId, TaskState};
+use crate::stack::HighWater;
 
 pub use collect::DumpHandle;
 pub(crate) use on_signal::DumpOnSignal;
+pub use stacks::StackSummary;
 
 /// Every live fiber of the calling runtime, on every worker; see the
 /// [module docs](self).
@@ -265,6 +268,13 @@ impl fmt::Display for Dump {
                 }
             }
         }
+        let summary = self.stack_summary();
+        if !f.alternate() && !summary.is_empty() {
+            f.write_str("\nstacks, by name (high-water marks):\n")?;
+            for s in summary {
+                writeln!(f, "    {s}")?;
+            }
+        }
         Ok(())
     }
 }
@@ -296,6 +306,7 @@ pub struct FiberDump {
     spawned_at: &'static Location<'static>,
     stack_size: usize,
     stack_used: Option<usize>,
+    high_water: Option<HighWater>,
     backtrace: Vec<Frame>,
 }
 
@@ -315,6 +326,7 @@ impl FiberDump {
             spawned_at: t.spawned_at,
             stack_size: t.stack_size,
             stack_used: t.stack_used,
+            high_water: t.stack_high_water,
             backtrace: t.frames,
         }
     }
@@ -424,6 +436,32 @@ impl FiberDump {
         self.stack_used
     }
 
+    /// How deep its stack has ever been used: its high-water mark, exact
+    /// when the stack was fresh or painted when handed out
+    /// ([`set_high_water_tracking`](crate::stack::set_high_water_tracking)),
+    /// an upper bound otherwise; see
+    /// [`stack::high_water`](crate::stack::high_water). The fiber that took
+    /// the dump counts the dump's own frames.
+    ///
+    /// ```
+    /// spindle::stack::set_high_water_tracking(true);
+    /// spindle::run(|| {
+    ///     let h = spindle::spawn(|| {
+    ///         let buf = std::hint::black_box([7u8; 20_000]);
+    ///         std::hint::black_box(&buf);
+    ///         spindle::yield_now();
+    ///     });
+    ///     spindle::yield_now();
+    ///     let dump = spindle::dump();
+    ///     let hw = dump.fibers()[1].stack_high_water().unwrap();
+    ///     assert!(hw.is_exact() && hw.bytes() > 20_000, "{hw:?}");
+    ///     h.join().unwrap();
+    /// });
+    /// ```
+    pub fn stack_high_water(&self) -> Option<HighWater> {
+        self.high_water
+    }
+
     /// Its frames, innermost first; empty for a fiber that has not started.
     ///
     /// ```
@@ -455,20 +493,20 @@ impl fmt::Display for FiberDump {
             }
         }
         writeln!(f, "    spawned at {}", self.spawned_at)?;
-        match self.stack_used {
-            Some(used) => writeln!(
-                f,
-                "    stack: {} in use of {}",
-                Bytes(used),
-                Bytes(self.stack_size)
-            ),
-            None => writeln!(f, "    stack: {}", Bytes(self.stack_size)),
+        f.write_str("    stack: ")?;
+        if let Some(used) = self.stack_used {
+            write!(f, "{} in use, ", Bytes(used))?;
         }
+        if let Some(hw) = self.high_water {
+            let bound = if hw.is_exact() { "" } else { "at most " };
+            write!(f, "deepest ever {bound}{}, ", Bytes(hw.bytes()))?;
+        }
+        writeln!(f, "of {}", Bytes(self.stack_size))
     }
 }
 
 /// A byte count, in the largest unit that keeps it above 1.
-struct Bytes(usize);
+pub(crate) struct Bytes(pub(crate) usize);
 
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -477,8 +515,10 @@ impl fmt::Display for Bytes {
             write!(f, "{} B", self.0)
         } else if self.0 < 1024 * 1024 {
             write!(f, "{:.1} KiB", n / 1024.0)
-        } else {
+        } else if self.0 < 1 << 30 {
             write!(f, "{:.1} MiB", n / (1024.0 * 1024.0))
+        } else {
+            write!(f, "{:.1} GiB", n / (1024.0 * 1024.0 * 1024.0))
         }
     }
 }

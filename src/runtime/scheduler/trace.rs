@@ -34,6 +34,7 @@ use std::time::Instant;
 
 use crate::runtime::task::trace::{self, Frame};
 use crate::runtime::task::{FiberTrace, Key};
+use crate::stack::Stack;
 
 use super::context::{current, set_current, Current};
 use super::Scheduler;
@@ -133,6 +134,12 @@ impl Scheduler {
             let Some(spawned_at) = spawned_at else {
                 continue;
             };
+            // Measured before the trace, whose capture writes below the
+            // fiber's stack pointer.
+            let high_water = self
+                .fibers
+                .with_stack(key, Stack::high_water)
+                .map(|hw| hw.at_least(stack_used.unwrap_or(0)));
             let frames = if Some(key) == asker {
                 own.as_ref().map(resolve)
             } else if stack_used.is_some() {
@@ -144,6 +151,14 @@ impl Scheduler {
                 let _ = self.fibers.resume(key);
                 self.trace.tracing.set(false);
                 set_current(Current::NONE);
+                if let (Some(before), Some((_, Some(in_use)))) =
+                    (high_water, self.fibers.stack(key))
+                {
+                    // SAFETY: the fiber is suspended again, `in_use` bytes
+                    // below its base: below that is dead.
+                    self.fibers
+                        .with_stack(key, |s| unsafe { s.forget_writes_below(before, in_use) });
+                }
                 let capture = self.trace.capture.borrow_mut().take();
                 capture.as_ref().map(resolve)
             } else {
@@ -154,6 +169,7 @@ impl Scheduler {
                 spawned_at,
                 stack_size,
                 stack_used: if Some(key) == asker { None } else { stack_used },
+                stack_high_water: high_water,
                 timer: deadlines
                     .get(&key)
                     .map(|d| d.saturating_duration_since(now)),

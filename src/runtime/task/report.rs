@@ -11,6 +11,8 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::stack::HighWater;
+
 use super::id::TaskId;
 use super::state::{TaskState, WaitingOn};
 use super::trace::Frame;
@@ -34,7 +36,8 @@ impl TaskInfo {
             write!(f, " {name:?}")?;
         }
         write!(f, " [{}", self.state)?;
-        if self.waiting_on != WaitingOn::Nothing {
+        // What it last waited on is stale once it runs again.
+        if self.waiting_on != WaitingOn::Nothing && self.state.is_parked() {
             write!(f, ": {}", self.waiting_on)?;
         }
         if let Some(left) = timer {
@@ -85,6 +88,8 @@ pub(crate) struct FiberTrace {
     /// Bytes between the top of its stack and its saved stack pointer;
     /// `None` for the running fiber and a fiber that has not started.
     pub(crate) stack_used: Option<usize>,
+    /// How deep its stack has ever been (see `stack::high_water`).
+    pub(crate) stack_high_water: Option<HighWater>,
     /// Time left until its timer fires (a sleep's end, a wait's timeout),
     /// when it has one: counted from the moment of the dump, zero if the
     /// deadline has passed and the timer is about to fire.
