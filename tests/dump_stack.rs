@@ -11,8 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::dump::fiber;
 
-const PAGE: usize = 4096;
 const STACK: usize = 192 * 1024;
+
+fn page() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
 
 /// The lowest stack address a local reached, in this thread's recursion.
 static DEEPEST: AtomicUsize = AtomicUsize::new(usize::MAX);
@@ -36,7 +40,7 @@ fn recurse(depth: usize) -> u64 {
 fn stack_base() -> usize {
     let local = black_box(0u8);
     let at = &local as *const u8 as usize;
-    (at + PAGE - 1) & !(PAGE - 1)
+    (at + page() - 1) & !(page() - 1)
 }
 
 fn setup() {
@@ -67,7 +71,7 @@ fn a_fiber_that_recursed_100_kib_is_reported_within_a_page_of_the_truth() {
         let hw = d.stack_high_water().expect("measured");
         assert!(hw.is_exact(), "{dump}");
         assert!(
-            hw.bytes().abs_diff(truth) < PAGE,
+            hw.bytes().abs_diff(truth) < page(),
             "high-water {} vs truth {truth}\n{dump}",
             hw.bytes()
         );
@@ -86,7 +90,7 @@ fn a_reused_stack_reports_only_its_new_fibers_use_and_dumps_do_not_raise_marks()
     spindle::run(|| {
         // Same size, same thread: the second fiber gets the first one's
         // stack back from the pool, with 100 KiB of its frames in it.
-        let size = STACK + 4 * PAGE;
+        let size = STACK + 4 * page();
         spindle::Builder::new()
             .stack_size(size)
             .spawn(|| black_box(recurse(100)))
