@@ -518,6 +518,11 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         (self.state() == State::Suspended)
             .then(|| (self.stack.base() as usize).saturating_sub(self.sp as usize))
     }
+
+    /// Its stack (for the dump's high-water marks, `stack::high_water`).
+    pub(crate) fn stack(&self) -> &Stack {
+        &self.stack
+    }
 }
 
 impl<I, Y, R> Drop for Coroutine<I, Y, R> {

@@ -88,8 +88,8 @@ pub use generator::{Generator, YieldFrom};
 pub use greenlet::Greenlet;
 pub use runtime::{
     current, dump, gather, join_all, park, run, sleep, sleep_until, spawn, spawn_blocking, tasks,
-    timeout, wait_any, yield_now, Builder, Dump, Elapsed, FiberDump, FiberLocal, Frame, Gather,
-    JoinError, JoinHandle, Runtime, Task, TaskId, TaskState,
+    timeout, wait_any, yield_now, Builder, Dump, DumpHandle, Elapsed, FiberDump, FiberLocal, Frame,
+    Gather, JoinError, JoinHandle, Runtime, Task, TaskId, TaskState,
 };
 pub use runtime::{
     current_worker, spawn_balanced, spawn_on, worker_count, PlacedBuilder, SendJoinHandle,

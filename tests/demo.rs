@@ -277,6 +277,8 @@ fn what_is_everyone_doing_names_each_fibers_wait() {
             "\"waiter\" [WaitingJoin: fiber] in a closure, spawned at line 37",
             "the waiter got Some(\"hello\")",
             "every fiber finished as if no dump had been taken",
+            "\"far\" on worker 1 [Sleeping], in nap: true, with a timer: true",
+            "\"far\" used under 16 KiB of its 256 KiB stack: true",
         ],
     );
 }

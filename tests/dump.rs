@@ -2,24 +2,14 @@
 //! was spawned, a function from its backtrace), a dump during heavy
 //! switching disturbing nobody, and a dump outside a runtime.
 
+mod common;
+
 use std::io::Write;
 use std::time::Duration;
 
+use common::dump::{fiber, has_frame};
 use spindle::sync as mpsc;
-use spindle::{Dump, FiberDump, TaskState};
-
-fn fiber<'a>(dump: &'a Dump, name: &str) -> &'a FiberDump {
-    dump.fibers()
-        .iter()
-        .find(|f| f.name() == Some(name))
-        .unwrap_or_else(|| panic!("no fiber {name:?} in\n{dump}"))
-}
-
-fn has_frame(f: &FiberDump, function: &str) -> bool {
-    f.backtrace()
-        .iter()
-        .any(|fr| fr.function().ends_with(function))
-}
+use spindle::{Dump, TaskState};
 
 #[inline(never)]
 fn nap_in_here() {
@@ -112,7 +102,8 @@ fn every_fiber_has_its_state_wait_spawn_site_and_frames() {
 
         let io = fiber(&dump, "reader");
         assert_eq!(io.state(), TaskState::WaitingIo, "{text}");
-        assert!(io.waiting_for().unwrap().starts_with("fd "), "{text}");
+        let on = io.waiting_for().unwrap();
+        assert!(on.starts_with("fd ") && on.ends_with(" readable"), "{text}");
         assert_eq!(io.spawned_at().line(), reader_line);
         assert!(has_frame(io, "read_in_here"), "{text}");
 
@@ -150,7 +141,8 @@ fn every_fiber_has_its_state_wait_spawn_site_and_frames() {
             "{text}"
         );
         assert!(
-            text.contains("fiber") && text.contains("[sleeping]:"),
+            text.contains("\"sleeper\" [sleeping, wakes in 4.")
+                || text.contains("\"sleeper\" [sleeping, wakes in 5.000 s]:"),
             "{text}"
         );
 
@@ -159,7 +151,7 @@ fn every_fiber_has_its_state_wait_spawn_site_and_frames() {
         assert_eq!(short.lines().count(), dump.fibers().len(), "{short}");
         let line = short
             .lines()
-            .find(|l| l.contains("\"sleeper\" [sleeping]"))
+            .find(|l| l.contains("\"sleeper\" [sleeping, wakes in "))
             .unwrap();
         assert!(line.contains(" in dump::nap_in_here"), "{line}");
         assert!(

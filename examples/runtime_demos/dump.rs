@@ -74,4 +74,50 @@ pub fn what_is_everyone_doing(log: &Log) {
     for line in lines {
         log.line(line);
     }
+    on_two_workers(log);
+}
+
+/// The same on a runtime of two workers: a fiber on worker 1 is traced by
+/// worker 1 itself, and shows up in a dump taken on worker 0; the stack
+/// summary says how much stack the sleepers really used.
+fn on_two_workers(log: &Log) {
+    let rt = spindle::Runtime::builder()
+        .workers(2)
+        .build()
+        .expect("a runtime of two workers");
+    let lines = rt.block_on(|| {
+        let far = spindle::Builder::new()
+            .name("far".into())
+            .worker(1)
+            .spawn(nap)
+            .unwrap();
+        spindle::sleep(Duration::from_millis(20)); // let it fall asleep
+        let dump = spindle::dump();
+        let mut out = Vec::new();
+        if let Some(f) = dump.fibers().iter().find(|f| f.name() == Some("far")) {
+            let napping = f
+                .backtrace()
+                .iter()
+                .any(|fr| fr.function().ends_with("::nap"));
+            out.push(format!(
+                "{:?} on worker {} [{:?}], in nap: {napping}, with a timer: {}",
+                "far",
+                f.worker(),
+                f.state(),
+                f.timer().is_some()
+            ));
+        }
+        if let Some(s) = dump.stack_summary().iter().find(|s| s.name() == "far") {
+            let small = s.deepest() < 16 * 1024;
+            out.push(format!(
+                "\"far\" used under 16 KiB of its {} KiB stack: {small}",
+                s.stack_size() / 1024
+            ));
+        }
+        far.join().unwrap();
+        out
+    });
+    for line in lines {
+        log.line(line);
+    }
 }

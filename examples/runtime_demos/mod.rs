@@ -470,7 +470,7 @@ pub const SECTIONS: &[Section] = &[
 /// can be appended to [`SECTIONS`] independently).
 pub const DUMP: Section = (
     "Fibers: what is everyone doing?",
-    "spindle::dump() lists every fiber: its state, what it waits for, where it waits, where it was spawned.",
+    "spindle::dump() lists every fiber, on every worker: its state, what it waits for, where it waits, where it was spawned, how much stack it used.",
     || lines(dump::what_is_everyone_doing),
 );
 

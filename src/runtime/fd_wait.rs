@@ -142,7 +142,12 @@ fn wait(
     let timer = deadline.map(|d| p.timer(d));
     loop {
         p.clear_io_events();
-        if p.park_in(TaskState::WaitingIo, WaitingOn::Fd(fd)).is_err() {
+        if p.park_in(
+            TaskState::WaitingIo,
+            WaitingOn::Fd(fd, interest.direction()),
+        )
+        .is_err()
+        {
             return Err(shutting_down());
         }
         let events = p.io_events();

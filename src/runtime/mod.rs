@@ -141,8 +141,8 @@
 //! | 1, drivers | `driver/` | the reactor (epoll) and the inbox (a lock-free queue and an eventfd) through which other threads reach a scheduler |
 //! | 2, one thread's scheduler | `scheduler/` | its state (fields private to the folder), the thread-locals, the loop, parking, shutdown |
 //! | 3, the door | `wait.rs` | `Parker`, `LocalWaker`, `Timer`, `LocalRuntime`: all that the tiers above may do to a scheduler |
-//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `fiber_local.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs`, `coop.rs`, `dump.rs` | what users call, all built on `wait.rs` (`coop.rs`: the budget the I/O waits spend) |
-//! | 5, workers | `worker/` | the threads of a many-core runtime, placement at spawn, the `Send` handle |
+//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `fiber_local.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs`, `coop.rs` | what users call, all built on `wait.rs` (`coop.rs`: the budget the I/O waits spend) |
+//! | 5, workers | `worker/`, `dump/` | the threads of a many-core runtime, placement at spawn, the `Send` handle; the fiber dump, which asks every worker |
 //! | 6, the owner | `mod.rs` | [`Runtime`]: creates a scheduler, enters it, runs the main fiber, shuts down |
 //!
 //! The layers outside the runtime (`spindle::sync`, `spindle::net`,
@@ -213,7 +213,7 @@ use crate::stack::Stack;
 pub use blocking::{spawn_blocking, KEEP_ALIVE, MAX_BLOCKING_THREADS};
 pub use coop::BUDGET;
 pub use current::{current, park, tasks, try_current, yield_now, Task};
-pub use dump::{dump, Dump, FiberDump, Frame};
+pub use dump::{dump, Dump, DumpHandle, FiberDump, Frame};
 pub use fd_wait::{wait_readable, wait_writable};
 pub use fiber_local::FiberLocal;
 pub use gather::{gather, Gather};
@@ -226,6 +226,7 @@ pub use worker::{
     current_worker, spawn_balanced, spawn_on, worker_count, PlacedBuilder, SendJoinHandle,
 };
 
+use dump::DumpOnSignal;
 use scheduler::Scheduler;
 use wait::LocalRuntime;
 use worker::Pool;
@@ -294,6 +295,9 @@ where
 /// assert_send(spindle::Runtime::new().unwrap());
 /// ```
 pub struct Runtime {
+    /// The signal watcher of `dump_on`, if any: dropped first (restoring
+    /// the signal's disposition, stopping its thread).
+    dump_on: Option<DumpOnSignal>,
     sched: Box<Scheduler>,
     /// Workers 1..n and what all workers share; dropping it stops and
     /// joins their threads.
@@ -305,6 +309,7 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("stack_size", &self.sched.stack_size())
             .field("workers", &self.pool.len())
+            .field("dump_on", &self.dump_on.as_ref().map(DumpOnSignal::signal))
             .field("stats", &self.stats())
             .finish()
     }
@@ -325,6 +330,7 @@ pub struct RuntimeBuilder {
     workers: usize,
     pin_workers: bool,
     guard_pages: usize,
+    dump_on: Option<i32>,
 }
 
 impl RuntimeBuilder {
@@ -395,6 +401,41 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Writes a [dump](mod@dump) of every worker's fibers to stderr each
+    /// time the process receives `signal` (e.g. `libc::SIGQUIT`, as Go
+    /// does), and lets the program go on. Off by default.
+    ///
+    /// The signal handler only wakes a watcher thread (through an eventfd);
+    /// the watcher asks every worker for its fibers, as a
+    /// [`DumpHandle`] does, and writes the dump. The previous disposition of
+    /// the signal comes back when the runtime is dropped. One live runtime
+    /// at a time may dump on a given signal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().workers(2).dump_on(libc::SIGQUIT).build()?;
+    /// rt.block_on(|| {
+    ///     // `kill -QUIT <pid>` now prints every fiber to stderr.
+    /// });
+    /// drop(rt); // SIGQUIT has its default action again
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// The build fails with [`io::ErrorKind::InvalidInput`] for a number
+    /// that is not a signal or must not be caught (`SIGKILL`, `SIGSTOP`,
+    /// `SIGSEGV` and the other fault signals), and with
+    /// [`io::ErrorKind::AlreadyExists`] while another runtime dumps on it.
+    ///
+    /// ```
+    /// let e = spindle::Runtime::builder().dump_on(libc::SIGKILL).build().unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn dump_on(mut self, signal: i32) -> RuntimeBuilder {
+        self.dump_on = Some(signal);
+        self
+    }
+
     /// Creates the runtime: an epoll set and an eventfd per worker, and the
     /// threads of workers 1..n.
     ///
@@ -403,7 +444,7 @@ impl RuntimeBuilder {
     /// [`io::ErrorKind::InvalidInput`] for `workers(0)`, and for a guard of
     /// 0 pages or more than [`Stack::MAX_GUARD_PAGES`]; what `epoll_create1`
     /// or `eventfd` return (out of file descriptors); the OS refusing a
-    /// worker thread.
+    /// worker thread; for [`dump_on`](Self::dump_on), a signal it refuses.
     pub fn build(self) -> io::Result<Runtime> {
         if self.workers == 0 {
             return Err(io::Error::new(
@@ -429,7 +470,18 @@ impl RuntimeBuilder {
             self.pin_workers,
             std::sync::Arc::clone(sched.remote()),
         )?;
-        Ok(Runtime { sched, pool })
+        let dump_on = match self.dump_on {
+            Some(signal) => Some(DumpOnSignal::install(
+                signal,
+                DumpHandle::new(std::sync::Arc::clone(pool.workers())),
+            )?),
+            None => None,
+        };
+        Ok(Runtime {
+            dump_on,
+            sched,
+            pool,
+        })
     }
 }
 
@@ -463,6 +515,7 @@ impl Runtime {
             workers: 1,
             pin_workers: false,
             guard_pages: Stack::DEFAULT_GUARD_PAGES,
+            dump_on: None,
         }
     }
 
@@ -548,6 +601,21 @@ impl Runtime {
             Err(JoinError::Panicked(p)) => panic::resume_unwind(p),
             Err(JoinError::Cancelled) => panic!("spindle: the main fiber was cancelled"),
         }
+    }
+
+    /// A `Send` handle that dumps this runtime's fibers, on every worker,
+    /// from any thread; see [`DumpHandle`] and the [dump docs](mod@dump).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().workers(2).build()?;
+    /// let handle = rt.dump_handle();
+    /// assert_eq!(std::thread::spawn(move || handle.dump().workers()).join().unwrap(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn dump_handle(&self) -> DumpHandle {
+        DumpHandle::new(std::sync::Arc::clone(self.pool.workers()))
     }
 
     /// The runtime's counters so far: those of worker 0 (the main fiber's

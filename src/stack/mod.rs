@@ -152,6 +152,7 @@ mod chunk;
 mod chunk_table;
 mod error;
 mod guard;
+pub mod high_water;
 pub(crate) mod overflow;
 mod pool;
 pub mod shadow;
@@ -160,6 +161,7 @@ mod valgrind;
 
 pub use error::StackError;
 pub use guard::GuardKind;
+pub use high_water::{set_high_water_tracking, HighWater};
 pub use pool::{StackPool, StackStats};
 
 use chunk::Slot;
@@ -195,6 +197,9 @@ use chunk::Slot;
 /// another thread goes to that thread's pool.
 pub struct Stack {
     slot: Slot,
+    /// Painted when handed out, for an exact high-water mark
+    /// (`high_water.rs`).
+    painted: bool,
     /// Its registration as a stack (see `valgrind.rs`).
     #[cfg(feature = "valgrind")]
     valgrind: valgrind::Registration,
@@ -342,7 +347,9 @@ impl Stack {
     fn handed_out(slot: Slot) -> Stack {
         #[cfg(spindle_asan)]
         asan::unpoison(slot.limit(), slot.size());
+        let painted = high_water::tracking() && paint(&slot);
         Stack {
+            painted,
             #[cfg(feature = "valgrind")]
             valgrind: valgrind::Registration::register(
                 slot.limit(),
@@ -408,6 +415,15 @@ impl std::fmt::Debug for Stack {
             .field("guard_kind", &self.guard_kind())
             .finish()
     }
+}
+
+/// Paints a slot just handed out (tracking is on: `high_water.rs`).
+#[cold]
+#[inline(never)]
+fn paint(slot: &Slot) -> bool {
+    // SAFETY: the slot was just taken from a pool or the allocator, so its
+    // usable range is ours and nothing runs on it yet.
+    unsafe { high_water::paint(slot.limit(), slot.size()) }
 }
 
 /// Validates a guard's page count.

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod dump;
 
 use std::io;
 use std::os::fd::RawFd;

@@ -79,7 +79,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::runtime::task::Key;
+use crate::runtime::task::{Direction, Key};
 
 /// Event data that marks the remote wake-up eventfd.
 const REMOTE: u64 = u64::MAX;
@@ -103,6 +103,14 @@ pub(crate) enum Interest {
 }
 
 impl Interest {
+    /// The direction a report names (`fd 5 readable`).
+    pub(crate) fn direction(self) -> Direction {
+        match self {
+            Interest::Read => Direction::Read,
+            Interest::Write => Direction::Write,
+        }
+    }
+
     fn mask(self) -> u32 {
         match self {
             Interest::Read => (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,

@@ -63,7 +63,7 @@ use std::ptr;
 use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::runtime::task::Key;
+use crate::runtime::task::{FiberTrace, Key};
 
 /// What another thread asks of a scheduler.
 pub(crate) enum Message {
@@ -77,6 +77,11 @@ pub(crate) enum Message {
     Run(Box<dyn FnOnce() + Send>),
     /// Stop serving: the worker loop returns to shut its fibers down.
     Stop,
+    /// Trace every fiber (between two rounds, on the scheduler's stack, as
+    /// the deadlock report does) and hand the traces to the closure: a dump
+    /// asked for by another thread. Dropped untaken (the scheduler is gone),
+    /// the closure is dropped uncalled, which its owner sees.
+    Dump(Box<dyn FnOnce(Vec<FiberTrace>) + Send>),
 }
 
 struct Node {

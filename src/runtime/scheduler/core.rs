@@ -177,6 +177,16 @@ impl Core {
         })
     }
 
+    /// The deadline of every live timer, by task (for dumps: one walk of
+    /// the sleep queue).
+    pub(super) fn deadlines(&self) -> std::collections::HashMap<Key, Instant> {
+        self.sleep_queue
+            .entries()
+            .filter(|&(k, seq, _)| self.tasks.get(k).is_some_and(|t| t.timer == seq))
+            .map(|(k, _, d)| (k, d))
+            .collect()
+    }
+
     /// Every live task with its key, in id order.
     pub(super) fn infos(&self) -> Vec<(Key, TaskInfo)> {
         let mut v: Vec<_> = self

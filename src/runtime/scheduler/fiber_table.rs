@@ -31,6 +31,7 @@ use std::cell::RefCell;
 use crate::coroutine::CoroutineResult;
 use crate::greenlet::ChainState;
 use crate::runtime::task::{Fiber, Key};
+use crate::stack::Stack;
 
 /// The fibers of one runtime; see the [module docs](self).
 pub(crate) struct FiberTable {
@@ -117,6 +118,15 @@ impl FiberTable {
         self.adopt(&mut slots);
         let fiber = slots.get(key.index())?.as_ref()?;
         Some((fiber.stack_size(), fiber.stack_in_use()))
+    }
+
+    /// Runs `f` with the stack of `key`'s fiber (not running: the
+    /// scheduler's own frames call this); `None` if the fiber is gone.
+    pub(crate) fn with_stack<R>(&self, key: Key, f: impl FnOnce(&Stack) -> R) -> Option<R> {
+        let mut slots = self.slots.borrow_mut();
+        self.adopt(&mut slots);
+        let fiber = slots.get(key.index())?.as_ref()?;
+        Some(f(fiber.stack()))
     }
 
     /// Whether the task `key` has a fiber that has not started yet or is

@@ -144,6 +144,7 @@ impl Scheduler {
             return;
         }
         let mut jobs = Vec::new();
+        let mut dumps = Vec::new();
         {
             let mut core = self.core.borrow_mut();
             for m in messages {
@@ -152,11 +153,16 @@ impl Scheduler {
                     Message::Cancel(key) => core.cancel(key),
                     Message::Run(job) => jobs.push(job),
                     Message::Stop => self.stop.set(true),
+                    Message::Dump(reply) => dumps.push(reply),
                 }
             }
         }
         for job in jobs {
             job();
+        }
+        // Every fiber is suspended here: trace them (trace.rs).
+        for reply in dumps {
+            reply(self.trace_all(None));
         }
     }
 

@@ -137,6 +137,12 @@ impl SleepQueue {
         None
     }
 
+    /// Every entry, tombstones included, in no order: `(key, sequence,
+    /// deadline)`. For dumps (an O(n) walk).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (Key, u64, Instant)> + '_ {
+        self.heap.iter().map(|e| (e.key, e.seq, e.deadline))
+    }
+
     /// Whether the heap holds no entry at all (live or not).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {

@@ -21,16 +21,20 @@
 //!    straight away, which takes the list.
 //!
 //! The deadlock report takes the same traces ([`Scheduler::trace_all`] with
-//! no asker), from the scheduler's stack when every fiber is suspended.
+//! no asker), from the scheduler's stack when every fiber is suspended, and
+//! so does a dump asked for by another thread (a `Message::Dump` in the
+//! inbox, served between two rounds by `take_messages`).
 //!
 //! Until a dump is asked for, this costs one load of a `Cell<bool>` and a
 //! never-taken branch on each side of each switch.
 
 use std::backtrace::Backtrace;
 use std::cell::{Cell, RefCell};
+use std::time::Instant;
 
 use crate::runtime::task::trace::{self, Frame};
 use crate::runtime::task::{FiberTrace, Key};
+use crate::stack::Stack;
 
 use super::context::{current, set_current, Current};
 use super::Scheduler;
@@ -120,6 +124,8 @@ impl Scheduler {
             None => (None, None),
         };
         let mut out = Vec::new();
+        let now = Instant::now();
+        let deadlines = self.core.borrow().deadlines();
         for (key, info) in self.snapshot() {
             let Some((stack_size, stack_used)) = self.fibers.stack(key) else {
                 continue;
@@ -128,6 +134,12 @@ impl Scheduler {
             let Some(spawned_at) = spawned_at else {
                 continue;
             };
+            // Measured before the trace, whose capture writes below the
+            // fiber's stack pointer.
+            let high_water = self
+                .fibers
+                .with_stack(key, Stack::high_water)
+                .map(|hw| hw.at_least(stack_used.unwrap_or(0)));
             let frames = if Some(key) == asker {
                 own.as_ref().map(resolve)
             } else if stack_used.is_some() {
@@ -139,6 +151,14 @@ impl Scheduler {
                 let _ = self.fibers.resume(key);
                 self.trace.tracing.set(false);
                 set_current(Current::NONE);
+                if let (Some(before), Some((_, Some(in_use)))) =
+                    (high_water, self.fibers.stack(key))
+                {
+                    // SAFETY: the fiber is suspended again, `in_use` bytes
+                    // below its base: below that is dead.
+                    self.fibers
+                        .with_stack(key, |s| unsafe { s.forget_writes_below(before, in_use) });
+                }
                 let capture = self.trace.capture.borrow_mut().take();
                 capture.as_ref().map(resolve)
             } else {
@@ -149,6 +169,10 @@ impl Scheduler {
                 spawned_at,
                 stack_size,
                 stack_used: if Some(key) == asker { None } else { stack_used },
+                stack_high_water: high_water,
+                timer: deadlines
+                    .get(&key)
+                    .map(|d| d.saturating_duration_since(now)),
                 frames: frames.unwrap_or_default(),
             });
         }

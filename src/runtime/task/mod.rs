@@ -32,7 +32,7 @@ pub(crate) use locals::{LocalMap, LocalSlot};
 pub(crate) use report::{Deadlock, FiberTrace, TaskInfo};
 pub(crate) use slab::{Key, Slab};
 pub use state::TaskState;
-pub(crate) use state::{Cancel, CancelUnwind, Interrupted, WaitingOn};
+pub(crate) use state::{Cancel, CancelUnwind, Direction, Interrupted, WaitingOn};
 
 /// A task's fiber: resumed with nothing, suspends with nothing, returns
 /// nothing. Results travel through the task's join slot instead, and the

@@ -73,23 +73,42 @@ pub(crate) enum WaitingOn {
     Nothing,
     /// Another task's end (a join).
     Task(TaskId),
-    /// An fd's readiness.
-    Fd(RawFd),
+    /// An fd's readiness, in one direction.
+    Fd(RawFd, Direction),
     /// A primitive of `spindle::sync`, by the method that waits, e.g.
     /// `"spindle::sync::Mutex::lock"`.
     Sync(&'static str),
 }
 
 impl fmt::Display for WaitingOn {
-    /// The object alone (`fiber 7`, `fd 5`, the method); nothing for
+    /// The object alone (`fiber 7`, `fd 5 readable`, the method); nothing for
     /// [`WaitingOn::Nothing`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WaitingOn::Nothing => Ok(()),
             WaitingOn::Task(id) => write!(f, "fiber {id}"),
-            WaitingOn::Fd(fd) => write!(f, "fd {fd}"),
+            WaitingOn::Fd(fd, dir) => write!(f, "fd {fd} {dir}"),
             WaitingOn::Sync(what) => f.write_str(what),
         }
+    }
+}
+
+/// Which readiness of an fd a task waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Direction {
+    /// Readable (or hung up).
+    Read,
+    /// Writable.
+    Write,
+}
+
+impl fmt::Display for Direction {
+    /// `readable` or `writable`, as a report says it after the fd.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Read => "readable",
+            Direction::Write => "writable",
+        })
     }
 }
 

@@ -93,6 +93,10 @@ pub(crate) struct Workers {
     stopped_cv: Condvar,
     stopping: AtomicBool,
     exit: AtomicBool,
+    /// Set while a thread is worker 0 (inside `block_on`, or a runtime's
+    /// drop): only then does anyone take worker 0's messages. Read by dumps
+    /// asked from other threads.
+    entered: AtomicBool,
 }
 
 impl Workers {
@@ -102,8 +106,14 @@ impl Workers {
     }
 
     /// The inbox of worker `i`.
-    fn remote(&self, i: usize) -> &Arc<Remote> {
+    pub(crate) fn remote(&self, i: usize) -> &Arc<Remote> {
         &self.remotes[i]
+    }
+
+    /// Whether worker `i` takes its messages now: a worker thread does from
+    /// start to exit, worker 0 only while a thread is it (see `entered`).
+    pub(crate) fn is_serving(&self, i: usize) -> bool {
+        !self.exit.load(Ordering::Acquire) && (i != 0 || self.entered.load(Ordering::Acquire))
     }
 
     /// The worker with the fewest live fibers (plus spawns on their way),
@@ -202,8 +212,17 @@ pub(crate) struct EnterWorker {
 impl Drop for EnterWorker {
     fn drop(&mut self) {
         let prev = self.prev.take();
-        WORKER.with(|w| *w.borrow_mut() = prev);
+        let left = WORKER.with(|w| std::mem::replace(&mut *w.borrow_mut(), prev));
+        if let Some((_, workers)) = left {
+            workers.entered.store(false, Ordering::Release);
+        }
     }
+}
+
+/// The worker this thread is (its index and its runtime's workers), if it
+/// is one.
+pub(crate) fn this_worker() -> Option<(usize, Arc<Workers>)> {
+    WORKER.with(|w| w.borrow().clone())
 }
 
 impl Pool {
@@ -264,6 +283,7 @@ impl Pool {
             stopped_cv: Condvar::new(),
             stopping: AtomicBool::new(false),
             exit: AtomicBool::new(failure.is_some()),
+            entered: AtomicBool::new(false),
         });
         // Dropping a gate without sending tells its thread to exit at once.
         if failure.is_none() {
@@ -283,7 +303,14 @@ impl Pool {
     /// Makes this thread worker 0 until the guard drops.
     pub(crate) fn enter(&self) -> EnterWorker {
         let prev = WORKER.with(|w| w.borrow_mut().replace((0, Arc::clone(&self.workers))));
+        self.workers.entered.store(true, Ordering::Release);
         EnterWorker { prev }
+    }
+
+    /// What every worker shares (for a handle that outlives a borrow of the
+    /// runtime: dumps from other threads).
+    pub(crate) fn workers(&self) -> &Arc<Workers> {
+        &self.workers
     }
 
     /// Number of workers.
