@@ -22,6 +22,10 @@ impl Scheduler {
     /// Resumes `key`, whose state the caller has set to `Running`.
     #[inline(always)]
     fn resume_running(&self, key: Key) -> bool {
+        let observed = self.observer.active();
+        if observed {
+            self.observe_resume(key);
+        }
         set_current(Current {
             yielder: std::ptr::null(),
             key: Some(key),
@@ -39,15 +43,15 @@ impl Scheduler {
             outcome = self.fibers.resume(key);
             set_current(Current::NONE);
         }
-        self.resumes.set(self.resumes.get() + 1);
-        match outcome {
-            Some(CoroutineResult::Yield(())) => false,
-            Some(CoroutineResult::Return(())) => {
-                self.remove(key);
-                true
-            }
-            None => false,
+        let finished = matches!(outcome, Some(CoroutineResult::Return(())));
+        if observed {
+            self.observe_suspend(key, finished);
         }
+        self.observer.probe().count_resume();
+        if finished {
+            self.remove(key);
+        }
+        finished
     }
 
     /// Runs fibers until the task `main` has finished.

@@ -131,16 +131,7 @@ impl Scheduler {
             let frames = if Some(key) == asker {
                 own.as_ref().map(resolve)
             } else if stack_used.is_some() {
-                set_current(Current {
-                    yielder: std::ptr::null(),
-                    key: Some(key),
-                });
-                self.trace.tracing.set(true);
-                let _ = self.fibers.resume(key);
-                self.trace.tracing.set(false);
-                set_current(Current::NONE);
-                let capture = self.trace.capture.borrow_mut().take();
-                capture.as_ref().map(resolve)
+                Some(self.trace_one(key))
             } else {
                 None
             };
@@ -153,6 +144,24 @@ impl Scheduler {
             });
         }
         out
+    }
+}
+
+impl Scheduler {
+    /// The frames of the suspended, started fiber `key`, taken on its own
+    /// stack (step 2 for one fiber); called on the scheduler's stack (for a
+    /// dump, and for the watchdog's report of a fiber that blocked).
+    pub(super) fn trace_one(&self, key: Key) -> Vec<Frame> {
+        set_current(Current {
+            yielder: std::ptr::null(),
+            key: Some(key),
+        });
+        self.trace.tracing.set(true);
+        let _ = self.fibers.resume(key);
+        self.trace.tracing.set(false);
+        set_current(Current::NONE);
+        let capture = self.trace.capture.borrow_mut().take();
+        capture.as_ref().map(resolve).unwrap_or_default()
     }
 }
 
