@@ -135,7 +135,8 @@ fn events_name_the_worker_and_a_cancelled_fiber_still_exits() {
 #[test]
 fn a_fiber_account_splits_running_from_parked() {
     let (rt, log) = recording(1, true);
-    rt.block_on(|| {
+    let lifetime = rt.block_on(|| {
+        let start = Instant::now();
         spindle::Builder::new()
             .name("acct".into())
             .spawn(|| {
@@ -145,6 +146,7 @@ fn a_fiber_account_splits_running_from_parked() {
             .unwrap()
             .join()
             .unwrap();
+        start.elapsed()
     });
     let log = log.lock().unwrap();
     let exit = log
@@ -154,11 +156,23 @@ fn a_fiber_account_splits_running_from_parked() {
     assert_eq!(exit.resumes, 2);
     assert!(exit.running >= Duration::from_millis(20), "{exit:?}");
     assert!(exit.parked >= Duration::from_millis(30), "{exit:?}");
-    // The sleep was parked time, not running time.
+    // Both fit in the fiber's life, as the main fiber saw it.
     assert!(
-        exit.running < Duration::from_millis(20) + exit.parked,
-        "{exit:?}"
+        exit.running + exit.parked <= lifetime,
+        "{exit:?} {lifetime:?}"
     );
+}
+
+#[test]
+fn time_between_two_block_ons_is_nobody_s_running_time() {
+    let rt = Runtime::builder().accounting(true).build().unwrap();
+    rt.block_on(spindle::yield_now);
+    std::thread::sleep(Duration::from_millis(100));
+    rt.block_on(spindle::yield_now);
+    let stats = rt.stats();
+    assert_eq!(stats.resumes, 4);
+    assert!(stats.running < Duration::from_millis(50), "{stats:?}");
+    assert!(stats.parked < Duration::from_millis(50), "{stats:?}");
 }
 
 #[test]

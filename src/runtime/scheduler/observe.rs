@@ -53,7 +53,7 @@ impl Scheduler {
         let o = &self.observer;
         let watching = o.on_blocked().is_some();
         if o.accounting() || watching {
-            let now = now_ns();
+            let now = o.start_stamp();
             if o.accounting() {
                 o.with_account(key.index(), |a| a.begin(now));
             }
@@ -75,7 +75,7 @@ impl Scheduler {
         let o = &self.observer;
         let watching = o.on_blocked().is_some();
         if o.accounting() || watching {
-            let now = now_ns();
+            let now = o.end_stamp();
             if o.accounting() {
                 let (running, parked) = o.with_account(key.index(), |a| a.end(now));
                 o.probe().add_times(running, parked);
@@ -84,6 +84,7 @@ impl Scheduler {
                 o.probe().leave();
                 if o.probe().take_flag() {
                     self.report_released(key, finished, now);
+                    o.end_round();
                 }
             }
         }

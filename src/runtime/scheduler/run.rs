@@ -12,6 +12,7 @@ impl Scheduler {
     /// Resumes the task `key`, whatever its state (shutdown). Returns
     /// whether it finished.
     pub(super) fn resume_any(&self, key: Key) -> bool {
+        self.observer.end_round();
         match self.core.borrow_mut().hot(key) {
             Some(h) => h.state = TaskState::Running,
             None => return false,
@@ -80,6 +81,8 @@ impl Scheduler {
     /// stop message).
     fn run_loop(&self, main: Option<Key>) -> Result<(), Deadlock> {
         loop {
+            // The accounting's clock stamps are shared within a round only.
+            self.observer.end_round();
             let budget = self.core.borrow().run_queue.len();
             for _ in 0..budget {
                 let key = {
