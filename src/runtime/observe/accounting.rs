@@ -2,8 +2,10 @@
 //! how long it waited. Kept by each scheduler for its own fibers when the
 //! runtime is built with [`accounting(true)`](crate::runtime::RuntimeBuilder::accounting).
 //!
-//! Each resume reads the clock (`clock.rs`) before the switch into the
-//! fiber and after the switch back, and settles the fiber's account:
+//! Each resume takes a stamp (`clock.rs`) before the switch into the fiber
+//! and one after the switch back (inside a round the second serves as the
+//! next resume's first: one clock read per resume), and settles the
+//! fiber's account:
 //!
 //! ```text
 //!   spawn ──parked──> resume ──running──> suspend ──parked──> resume ──running──> exit

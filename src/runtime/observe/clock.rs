@@ -2,15 +2,18 @@
 //!
 //! ## Which clock, and why
 //!
-//! Timing every resume reads a clock twice per switch, so its cost is the
-//! cost of accounting. Measured with `cargo bench --bench observe -- clock`
+//! Timing every resume reads a clock once per switch (the end of one resume
+//! is the start of the next, inside a round: `Observer::start_stamp`), so
+//! its cost is the cost of accounting. Measured with
+//! `cargo bench --bench observe -- clock` on the shared 2-vCPU x86_64 VM
+//! (clock source `tsc`) while other builds loaded it, so read the ratios
 //! (BENCHMARKS.md, "Accounting and the watchdog"):
 //!
-//! | clock | x86_64 | what it measures |
+//! | clock | one read | what it measures |
 //! |---|---|---|
-//! | `clock_gettime(CLOCK_MONOTONIC)` (vDSO, no system call) | ~20 ns | wall time |
-//! | `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` (a system call) | ~10× that | the thread's CPU time |
-//! | `rdtsc` / `cntvct_el0` | a few ns | ticks, to be calibrated against a real clock |
+//! | `clock_gettime(CLOCK_MONOTONIC)` (vDSO, no system call) | 86 ns (`Instant::now`: 70 ns) | wall time |
+//! | `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` (a system call) | 704 ns | the thread's CPU time |
+//! | `rdtsc` / `cntvct_el0` | 29 ns | ticks, to be calibrated against a real clock |
 //!
 //! The accounting uses `CLOCK_MONOTONIC`. The thread's CPU clock would
 //! say "CPU time" exactly, but it is a system call on every switch; the
