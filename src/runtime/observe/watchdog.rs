@@ -46,8 +46,8 @@
 //! ## Cost
 //!
 //! Off (the default): nothing; the scheduler's observation branch is the
-//! one that accounting and fiber events share. On: one clock read and
-//! three relaxed stores per resume, a hash-map insert under a mutex per
+//! one that accounting and fiber events share. On: a lookup of the
+//! running fiber's id, one clock read and three relaxed stores per resume, a hash-map insert under a mutex per
 //! spawn and a remove per exit (the labels), and a thread that wakes
 //! `4 / threshold` times a second. BENCHMARKS.md has the figures.
 
