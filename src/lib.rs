@@ -94,4 +94,7 @@ pub use runtime::{
 pub use runtime::{
     current_worker, spawn_balanced, spawn_on, worker_count, PlacedBuilder, SendJoinHandle,
 };
+pub use runtime::{
+    task_stats, BlockedFiber, BlockedPhase, FiberEvent, FiberEventKind, RuntimeStats, TaskStats,
+};
 pub use stack::Stack;

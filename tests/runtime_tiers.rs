@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 fn tier(first: &str) -> usize {
     match first {
         "task" => 0,
-        "driver" => 1,
+        "driver" | "observe" => 1,
         "scheduler" => 2,
         "wait" => 3,
         "blocking" | "coop" | "current" | "fd_wait" | "io_source" | "join" | "spawn" | "time"
-        | "timeout" | "gather" | "fiber_local" => 4,
+        | "timeout" | "gather" | "fiber_local" | "stats" => 4,
         // The dump asks every worker for its fibers.
         "worker" | "dump" => 5,
         "" => 6, // runtime/mod.rs: `Runtime`, the owner of it all

@@ -44,6 +44,7 @@ use spindle::sync::{
     SelectedOperation, Semaphore, SemaphorePermit, Sender, SyncSender, TryIter, TrySelectError,
     WaitGroup, WaitTimeoutResult,
 };
+use spindle::{BlockedFiber, BlockedPhase, FiberEvent, FiberEventKind, TaskStats};
 
 fn require_send<T: Send>() {}
 fn require_sync<T: Sync>() {}
@@ -109,6 +110,11 @@ assert_value!(Greenlet<u32>: !Send & !Sync);
 assert_value!(Runtime: !Send & !Sync);
 assert_value!(RuntimeBuilder: Send & Sync);
 assert_value!(RuntimeStats: Send & Sync);
+assert_value!(TaskStats: Send & Sync);
+assert_value!(FiberEvent<'static>: Send & Sync);
+assert_value!(FiberEventKind: Send & Sync);
+assert_value!(BlockedFiber: Send & Sync);
+assert_value!(BlockedPhase: Send & Sync);
 assert_value!(Builder: Send & Sync);
 assert_value!(JoinHandle<u32>: !Send & !Sync);
 assert_value!(JoinError: Send & !Sync);

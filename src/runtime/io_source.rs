@@ -351,7 +351,12 @@ pub(crate) fn wait_on_source(
     };
     let timer = deadline.map(|d| p.timer(d));
     loop {
-        if p.park_in(TaskState::WaitingIo, WaitingOn::Fd(fd, interest.direction())).is_err() {
+        if p.park_in(
+            TaskState::WaitingIo,
+            WaitingOn::Fd(fd, interest.direction()),
+        )
+        .is_err()
+        {
             return Err(shutting_down());
         }
         let events = p.io_events();

@@ -139,9 +139,10 @@
 //! |---|---|---|
 //! | 0, vocabulary | `task/` | [`TaskId`], [`TaskState`], what a fiber waits on, cancel flags, the slab and its keys, the reports about tasks |
 //! | 1, drivers | `driver/` | the reactor (epoll) and the inbox (a lock-free queue and an eventfd) through which other threads reach a scheduler |
+//! | 1, observation | `observe/` | per-fiber accounting, the counters each worker publishes, fiber events, the watchdog thread |
 //! | 2, one thread's scheduler | `scheduler/` | its state (fields private to the folder), the thread-locals, the loop, parking, shutdown |
 //! | 3, the door | `wait.rs` | `Parker`, `LocalWaker`, `Timer`, `LocalRuntime`: all that the tiers above may do to a scheduler |
-//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `fiber_local.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs`, `coop.rs` | what users call, all built on `wait.rs` (`coop.rs`: the budget the I/O waits spend) |
+//! | 4, the public API | `spawn.rs`, `current.rs`, `time.rs`, `join.rs`, `gather.rs`, `fiber_local.rs`, `timeout.rs`, `fd_wait.rs`, `io_source.rs`, `blocking.rs`, `coop.rs`, `stats.rs` | what users call, all built on `wait.rs` (`coop.rs`: the budget the I/O waits spend) |
 //! | 5, workers | `worker/`, `dump/` | the threads of a many-core runtime, placement at spawn, the `Send` handle; the fiber dump, which asks every worker |
 //! | 6, the owner | `mod.rs` | [`Runtime`]: creates a scheduler, enters it, runs the main fiber, shuts down |
 //!
@@ -197,8 +198,10 @@ mod fiber_local;
 mod gather;
 pub(crate) mod io_source;
 mod join;
+pub(crate) mod observe;
 mod scheduler;
 mod spawn;
+mod stats;
 pub(crate) mod task;
 mod time;
 mod timeout;
@@ -207,6 +210,8 @@ mod worker;
 
 use std::io;
 use std::panic::{self, Location};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::stack::Stack;
 
@@ -218,7 +223,9 @@ pub use fd_wait::{wait_readable, wait_writable};
 pub use fiber_local::FiberLocal;
 pub use gather::{gather, Gather};
 pub use join::{join_all, wait_any, JoinError, JoinHandle};
+pub use observe::{BlockedFiber, BlockedPhase, FiberEvent, FiberEventKind, TaskStats};
 pub use spawn::{spawn, Builder};
+pub use stats::task_stats;
 pub use task::{TaskId, TaskState};
 pub use time::{sleep, sleep_until};
 pub use timeout::{timeout, Elapsed};
@@ -227,6 +234,9 @@ pub use worker::{
 };
 
 use dump::DumpOnSignal;
+use observe::probe::{Counts, Probe};
+use observe::watchdog::Watchdog;
+use observe::Observer;
 use scheduler::Scheduler;
 use wait::LocalRuntime;
 use worker::Pool;
@@ -302,6 +312,8 @@ pub struct Runtime {
     /// Workers 1..n and what all workers share; dropping it stops and
     /// joins their threads.
     pool: Pool,
+    /// Stopped and joined when the runtime is dropped.
+    watchdog: Option<Watchdog>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -310,6 +322,7 @@ impl std::fmt::Debug for Runtime {
             .field("stack_size", &self.sched.stack_size())
             .field("workers", &self.pool.len())
             .field("dump_on", &self.dump_on.as_ref().map(DumpOnSignal::signal))
+            .field("watchdog", &self.watchdog.is_some())
             .field("stats", &self.stats())
             .finish()
     }
@@ -331,6 +344,7 @@ pub struct RuntimeBuilder {
     pin_workers: bool,
     guard_pages: usize,
     dump_on: Option<i32>,
+    observe: observe::Config,
 }
 
 impl RuntimeBuilder {
@@ -436,13 +450,103 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Keeps an account of every fiber: its resumes, the time it ran and
+    /// the time it waited (see [`task_stats`], [`TaskStats`]), summed per
+    /// worker in [`Runtime::stats`]. Off by default: it reads the clock
+    /// twice per resume (BENCHMARKS.md, "Accounting and the watchdog", has
+    /// the cost).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().accounting(true).build()?;
+    /// rt.block_on(|| spindle::sleep(std::time::Duration::from_millis(10)));
+    /// let stats = rt.stats();
+    /// assert_eq!(stats.resumes, 2); // the main fiber ran, slept, ran again
+    /// assert!(stats.parked >= std::time::Duration::from_millis(10));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn accounting(mut self, on: bool) -> RuntimeBuilder {
+        self.observe.accounting = on;
+        self
+    }
+
+    /// Calls `f` on every fiber's spawn, resume, suspension and exit, on
+    /// every worker, for users who feed their own tracing (see
+    /// [`FiberEvent`] for the order and where `f` runs). Unset, this costs
+    /// one never-taken branch per switch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let spawns = Arc::new(AtomicU64::new(0));
+    /// let count = Arc::clone(&spawns);
+    /// let rt = spindle::Runtime::builder()
+    ///     .on_fiber_event(move |e| {
+    ///         if e.kind == spindle::FiberEventKind::Spawn {
+    ///             count.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// rt.block_on(|| spindle::spawn(|| ()).join().unwrap());
+    /// assert_eq!(spawns.load(Ordering::Relaxed), 2); // main and one more
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_fiber_event<F>(mut self, f: F) -> RuntimeBuilder
+    where
+        F: Fn(&FiberEvent<'_>) + Send + Sync + 'static,
+    {
+        self.observe.on_event = Some(Arc::new(f));
+        self
+    }
+
+    /// Starts a watchdog thread that reports a fiber running longer than
+    /// `threshold` without parking or yielding (it blocks every other fiber
+    /// of its worker), gevent's `max_blocking_time`: by name, worker, spawn
+    /// site and time so far, then with its backtrace once it suspends. See
+    /// [`BlockedFiber`] for the report; it goes to stderr unless
+    /// [`on_blocked`](Self::on_blocked) sets a callback. Off by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = spindle::Runtime::builder().watchdog(Duration::from_millis(100)).build()?;
+    /// rt.block_on(|| spindle::sleep(Duration::from_millis(1))); // nothing to report
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn watchdog(mut self, threshold: Duration) -> RuntimeBuilder {
+        self.observe.watchdog = Some(threshold);
+        self
+    }
+
+    /// Sends the [`watchdog`](Self::watchdog)'s reports to `f` instead of
+    /// stderr; `f` runs on the watchdog thread (while the fiber still
+    /// blocks) and on the fiber's worker (once it suspends or ends).
+    ///
+    /// # Examples
+    ///
+    /// See [`BlockedFiber`].
+    pub fn on_blocked<F>(mut self, f: F) -> RuntimeBuilder
+    where
+        F: Fn(&BlockedFiber) + Send + Sync + 'static,
+    {
+        self.observe.on_blocked = Some(Arc::new(f));
+        self
+    }
+
     /// Creates the runtime: an epoll set and an eventfd per worker, and the
     /// threads of workers 1..n.
     ///
     /// # Errors
     ///
-    /// [`io::ErrorKind::InvalidInput`] for `workers(0)`, and for a guard of
-    /// 0 pages or more than [`Stack::MAX_GUARD_PAGES`]; what `epoll_create1`
+    /// [`io::ErrorKind::InvalidInput`] for `workers(0)`, for a guard of
+    /// 0 pages or more than [`Stack::MAX_GUARD_PAGES`], and for a zero
+    /// watchdog threshold; what `epoll_create1`
     /// or `eventfd` return (out of file descriptors); the OS refusing a
     /// worker thread; for [`dump_on`](Self::dump_on), a signal it refuses.
     pub fn build(self) -> io::Result<Runtime> {
@@ -462,13 +566,21 @@ impl RuntimeBuilder {
                 ),
             ));
         }
-        let sched = Box::new(Scheduler::new(self.stack_size, self.guard_pages)?);
+        if self.observe.watchdog == Some(Duration::ZERO) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "spindle: a watchdog threshold of zero would report every fiber",
+            ));
+        }
+        let observer = Observer::new(0, &self.observe, Arc::default());
+        let sched = Box::new(Scheduler::new(self.stack_size, self.guard_pages, observer)?);
         let pool = Pool::start(
             self.workers,
             self.stack_size,
             self.guard_pages,
             self.pin_workers,
-            std::sync::Arc::clone(sched.remote()),
+            Arc::clone(sched.remote()),
+            &self.observe,
         )?;
         let dump_on = match self.dump_on {
             Some(signal) => Some(DumpOnSignal::install(
@@ -477,15 +589,43 @@ impl RuntimeBuilder {
             )?),
             None => None,
         };
+        let watchdog = match self.observe.watchdog {
+            Some(threshold) => {
+                let probes = std::iter::once(sched.probe())
+                    .chain(pool.probes())
+                    .cloned()
+                    .collect();
+                let report = self
+                    .observe
+                    .on_blocked
+                    .clone()
+                    .unwrap_or_else(observe::watchdog::to_stderr);
+                Some(Watchdog::start(threshold, probes, report)?)
+            }
+            None => None,
+        };
         Ok(Runtime {
             dump_on,
             sched,
             pool,
+            watchdog,
         })
     }
 }
 
-/// Counters of a runtime, from [`Runtime::stats`].
+/// Counters of a runtime, from [`Runtime::stats`] (all workers) or
+/// [`Runtime::worker_stats`] (one each).
+///
+/// # Examples
+///
+/// ```
+/// let rt = spindle::Runtime::builder().workers(2).build()?;
+/// rt.block_on(|| spindle::spawn_on(1, || ()).join().unwrap());
+/// let (all, each) = (rt.stats(), rt.worker_stats());
+/// assert_eq!(all.spawned, 2);
+/// assert_eq!(each[0].spawned + each[1].spawned, all.spawned);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct RuntimeStats {
@@ -496,6 +636,34 @@ pub struct RuntimeStats {
     pub spawned: u64,
     /// Fibers finished.
     pub finished: u64,
+    /// Time fibers ran, summed over every fiber, finished ones included
+    /// (zero without [`accounting`](RuntimeBuilder::accounting)).
+    pub running: Duration,
+    /// Time fibers waited between a spawn or a suspension and the next
+    /// resume, summed likewise (zero without accounting).
+    pub parked: Duration,
+}
+
+impl RuntimeStats {
+    fn of(c: Counts) -> RuntimeStats {
+        RuntimeStats {
+            resumes: c.resumes,
+            spawned: c.spawned,
+            finished: c.finished,
+            running: Duration::from_nanos(c.running_ns),
+            parked: Duration::from_nanos(c.parked_ns),
+        }
+    }
+
+    fn add(self, o: RuntimeStats) -> RuntimeStats {
+        RuntimeStats {
+            resumes: self.resumes + o.resumes,
+            spawned: self.spawned + o.spawned,
+            finished: self.finished + o.finished,
+            running: self.running + o.running,
+            parked: self.parked + o.parked,
+        }
+    }
 }
 
 impl Runtime {
@@ -516,6 +684,7 @@ impl Runtime {
             pin_workers: false,
             guard_pages: Stack::DEFAULT_GUARD_PAGES,
             dump_on: None,
+            observe: observe::Config::default(),
         }
     }
 
@@ -618,15 +787,45 @@ impl Runtime {
         DumpHandle::new(std::sync::Arc::clone(self.pool.workers()))
     }
 
-    /// The runtime's counters so far: those of worker 0 (the main fiber's
-    /// scheduler) when it has several workers.
+    /// The runtime's counters so far, summed over every worker. Each
+    /// worker publishes its own counters as it goes (no message, no lock),
+    /// so this may be called at any time, from any thread that holds the
+    /// runtime; while fibers run, workers are read one after the other, not
+    /// as one snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().workers(2).build()?;
+    /// rt.block_on(|| spindle::spawn_on(1, spindle::yield_now).join().unwrap());
+    /// let stats = rt.stats();
+    /// assert_eq!((stats.spawned, stats.finished), (2, 2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stats(&self) -> RuntimeStats {
-        let c = self.sched.counters();
-        RuntimeStats {
-            resumes: c.resumes,
-            spawned: c.spawned,
-            finished: c.finished,
-        }
+        self.worker_stats()
+            .into_iter()
+            .fold(RuntimeStats::default(), RuntimeStats::add)
+    }
+
+    /// The counters of each worker, worker 0 first (see
+    /// [`stats`](Self::stats)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().workers(2).build()?;
+    /// rt.block_on(|| spindle::spawn_on(1, || ()).join().unwrap());
+    /// let each = rt.worker_stats();
+    /// assert_eq!(each.len(), 2);
+    /// assert_eq!((each[0].spawned, each[1].spawned), (1, 1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn worker_stats(&self) -> Vec<RuntimeStats> {
+        std::iter::once(self.sched.probe())
+            .chain(self.pool.probes())
+            .map(|p: &Arc<Probe>| RuntimeStats::of(p.counts()))
+            .collect()
     }
 }
 

@@ -407,6 +407,11 @@ impl<'a> LocalRuntime<'a> {
         self.sched.fail_fd_waiters(fd, source)
     }
 
+    /// The account of every live task, in id order.
+    pub(crate) fn task_stats(self) -> Vec<crate::runtime::observe::TaskStats> {
+        self.sched.task_stats()
+    }
+
     /// Every live task in id order, with its waker.
     pub(crate) fn tasks(self) -> Vec<(LocalWaker, TaskInfo)> {
         let runtime = self.sched.id();

@@ -170,7 +170,7 @@ impl Scheduler {
     /// since the last look and the pacing allows (module docs).
     fn check_closed_fds(&self) -> Checked {
         let last = self.closed_fd_check.get();
-        let resumes = self.resumes.get();
+        let resumes = self.resumes();
         if last.at_resumes == Some(resumes) {
             return Checked::Nothing;
         }

@@ -17,6 +17,7 @@
 //! | `find_runnable.rs` | between two rounds: timers, remote wake-ups, the reactor |
 //! | `shutdown.rs` | cancelling and unwinding what is left; the deadlock report |
 //! | `trace.rs` | taking a dump: tracing every suspended fiber without waking it |
+//! | `observe.rs` | what the switch tells the observer (accounting, fiber events, the watchdog) when one is on |
 //!
 //! ## Who owns what, and when it may be touched
 //!
@@ -43,6 +44,7 @@ pub(crate) mod context;
 mod core;
 mod fiber_table;
 mod find_runnable;
+mod observe;
 mod park;
 mod run;
 mod run_queue;
@@ -59,6 +61,7 @@ use std::time::Instant;
 
 use crate::greenlet::ChainState;
 use crate::runtime::driver::{Reactor, Remote, RemoteWaker};
+use crate::runtime::observe::Observer;
 use crate::runtime::task::{Cancel, Fiber, Key, LocalMap, TaskId, TaskInfo, TaskState};
 
 use self::core::{Core, Hot, TaskRecord};
@@ -68,8 +71,9 @@ use find_runnable::ClosedFdCheck;
 /// One runtime's scheduler; see the [module docs](self).
 pub(crate) struct Scheduler {
     fibers: FiberTable,
-    /// Resumes so far (each is one switch into a fiber and one back).
-    resumes: Cell<u64>,
+    /// Its accounting, events and watchdog, and the counters it publishes
+    /// (resumes so far among them).
+    observer: Observer,
     /// When the reactor next looks for fds closed under their waiters.
     closed_fd_check: Cell<ClosedFdCheck>,
     /// Unique per process (never reused), so that a [`Key`] kept in a
@@ -92,27 +96,23 @@ pub(crate) struct Scheduler {
     trace: trace::TraceState,
 }
 
-/// A scheduler's counters, for `Runtime::stats`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Counters {
-    pub(crate) resumes: u64,
-    pub(crate) spawned: u64,
-    pub(crate) finished: u64,
-}
-
 impl Scheduler {
     /// A scheduler with an empty task table, its own epoll set and eventfd.
     ///
     /// # Errors
     ///
     /// What `epoll_create1` or `eventfd` return (out of file descriptors).
-    pub(crate) fn new(stack_size: usize, guard_pages: usize) -> io::Result<Scheduler> {
+    pub(crate) fn new(
+        stack_size: usize,
+        guard_pages: usize,
+        observer: Observer,
+    ) -> io::Result<Scheduler> {
         let remote = Arc::new(Remote::new()?);
         let reactor = Reactor::new(remote.event_fd())?;
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Scheduler {
             fibers: FiberTable::new(),
-            resumes: Cell::new(0),
+            observer,
             closed_fd_check: Cell::new(ClosedFdCheck::FIRST),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             core: RefCell::new(Core::new()),
@@ -148,7 +148,7 @@ impl Scheduler {
     /// suspended since the running one was last resumed.
     #[inline(always)]
     pub(crate) fn resumes(&self) -> u64 {
-        self.resumes.get()
+        self.observer.probe().resumes()
     }
 
     /// Its reactor, for the waits that register fds.
@@ -167,14 +167,9 @@ impl Scheduler {
         self.remote.waker(key)
     }
 
-    /// The counters so far.
-    pub(crate) fn counters(&self) -> Counters {
-        let core = self.core.borrow();
-        Counters {
-            resumes: self.resumes.get(),
-            spawned: core.spawned,
-            finished: core.finished,
-        }
+    /// The counters it publishes for other threads.
+    pub(crate) fn probe(&self) -> &Arc<crate::runtime::observe::probe::Probe> {
+        self.observer.probe()
     }
 
     /// Number of live tasks.
@@ -198,6 +193,11 @@ impl Scheduler {
         name: Option<Arc<str>>,
         spawned_at: &'static Location<'static>,
     ) -> Key {
+        let observed_name = if self.observer.active() {
+            name.clone()
+        } else {
+            None
+        };
         let mut core = self.core.borrow_mut();
         let cancel = if core.shutting_down {
             Cancel::Pending
@@ -215,9 +215,13 @@ impl Scheduler {
         }
         core.run_queue.push(key);
         core.spawned += 1;
+        self.observer.probe().set_spawned(core.spawned);
         self.remote.set_live(core.tasks.len());
         drop(core);
         self.fibers.add(key, fiber);
+        if self.observer.active() {
+            self.observe_spawn(key, id, observed_name, spawned_at);
+        }
         key
     }
 
@@ -225,6 +229,11 @@ impl Scheduler {
     /// must be free before its index is), then its record; both dropped
     /// outside any borrow.
     fn remove(&self, key: Key) {
+        let exit = if self.observer.active() {
+            self.exit_note(key)
+        } else {
+            None
+        };
         let fiber = self.fibers.remove(key);
         // Dropping an unfinished fiber unwinds it on its own stack: it must
         // not see the greenlets of whoever runs the scheduler (see
@@ -239,6 +248,9 @@ impl Scheduler {
             record
         };
         drop(record);
+        if let Some(note) = exit {
+            self.observe_exit(note);
+        }
     }
 
     /// Every live task, in id order.
@@ -300,6 +312,7 @@ impl Scheduler {
     pub(crate) fn finish(&self, waiter: Option<Key>) -> u64 {
         let mut core = self.core.borrow_mut();
         core.finished += 1;
+        self.observer.probe().set_finished(core.finished);
         if let Some(w) = waiter {
             core.wake(w);
         }

@@ -12,6 +12,7 @@ impl Scheduler {
     /// Resumes the task `key`, whatever its state (shutdown). Returns
     /// whether it finished.
     pub(super) fn resume_any(&self, key: Key) -> bool {
+        self.observer.end_round();
         match self.core.borrow_mut().hot(key) {
             Some(h) => h.state = TaskState::Running,
             None => return false,
@@ -22,6 +23,10 @@ impl Scheduler {
     /// Resumes `key`, whose state the caller has set to `Running`.
     #[inline(always)]
     fn resume_running(&self, key: Key) -> bool {
+        let observed = self.observer.active();
+        if observed {
+            self.observe_resume(key);
+        }
         set_current(Current {
             yielder: std::ptr::null(),
             key: Some(key),
@@ -39,15 +44,15 @@ impl Scheduler {
             outcome = self.fibers.resume(key);
             set_current(Current::NONE);
         }
-        self.resumes.set(self.resumes.get() + 1);
-        match outcome {
-            Some(CoroutineResult::Yield(())) => false,
-            Some(CoroutineResult::Return(())) => {
-                self.remove(key);
-                true
-            }
-            None => false,
+        let finished = matches!(outcome, Some(CoroutineResult::Return(())));
+        if observed {
+            self.observe_suspend(key, finished);
         }
+        self.observer.probe().count_resume();
+        if finished {
+            self.remove(key);
+        }
+        finished
     }
 
     /// Runs fibers until the task `main` has finished.
@@ -76,6 +81,8 @@ impl Scheduler {
     /// stop message).
     fn run_loop(&self, main: Option<Key>) -> Result<(), Deadlock> {
         loop {
+            // The accounting's clock stamps are shared within a round only.
+            self.observer.end_round();
             let budget = self.core.borrow().run_queue.len();
             for _ in 0..budget {
                 let key = {

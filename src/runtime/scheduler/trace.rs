@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use crate::runtime::task::trace::{self, Frame};
 use crate::runtime::task::{FiberTrace, Key};
-use crate::stack::Stack;
+use crate::stack::{HighWater, Stack};
 
 use super::context::{current, set_current, Current};
 use super::Scheduler;
@@ -143,24 +143,7 @@ impl Scheduler {
             let frames = if Some(key) == asker {
                 own.as_ref().map(resolve)
             } else if stack_used.is_some() {
-                set_current(Current {
-                    yielder: std::ptr::null(),
-                    key: Some(key),
-                });
-                self.trace.tracing.set(true);
-                let _ = self.fibers.resume(key);
-                self.trace.tracing.set(false);
-                set_current(Current::NONE);
-                if let (Some(before), Some((_, Some(in_use)))) =
-                    (high_water, self.fibers.stack(key))
-                {
-                    // SAFETY: the fiber is suspended again, `in_use` bytes
-                    // below its base: below that is dead.
-                    self.fibers
-                        .with_stack(key, |s| unsafe { s.forget_writes_below(before, in_use) });
-                }
-                let capture = self.trace.capture.borrow_mut().take();
-                capture.as_ref().map(resolve)
+                Some(self.trace_one(key, high_water))
             } else {
                 None
             };
@@ -177,6 +160,34 @@ impl Scheduler {
             });
         }
         out
+    }
+}
+
+impl Scheduler {
+    /// The frames of the suspended, started fiber `key`, taken on its own
+    /// stack (step 2 for one fiber); called on the scheduler's stack (for a
+    /// dump, and for the watchdog's report of a fiber that blocked).
+    ///
+    /// `before` is the fiber's stack high-water mark measured before the
+    /// trace: what the capture wrote below the fiber's stack pointer is
+    /// erased again, so the mark stays true.
+    pub(super) fn trace_one(&self, key: Key, before: Option<HighWater>) -> Vec<Frame> {
+        set_current(Current {
+            yielder: std::ptr::null(),
+            key: Some(key),
+        });
+        self.trace.tracing.set(true);
+        let _ = self.fibers.resume(key);
+        self.trace.tracing.set(false);
+        set_current(Current::NONE);
+        if let (Some(before), Some((_, Some(in_use)))) = (before, self.fibers.stack(key)) {
+            // SAFETY: the fiber is suspended again, `in_use` bytes below its
+            // base: below that is dead.
+            self.fibers
+                .with_stack(key, |s| unsafe { s.forget_writes_below(before, in_use) });
+        }
+        let capture = self.trace.capture.borrow_mut().take();
+        capture.as_ref().map(resolve).unwrap_or_default()
     }
 }
 

@@ -73,6 +73,8 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 
 use super::driver::{Message, Remote};
+use super::observe::probe::Probe;
+use super::observe::{Config, Observer};
 use super::scheduler::Scheduler;
 
 pub use join::SendJoinHandle;
@@ -202,6 +204,8 @@ pub fn worker_count() -> usize {
 pub(crate) struct Pool {
     workers: Arc<Workers>,
     threads: Vec<thread::JoinHandle<()>>,
+    /// The counters workers 1..n publish (worker `i`'s at `i - 1`).
+    probes: Vec<Arc<Probe>>,
 }
 
 /// Makes the calling thread worker 0 until dropped (for `block_on`).
@@ -228,7 +232,8 @@ pub(crate) fn this_worker() -> Option<(usize, Arc<Workers>)> {
 impl Pool {
     /// Starts workers 1..`n` (worker 0 is the caller, whose scheduler's
     /// inbox is `first`), each with fibers of `stack_size` and guards of
-    /// `guard_pages` by default, pinned to a CPU each if `pin`.
+    /// `guard_pages` by default, pinned to a CPU each if `pin`, observed as
+    /// `observe` says.
     ///
     /// # Errors
     ///
@@ -240,17 +245,25 @@ impl Pool {
         guard_pages: usize,
         pin: bool,
         first: Arc<Remote>,
+        observe: &Config,
     ) -> io::Result<Pool> {
         let mut remotes = vec![first];
         let mut threads = Vec::new();
+        let mut probes = Vec::new();
         let mut gates = Vec::new();
         let mut failure = None;
         for i in 1..n {
             let (remote_tx, remote_rx) = mpsc::channel::<io::Result<Arc<Remote>>>();
             let (gate_tx, gate_rx) = mpsc::channel::<Arc<Workers>>();
+            let probe = Arc::new(Probe::default());
+            probes.push(Arc::clone(&probe));
+            let observer = Observer::new(i, observe, probe);
             let spawned = thread::Builder::new()
                 .name(format!("spindle-worker-{i}"))
-                .spawn(move || worker_main(i, stack_size, guard_pages, pin, remote_tx, gate_rx));
+                .spawn(move || {
+                    let sched = Scheduler::new(stack_size, guard_pages, observer);
+                    worker_main(i, sched, pin, remote_tx, gate_rx)
+                });
             let started = spawned.and_then(|t| {
                 threads.push(t);
                 remote_rx.recv().unwrap_or_else(|_| {
@@ -293,7 +306,11 @@ impl Pool {
         } else {
             drop(gates);
         }
-        let pool = Pool { workers, threads };
+        let pool = Pool {
+            workers,
+            threads,
+            probes,
+        };
         match failure {
             None => Ok(pool),
             Some(e) => Err(e), // dropping the pool joins the threads
@@ -316,6 +333,11 @@ impl Pool {
     /// Number of workers.
     pub(crate) fn len(&self) -> usize {
         self.workers.len()
+    }
+
+    /// The counters of workers 1..n, in order.
+    pub(crate) fn probes(&self) -> &[Arc<Probe>] {
+        &self.probes
     }
 
     /// Cancels and unwinds the fibers of every worker: stops workers 1..n,
@@ -385,13 +407,12 @@ impl Drop for ReportOnExit<'_> {
 /// docs.
 fn worker_main(
     i: usize,
-    stack_size: usize,
-    guard_pages: usize,
+    sched: io::Result<Scheduler>,
     pin: bool,
     remote_tx: mpsc::Sender<io::Result<Arc<Remote>>>,
     gate: mpsc::Receiver<Arc<Workers>>,
 ) {
-    let sched = match Scheduler::new(stack_size, guard_pages) {
+    let sched = match sched {
         Ok(s) => s,
         Err(e) => {
             let _ = remote_tx.send(Err(e));
