@@ -55,14 +55,18 @@
 //!
 //! ## Deadlock
 //!
-//! Worker 0 still reports a deadlock when its main fiber waits for
-//! something nothing can bring: no fiber ready, no timer, no fd, and no
-//! waker held by another thread. A fiber joining a [`SendJoinHandle`]
-//! holds such a waker (the remote fiber will wake it), so waiting on a
-//! fiber of another worker is never reported. A circle of waits that spans
-//! workers (main joins a fiber of worker 1 that waits for ever on a local
-//! channel) is not detected: worker 1 serves, and the program hangs.
+//! Worker 0 reports a deadlock (`block_on` panics with the report) when
+//! its main fiber waits for something nothing can bring. On its own, as
+//! with one worker: no fiber ready, no timer, no fd, and no waker held by
+//! another thread. Across workers (`driver/idle.rs`): every worker is idle
+//! for good (no fiber ready, no timer, no fd, nothing in its inbox) and
+//! the process has no thread but the workers, so a circle of waits over
+//! `sync::shared` channels or `SendJoinHandle`s that spans workers is
+//! reported, and a plain thread that might still send is never ignored.
+//! The report then lists the fibers of every worker, each traced on its
+//! own thread ([`deadlock`]).
 
+mod deadlock;
 mod join;
 mod spawn;
 
@@ -256,6 +260,9 @@ impl Pool {
         }
         if pin {
             pin_to_cpu(0);
+        }
+        if failure.is_none() && remotes.len() > 1 {
+            deadlock::join_all_idle(&remotes);
         }
         let workers = Arc::new(Workers {
             remotes,
