@@ -29,6 +29,11 @@
 //! follows one is reported once its helpers are gone (worker 0 looks again
 //! on a timer while only (2) fails, backing off from 10 ms to 1 s).
 //!
+//! The thread count is `num_threads` of `/proc/self/stat`. Where it cannot
+//! be read, no cross-worker report is made: under qemu-user that field
+//! reads 0 (qemu writes the file itself) and the process holds qemu's own
+//! threads besides, so aarch64 tests run that way expect no report.
+//!
 //! ## The count
 //!
 //! [`AllIdle`] holds one word: the number of idle workers in its low 32
