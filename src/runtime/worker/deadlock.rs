@@ -10,15 +10,22 @@
 //!   closure traces them on that worker's thread (a fiber's backtrace can
 //!   only be taken on its own thread) and sends the list back. Every
 //!   worker is idle for good at that moment, so each takes the message at
-//!   once; the report lists every fiber of the runtime in id order.
+//!   once; the report lists every fiber of the runtime in id order. (Worker
+//!   0 also reports on its own, as one scheduler does, when no other
+//!   thread holds a waker of its fibers; other workers may be busy then,
+//!   and one whose thread does not answer within a second is left out.)
 
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use crate::runtime::driver::{AllIdle, Message, Remote};
 use crate::runtime::task::Deadlock;
 use crate::runtime::wait;
 
 use super::Pool;
+
+/// How long the report waits for the other workers' fibers.
+const ANSWER_WITHIN: Duration = Duration::from_secs(1);
 
 /// Makes the workers whose inboxes are `remotes` (worker 0's first) share
 /// one idle count; before any of them serves.
@@ -47,8 +54,12 @@ impl Pool {
         }
         drop(tx);
         // Ends when every closure has sent, or been dropped unrun (a
-        // worker that is gone).
-        for tasks in rx.iter() {
+        // worker that is gone), or after `ANSWER_WITHIN`: a worker whose
+        // thread is stuck in a blocking call (the one-worker rule reports
+        // while other workers may be busy) must not hold the report back;
+        // its fibers are then left out.
+        let deadline = Instant::now() + ANSWER_WITHIN;
+        while let Ok(tasks) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             report.tasks.extend(tasks);
         }
         report.tasks.sort_by_key(|t| t.info.id);

@@ -43,8 +43,9 @@
 //!    (an error from any is the build's error, and the threads started so
 //!    far are stopped and joined).
 //! 2. Each worker thread serves: it runs its fibers, and sleeps in its epoll
-//!    when it has none ready (never reporting a deadlock: another worker may
-//!    always send it work).
+//!    when it has none ready. It never reports a deadlock itself; while it
+//!    sleeps with nothing that could wake it but its inbox, it counts itself
+//!    idle for worker 0's check (see "Deadlock").
 //! 3. When `block_on`'s main fiber returns, the runtime sets `stopping`,
 //!    sends every other worker a stop, and shuts worker 0's fibers down;
 //!    each worker cancels and unwinds every fiber it has, reports, and
