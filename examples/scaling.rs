@@ -153,6 +153,15 @@ fn main() {
     let [c2, d2] = cores.map(median);
     let fiber_speedup = f1 / f2;
     let thread_speedup = h1 / h2;
+    let autogroup = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+        .is_ok_and(|v| v.trim() == "1");
+    if autogroup && d2 < 1.5 {
+        println!(
+            "note: the two-thread run kept {d2:.2} cores busy, not 2: the CPUs are busy \
+             elsewhere, and with autogroup scheduling on (sched_autogroup_enabled = 1) \
+             this session gets a fixed share of them however many threads it runs"
+        );
+    }
     println!(
         "median: fibers 1 worker {f1:.3} s, 2 workers {f2:.3} s, speedup {fiber_speedup:.2}x \
          ({c2:.2} cores busy); threads 1 {h1:.3} s, 2 {h2:.3} s, speedup {thread_speedup:.2}x \
