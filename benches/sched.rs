@@ -7,14 +7,8 @@
 //!   no scheduler at all (a `Vec` of coroutines resumed in turn): spindle's
 //!   `Coroutine` and corosensei, the floor a scheduler adds to.
 //!
-//! - `remote_spawn_join`: spawn an empty task on *another* worker thread
-//!   and join it, from a 2-worker runtime: spindle's `spawn_on(1, ..)` from
-//!   worker 0 (a `Run` message into worker 1's inbox, the fiber created
-//!   there, and its completion sent back as a remote wake-up: one remote
-//!   round trip, eventfd writes included whenever a worker was asleep),
-//!   beside `spawn_on(0, ..)` (the same `Send` handle, created locally)
-//!   and tokio's multi-thread runtime with 2 workers, spawning from
-//!   `block_on` (its inject queue) and awaiting.
+//! The cross-worker benchmarks (`remote_spawn_join`, ping-pong between
+//! workers) are in `benches/workers.rs`.
 //!
 //! tokio, may and corosensei are dev-dependencies for these baselines only.
 //! `cargo bench --bench sched`; keep the machine otherwise idle.
@@ -247,42 +241,5 @@ fn yield_ring(c: &mut Criterion) {
     g.finish();
 }
 
-fn remote_spawn_join(c: &mut Criterion) {
-    let mut g = c.benchmark_group("remote_spawn_join");
-    g.sample_size(20).measurement_time(Duration::from_secs(3));
-
-    let rt = spindle::Runtime::builder().workers(2).build().unwrap();
-    for (name, worker) in [("spindle_other_worker", 1), ("spindle_same_worker", 0)] {
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(move || {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        spindle::spawn_on(worker, || ()).join().unwrap();
-                    }
-                    start.elapsed()
-                })
-            })
-        });
-    }
-
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
-    g.bench_function("tokio_multi_thread_2", |b| {
-        b.iter_custom(|iters| {
-            tokio_rt.block_on(async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    tokio::spawn(async {}).await.unwrap();
-                }
-                start.elapsed()
-            })
-        })
-    });
-    g.finish();
-}
-
-criterion_group!(benches, spawn_join, yield_ring, remote_spawn_join);
+criterion_group!(benches, spawn_join, yield_ring);
 criterion_main!(benches);

@@ -26,13 +26,14 @@ use super::runtime_demos::Log;
 /// here it is one process whose runtime has 2 worker threads. Each job is a
 /// fiber placed with `spawn_balanced`; its sleepers are spawned locally, so
 /// they run on the job's worker. Logs one line per job (its worker and its
-/// time, in job order) and a summary.
-pub fn worker_pool(log: &Log, per_job: usize, nap: Duration) {
+/// time, in job order) and a summary; returns the wall time from the
+/// runtime's build to the last job's end.
+pub fn worker_pool(log: &Log, per_job: usize, nap: Duration) -> Duration {
+    let start = Instant::now();
     let rt = Runtime::builder()
         .workers(2)
         .build()
         .expect("a runtime with two workers");
-    let start = Instant::now();
     let jobs = rt.block_on(|| {
         let jobs: Vec<_> = (0..4)
             .map(|_| {
@@ -61,13 +62,15 @@ pub fn worker_pool(log: &Log, per_job: usize, nap: Duration) {
     let on_each = (0..2)
         .map(|w| jobs.iter().filter(|(worker, _)| *worker == w).count())
         .collect::<Vec<_>>();
+    let took = start.elapsed();
     log.line(format!(
         "{} tasks, 2 workers ({} and {} jobs), {:.3} s in all",
         4 * per_job,
         on_each[0],
         on_each[1],
-        start.elapsed().as_secs_f64()
+        took.as_secs_f64()
     ));
+    took
 }
 
 /// Five children (`sh -c 'sleep 0.1; echo ...'`) run at once, each waited
@@ -164,7 +167,11 @@ pub const SECTIONS: &[Section] = &[
     (
         "Many cores: the tutorial's pool of 4 jobs",
         "4 jobs of 2,500 one-second sleepers, as 4 processes in Python; here 2 worker threads.",
-        || lines(|log| worker_pool(log, 2_500, Duration::from_secs(1))),
+        || {
+            lines(|log| {
+                worker_pool(log, 2_500, Duration::from_secs(1));
+            })
+        },
     ),
     (
         "Processes and signals",

@@ -759,7 +759,10 @@ impl Runtime {
             sched: &self.sched,
             main: &main,
         };
-        let outcome = self.sched.run(main.slot().task().key());
+        let outcome = self
+            .sched
+            .run(main.slot().task().key())
+            .map_err(|report| self.pool.whole_deadlock(report));
         self.pool.shutdown(|| self.sched.shutdown());
         drop(guard);
         if let Err(report) = outcome {

@@ -52,6 +52,8 @@
 //!   after every spawn and finish) and the remote spawns sent to it and not
 //!   taken yet (added by senders, subtracted when taken); read by the
 //!   placement of a multi-worker runtime.
+//! - `all_idle`: set once by the runtime before its workers serve; read by
+//!   the owning scheduler (see `idle.rs`).
 //! - `event_fd`: written by senders, read (drained) by the reactor. It
 //!   belongs to the `Remote`, not to the reactor, so a thread that sends
 //!   after its runtime is gone writes to a descriptor that is still open
@@ -61,9 +63,11 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::runtime::task::{FiberTrace, Key};
+
+use super::idle::{AllIdle, Inbox};
 
 /// What another thread asks of a scheduler.
 pub(crate) enum Message {
@@ -82,6 +86,9 @@ pub(crate) enum Message {
     /// asked for by another thread. Dropped untaken (the scheduler is gone),
     /// the closure is dropped uncalled, which its owner sees.
     Dump(Box<dyn FnOnce(Vec<FiberTrace>) + Send>),
+    /// Every worker is idle for good: worker 0 is to look for a deadlock
+    /// across workers (see `idle.rs`). Taking it is all it asks.
+    AllIdle,
 }
 
 struct Node {
@@ -97,6 +104,9 @@ pub(crate) struct Remote {
     wakers: AtomicUsize,
     live: AtomicUsize,
     in_flight: AtomicUsize,
+    /// The idle count of the runtime's workers, set once when the runtime
+    /// has more than one (see `idle.rs`).
+    all_idle: OnceLock<Arc<AllIdle>>,
 }
 
 // `Remote` is `Send` and `Sync` by its fields (the queue is an `AtomicPtr`).
@@ -124,6 +134,7 @@ impl Remote {
             wakers: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
+            all_idle: OnceLock::new(),
         })
     }
 
@@ -192,7 +203,9 @@ impl Remote {
         if !self.has_messages() {
             return Vec::new();
         }
-        let mut node = self.head.swap(ptr::null_mut(), Ordering::Acquire);
+        // Acquire: the messages' contents. Release: the idle count's
+        // `leave` before it, for `idle.rs`'s check.
+        let mut node = self.head.swap(ptr::null_mut(), Ordering::AcqRel);
         let mut out = Vec::new();
         while !node.is_null() {
             // SAFETY: the swap made this list ours alone: every node in it
@@ -238,6 +251,18 @@ impl Remote {
         self.wakers.load(Ordering::Acquire) > 0 || self.has_messages()
     }
 
+    /// Joins the idle count of a runtime's workers (once, before the
+    /// worker serves).
+    pub(crate) fn set_all_idle(&self, all_idle: Arc<AllIdle>) {
+        let _ = self.all_idle.set(all_idle);
+    }
+
+    /// The idle count of the runtime's workers, if it has several.
+    #[inline]
+    pub(crate) fn all_idle(&self) -> Option<&AllIdle> {
+        self.all_idle.get().map(|a| &**a)
+    }
+
     /// Records the scheduler's number of live tasks (its own thread only).
     #[inline(always)]
     pub(crate) fn set_live(&self, n: usize) {
@@ -248,6 +273,18 @@ impl Remote {
     /// it: its load, for placement.
     pub(crate) fn load(&self) -> usize {
         self.live.load(Ordering::Relaxed) + self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+impl Inbox for Remote {
+    /// For the check of `idle.rs`, which pairs it with the `Release` half
+    /// of `take`'s swap.
+    fn has_messages_acquire(&self) -> bool {
+        !self.head.load(Ordering::Acquire).is_null()
+    }
+
+    fn send_all_idle(&self) {
+        self.send(Message::AllIdle);
     }
 }
 

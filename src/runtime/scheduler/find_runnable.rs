@@ -12,7 +12,10 @@
 //! Blocking for good is right only if something outside the runtime can
 //! still wake a fiber: an fd a fiber waits on, or a helper thread holding a
 //! waker. If neither exists, nothing will ever run again and this step
-//! returns the deadlock report instead.
+//! returns the deadlock report instead. In a runtime of several workers,
+//! each worker that blocks for good is counted idle while it does, and
+//! worker 0 reports when every worker is and no other thread lives
+//! (`driver/idle.rs`).
 //!
 //! ## Fds closed under their waiters
 //!
@@ -31,7 +34,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::runtime::driver::Message;
+use crate::runtime::driver::{Idle, Message};
 use crate::runtime::task::{Cancel, Deadlock, Key, TaskState};
 
 use super::core::Core;
@@ -100,14 +103,25 @@ impl Scheduler {
         if timeout == Some(Duration::ZERO) && self.reactor.waiters() == 0 {
             return Ok(());
         }
-        if timeout.is_none()
-            && self.reactor.waiters() == 0
-            && !self.remote.may_wake()
-            && !self.serving.get()
-        {
+        let for_good = timeout.is_none() && self.reactor.waiters() == 0;
+        if for_good && !self.remote.may_wake() && !self.serving.get() {
             return Err(self.deadlock_report());
         }
         let mut timeout = timeout;
+        // Blocking for good in a runtime of several workers: counted idle
+        // until the poll returns, and worker 0 may find that every worker
+        // is (driver/idle.rs).
+        let all_idle = self.remote.all_idle().filter(|_| for_good);
+        if let Some(all) = all_idle {
+            match all.enter(&*self.remote) {
+                Idle::Counted => {}
+                Idle::Deadlock => {
+                    all.leave();
+                    return Err(self.deadlock_report());
+                }
+                Idle::LookAgainIn(d) => timeout = Some(d),
+            }
+        }
         if timeout != Some(Duration::ZERO) && self.reactor.waiters() > 0 {
             // About to block: make sure no fiber waits on an fd that was
             // closed under it (module docs).
@@ -132,6 +146,9 @@ impl Scheduler {
         if asleep {
             self.remote.awake();
         }
+        if let Some(all) = all_idle {
+            all.leave();
+        }
         Ok(())
     }
 
@@ -154,6 +171,7 @@ impl Scheduler {
                     Message::Run(job) => jobs.push(job),
                     Message::Stop => self.stop.set(true),
                     Message::Dump(reply) => dumps.push(reply),
+                    Message::AllIdle => {}
                 }
             }
         }

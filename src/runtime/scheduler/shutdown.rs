@@ -30,7 +30,7 @@ impl Scheduler {
     /// on.
     /// Every fiber is suspended here, so each is traced (see `trace.rs`)
     /// and the report names the function it waits in.
-    pub(super) fn deadlock_report(&self) -> Deadlock {
+    pub(crate) fn deadlock_report(&self) -> Deadlock {
         Deadlock {
             tasks: self.trace_all(None),
         }

@@ -43,8 +43,9 @@
 //!    (an error from any is the build's error, and the threads started so
 //!    far are stopped and joined).
 //! 2. Each worker thread serves: it runs its fibers, and sleeps in its epoll
-//!    when it has none ready (never reporting a deadlock: another worker may
-//!    always send it work).
+//!    when it has none ready. It never reports a deadlock itself; while it
+//!    sleeps with nothing that could wake it but its inbox, it counts itself
+//!    idle for worker 0's check (see "Deadlock").
 //! 3. When `block_on`'s main fiber returns, the runtime sets `stopping`,
 //!    sends every other worker a stop, and shuts worker 0's fibers down;
 //!    each worker cancels and unwinds every fiber it has, reports, and
@@ -55,14 +56,18 @@
 //!
 //! ## Deadlock
 //!
-//! Worker 0 still reports a deadlock when its main fiber waits for
-//! something nothing can bring: no fiber ready, no timer, no fd, and no
-//! waker held by another thread. A fiber joining a [`SendJoinHandle`]
-//! holds such a waker (the remote fiber will wake it), so waiting on a
-//! fiber of another worker is never reported. A circle of waits that spans
-//! workers (main joins a fiber of worker 1 that waits for ever on a local
-//! channel) is not detected: worker 1 serves, and the program hangs.
+//! Worker 0 reports a deadlock (`block_on` panics with the report) when
+//! its main fiber waits for something nothing can bring. On its own, as
+//! with one worker: no fiber ready, no timer, no fd, and no waker held by
+//! another thread. Across workers (`driver/idle.rs`): every worker is idle
+//! for good (no fiber ready, no timer, no fd, nothing in its inbox) and
+//! the process has no thread but the workers, so a circle of waits over
+//! `sync::shared` channels or `SendJoinHandle`s that spans workers is
+//! reported, and a plain thread that might still send is never ignored.
+//! The report then lists the fibers of every worker, each traced on its
+//! own thread ([`deadlock`]).
 
+mod deadlock;
 mod join;
 mod spawn;
 
@@ -288,6 +293,9 @@ impl Pool {
         }
         if pin {
             pin_to_cpu(0);
+        }
+        if failure.is_none() && remotes.len() > 1 {
+            deadlock::join_all_idle(&remotes);
         }
         let workers = Arc::new(Workers {
             remotes,
