@@ -6,8 +6,8 @@
 
 mod common;
 
+use std::cell::Cell;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::dump::fiber;
 
@@ -18,8 +18,12 @@ fn page() -> usize {
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
-/// The lowest stack address a local reached, in this thread's recursion.
-static DEEPEST: AtomicUsize = AtomicUsize::new(usize::MAX);
+thread_local! {
+    /// The lowest stack address a local reached, in this thread's
+    /// recursion (per thread: libtest runs the tests of this file in
+    /// parallel, and another test's fiber recurses too).
+    static DEEPEST: Cell<usize> = const { Cell::new(usize::MAX) };
+}
 
 /// Recurses `depth` frames of about 1 KiB each, recording the address of
 /// the deepest frame's buffer.
@@ -27,7 +31,7 @@ static DEEPEST: AtomicUsize = AtomicUsize::new(usize::MAX);
 fn recurse(depth: usize) -> u64 {
     let buf = black_box([depth as u8; 1000]);
     let here = buf.as_ptr() as usize;
-    DEEPEST.fetch_min(here, Ordering::Relaxed);
+    DEEPEST.with(|d| d.set(d.get().min(here)));
     if depth == 0 {
         return u64::from(buf[0]);
     }
@@ -57,9 +61,9 @@ fn a_fiber_that_recursed_100_kib_is_reported_within_a_page_of_the_truth() {
             .stack_size(STACK)
             .spawn(move || {
                 let base = stack_base();
-                DEEPEST.store(usize::MAX, Ordering::Relaxed);
+                DEEPEST.with(|d| d.set(usize::MAX));
                 black_box(recurse(100));
-                let truth = base - DEEPEST.load(Ordering::Relaxed);
+                let truth = base - DEEPEST.with(Cell::get);
                 tx.send(truth).unwrap();
                 spindle::park(); // shallow again, and suspended
             })
