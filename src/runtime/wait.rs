@@ -46,7 +46,7 @@ pub(crate) use super::driver::RemoteWaker;
 use super::scheduler::context::{current_raw, try_current_raw, with_scheduler, with_scheduler_opt};
 use super::scheduler::Scheduler;
 use super::task::{
-    Fiber, FiberTrace, FiberYielder, Interrupted, Key, LocalMap, TaskId, TaskInfo, TaskState,
+    FiberTrace, FiberYielder, Interrupted, Key, LocalMap, Start, TaskId, TaskInfo, TaskState,
     WaitingOn,
 };
 
@@ -271,9 +271,7 @@ impl Parker {
     /// finished, wakes `joiner` (a fiber of the same runtime), and returns
     /// the finish stamp (stamps order finishes).
     pub(crate) fn finish(&self, joiner: Option<LocalWaker>) -> u64 {
-        let s = self.sched();
-        let joiner = joiner.filter(|w| w.runtime == s.id()).map(|w| w.key);
-        s.finish(joiner)
+        LocalRuntime::of(self.sched()).finish(joiner)
     }
 
     /// Every live fiber of its runtime with its backtrace, in id order; see
@@ -380,14 +378,14 @@ impl<'a> LocalRuntime<'a> {
     #[inline]
     pub(crate) fn insert(
         self,
-        fiber: Fiber,
+        start: Start,
         id: TaskId,
         name: Option<Arc<str>>,
         spawned_at: &'static Location<'static>,
     ) -> LocalWaker {
         LocalWaker {
             runtime: self.sched.id(),
-            key: self.sched.insert(fiber, id, name, spawned_at),
+            key: self.sched.insert(start, id, name, spawned_at),
         }
     }
 
@@ -397,6 +395,16 @@ impl<'a> LocalRuntime<'a> {
     #[cfg_attr(not(feature = "hook"), allow(dead_code))]
     pub(crate) fn fail_fd_waiters(self, fd: std::os::fd::RawFd) {
         self.sched.fail_fd_waiters(fd);
+    }
+
+    /// Counts a task as finished, wakes `joiner` (a fiber of this runtime)
+    /// and returns the finish stamp: [`Parker::finish`], for a task that
+    /// ends without having started (abandoned on the scheduler's stack).
+    pub(crate) fn finish(self, joiner: Option<LocalWaker>) -> u64 {
+        let joiner = joiner
+            .filter(|w| w.runtime == self.sched.id())
+            .map(|w| w.key);
+        self.sched.finish(joiner)
     }
 
     /// Every live task in id order, with its waker.
