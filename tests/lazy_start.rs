@@ -223,3 +223,30 @@ fn a_dump_shows_a_fiber_that_has_not_started() {
         h.join().unwrap();
     });
 }
+
+#[test]
+fn a_placed_fiber_with_no_stack_reports_cancelled_on_either_worker() {
+    let _serial = serial();
+    let rt = spindle::Runtime::builder().workers(2).build().unwrap();
+    rt.block_on(|| {
+        for worker in [0, 1] {
+            let h = spindle::Builder::new()
+                .name("too big".into())
+                .stack_size(Stack::MAX_SIZE)
+                .worker(worker)
+                .spawn(|| 1)
+                .expect("spawning checks the arguments only");
+            assert!(
+                matches!(h.join(), Err(JoinError::Cancelled)),
+                "worker {worker}"
+            );
+            // The worker goes on.
+            assert_eq!(
+                spindle::spawn_on(worker, move || worker + 1)
+                    .join()
+                    .unwrap(),
+                worker + 1
+            );
+        }
+    });
+}
