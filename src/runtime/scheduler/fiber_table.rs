@@ -23,8 +23,9 @@
 //!
 //! - The fiber (or start) of the task with key `k` is in `slots[k.index()]`
 //!   or in `pending`, never both, from its spawn until the scheduler
-//!   removes it; a slot is empty only while the scheduler launches the
-//!   start it took out ([`FiberTable::take_start`]).
+//!   removes it; a slot is empty only while the scheduler abandons the
+//!   start it took out ([`FiberTable::take_start`], or a failed
+//!   [`FiberTable::launch`]), until the task's removal.
 //! - A [`Slot::Start`] is never resumed: [`FiberTable::resume`] answers
 //!   `None` for it, and the scheduler launches it (`launch.rs`).
 //! - A slot is emptied (and the fiber dropped, freeing its stack) before
@@ -32,6 +33,7 @@
 //!   again exactly when the task table can reuse it.
 
 use std::cell::RefCell;
+use std::io;
 
 use crate::coroutine::CoroutineResult;
 use crate::greenlet::ChainState;
@@ -66,7 +68,7 @@ impl FiberTable {
     }
 
     /// Takes the start of `key` out, if the task has not started; the slot
-    /// stays empty until [`put`](Self::put) (or the task's removal).
+    /// stays empty until the task's removal.
     pub(crate) fn take_start(&self, key: Key) -> Option<Start> {
         let mut slots = self.slots.borrow_mut();
         self.adopt(&mut slots);
@@ -80,16 +82,39 @@ impl FiberTable {
         }
     }
 
-    /// Puts the fiber just launched from the start of `key` in its slot.
-    pub(crate) fn put(&self, key: Key, fiber: Fiber) {
+    /// Creates the fiber of `key` from its start, in its slot: `None` if
+    /// the task has no start; the start back with the error if no stack
+    /// could be had (its slot then stays empty).
+    pub(crate) fn launch(&self, key: Key) -> Option<Result<(), (Start, io::Error)>> {
         let mut slots = self.slots.borrow_mut();
-        let slot = &mut slots[key.index()];
-        debug_assert!(slot.is_none(), "launched into a full slot");
-        *slot = Some(Slot::Fiber(fiber));
+        self.adopt(&mut slots);
+        let slot = slots.get_mut(key.index())?;
+        let Some(Slot::Start(start)) = slot else {
+            return None;
+        };
+        // Taking a stack and creating the coroutine run no user code, so
+        // the borrow cannot be asked for again meanwhile. In place: the
+        // start is not moved on the way (this is every fiber's first
+        // resume).
+        Some(match start.launch() {
+            Ok(fiber) => {
+                // Drops the emptied start (its name only).
+                *slot = Some(Slot::Fiber(fiber));
+                Ok(())
+            }
+            Err(e) => match slot.take() {
+                Some(Slot::Start(start)) => Err((start, e)),
+                _ => unreachable!("the slot held a start"),
+            },
+        })
     }
 
     fn adopt(&self, slots: &mut Vec<Option<Slot>>) {
-        for (key, fiber) in self.pending.borrow_mut().drain(..) {
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            return;
+        }
+        for (key, fiber) in pending.drain(..) {
             let i = key.index();
             if slots.len() <= i {
                 slots.resize_with(i + 1, || None);

@@ -38,32 +38,31 @@ impl Scheduler {
     /// [module docs](self).
     #[inline(never)]
     pub(super) fn launch(&self, key: Key) -> Launch {
-        let Some(start) = self.fibers.take_start(key) else {
-            return Launch::NotAStart;
-        };
+        // `resume` found no fiber: the task has not started, or is gone.
         let cancelled = {
             let mut core = self.core.borrow_mut();
             let shutting_down = core.shutting_down;
-            core.hot(key).map_or(true, |h| {
-                let cancelled = h.cancel == Cancel::Pending || shutting_down;
-                if cancelled {
-                    h.cancel = Cancel::Delivered;
-                }
-                cancelled
-            })
+            let Some(h) = core.hot(key) else {
+                return Launch::NotAStart;
+            };
+            let cancelled = h.cancel == Cancel::Pending || shutting_down;
+            if cancelled {
+                h.cancel = Cancel::Delivered;
+            }
+            cancelled
         };
-        let why = if cancelled {
-            (start, Abandon::Cancelled)
+        let (start, why) = if cancelled {
+            match self.fibers.take_start(key) {
+                Some(start) => (start, Abandon::Cancelled),
+                None => return Launch::NotAStart,
+            }
         } else {
-            match start.launch() {
-                Ok(fiber) => {
-                    self.fibers.put(key, fiber);
-                    return Launch::Started;
-                }
-                Err((start, e)) => (start, Abandon::NoStack(e)),
+            match self.fibers.launch(key) {
+                None => return Launch::NotAStart,
+                Some(Ok(())) => return Launch::Started,
+                Some(Err((start, e))) => (start, Abandon::NoStack(e)),
             }
         };
-        let (start, why) = why;
         start.abandon(why);
         self.remove(key);
         Launch::Abandoned

@@ -21,9 +21,9 @@
 //! ## The two ends of a start
 //!
 //! - [`Start::launch`] takes a stack (from the pool when one is free),
-//!   creates the coroutine on it with the job inside, and hands it back. If
-//!   no stack can be had (no memory, no memory maps left) the start comes
-//!   back with the error, job intact.
+//!   creates the coroutine on it with the job inside, and hands it back,
+//!   leaving the start empty. If no stack can be had (no memory, no memory
+//!   maps left) it returns the error and the start keeps its job.
 //! - [`Start::abandon`] hands the job what happened instead (cancelled
 //!   before it ran, or no stack): the job drops its closure and completes
 //!   its join slot, all on the scheduler's stack. A cancelled task that
@@ -137,24 +137,22 @@ impl Start {
     }
 
     /// Takes a stack and creates the task's fiber on it, named for
-    /// overflow reports.
+    /// overflow reports. Works in place (a start is about 100 bytes, and
+    /// this is every fiber's first resume): on success the job has moved
+    /// into the fiber and `self` is left empty, to be dropped (which then
+    /// drops nothing but its name).
     ///
     /// # Errors
     ///
-    /// The stack's error (no memory or maps left), with the start back.
-    pub(crate) fn launch(self) -> Result<Fiber, (Start, io::Error)> {
-        let stack = Stack::with_guard_pages(self.stack_size, self.guard_pages)
-            .and_then(|s| (self.vtable.fits)(s.size()).map(|()| s));
-        let stack = match stack {
-            Ok(s) => s,
-            Err(e) => return Err((self, e)),
-        };
-        let mut this = ManuallyDrop::new(self);
-        let name = this.name.take();
+    /// The stack's error (no memory or maps left); the start is untouched.
+    pub(crate) fn launch(&mut self) -> io::Result<Fiber> {
+        let stack = Stack::with_guard_pages(self.stack_size, self.guard_pages)?;
+        (self.vtable.fits)(stack.size())?;
+        let vtable = mem::replace(&mut self.vtable, &EMPTY);
         // SAFETY: the buffer holds the job `vtable` was made for (`new`),
-        // not moved out yet; `this` is never dropped, so the job is not
-        // dropped again.
-        Ok(unsafe { (this.vtable.launch)(&mut this.buf, stack, name.as_deref()) })
+        // not moved out yet; `self.vtable` now says it is empty, so it is
+        // neither launched, abandoned nor dropped again.
+        Ok(unsafe { (vtable.launch)(&mut self.buf, stack, self.name.as_deref()) })
     }
 
     /// Abandons the task without running it; see [`Abandon`].
@@ -172,6 +170,19 @@ impl Drop for Start {
         // `abandon` never drop theirs).
         unsafe { (self.vtable.drop)(&mut self.buf) }
     }
+}
+
+/// The vtable of a start whose job has been launched: nothing to drop.
+const EMPTY: VTable = VTable {
+    launch: launched_twice,
+    abandon: |_, _| unreachable!("a launched start is never abandoned"),
+    drop: |_| {},
+    fits: |_| Ok(()),
+};
+
+/// `EMPTY`'s `launch`: the scheduler launches a start once.
+fn launched_twice(_: *mut Buf, _: Stack, _: Option<&str>) -> Fiber {
+    unreachable!("a start is launched once")
 }
 
 /// Creates the fiber of `job` on `stack`.
