@@ -5,6 +5,7 @@
 //! cargo run --release --example sleep_many -- 100000              # spindle fibers
 //! cargo run --release --example sleep_many -- 10000 --threads     # OS threads
 //! cargo run --release --example sleep_many -- 10000 --tokio       # baseline: tokio current-thread
+//! cargo run --release --example sleep_many -- 10000 --tokio --workers 2  # tokio multi-thread, 2 workers
 //! cargo run --release --example sleep_many -- 10000 --may         # baseline: may, one worker
 //! cargo run --release --example sleep_many -- 100000 --workers 2  # spindle on 2 workers
 //! options: --secs S (default 1), --stack BYTES (spindle's fiber stack size)
@@ -133,11 +134,20 @@ fn os_threads(n: usize, dur: Duration) {
     }
 }
 
-fn tokio_tasks(n: usize, dur: Duration) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+/// Tokio's current-thread runtime, or its multi-thread one with `workers`
+/// worker threads.
+fn tokio_tasks(n: usize, dur: Duration, workers: Option<usize>) {
+    let rt = match workers {
+        Some(w) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(w)
+            .enable_time()
+            .build()
+            .unwrap(),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap(),
+    };
     rt.block_on(async move {
         let handles: Vec<_> = (0..n)
             .map(|_| tokio::spawn(tokio::time::sleep(dur)))
@@ -185,7 +195,7 @@ fn main() {
     let start = Instant::now();
     let (resumes, growth) = match which {
         "--threads" => (os_threads(n, dur), (0, 0)).1,
-        "--tokio" => (tokio_tasks(n, dur), (0, 0)).1,
+        "--tokio" => (tokio_tasks(n, dur, workers), (0, 0)).1,
         "--may" => (may_coroutines(n, dur), (0, 0)).1,
         _ => match workers {
             Some(w) => spindle_workers(n, dur, stack, w),

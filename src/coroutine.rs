@@ -357,29 +357,8 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     {
         overflow::ensure_installed();
 
-        // Carve the top of the stack: FiberInfo, then the closure, then the
-        // parent link (16-aligned, with one spare word above it).
         let base = stack.base() as usize;
-        let info_addr = FiberInfo::address(base);
-        let f_align = align_of::<F>().max(16);
-        let data_addr = info_addr
-            .checked_sub(size_of::<F>())
-            .map(|a| a & !(f_align - 1))
-            .unwrap_or(0);
-        let link_addr = data_addr.saturating_sub(16) & !15;
-        let needed = base - link_addr + arch::INIT_FRAME_SIZE;
-        if data_addr == 0 || needed > stack.size() / 2 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "a coroutine closure of {} bytes does not fit a {} KiB stack \
-                     (it may use at most half of it); box its large captures",
-                    size_of::<F>(),
-                    stack.size() / 1024
-                ),
-            ));
-        }
-
+        let (data_addr, link_addr) = carve::<F>(base, stack.size())?;
         let link = link_addr as *mut *mut u8;
         // SAFETY: the three addresses are inside the stack (checked above:
         // they use less than half of it), suitably aligned, and do not
@@ -523,6 +502,52 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     pub(crate) fn stack(&self) -> &Stack {
         &self.stack
     }
+}
+
+/// Where a closure `F` and the parent link go at the top of a stack whose
+/// highest address is `base` and whose size is `size`: FiberInfo, then the
+/// closure, then the parent link (16-aligned, with one spare word above
+/// it). Returns `(data, link)`.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::InvalidInput`] if the closure would take more than half
+/// of the stack.
+fn carve<F>(base: usize, size: usize) -> io::Result<(usize, usize)> {
+    let info_addr = FiberInfo::address(base);
+    let f_align = align_of::<F>().max(16);
+    let data_addr = info_addr
+        .checked_sub(size_of::<F>())
+        .map(|a| a & !(f_align - 1))
+        .unwrap_or(0);
+    let link_addr = data_addr.saturating_sub(16) & !15;
+    let needed = base.saturating_sub(link_addr) + arch::INIT_FRAME_SIZE;
+    if data_addr == 0 || needed > size / 2 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a coroutine closure of {} bytes does not fit a {} KiB stack \
+                 (it may use at most half of it); box its large captures",
+                size_of::<F>(),
+                size / 1024
+            ),
+        ));
+    }
+    Ok((data_addr, link_addr))
+}
+
+/// Whether a coroutine running `F` can be created on a stack of `size`
+/// bytes (already rounded to pages), before any stack is taken: the check
+/// [`Builder::build`] makes, for callers that take the stack later (the
+/// runtime's fibers take theirs at their first resume).
+///
+/// # Errors
+///
+/// As [`Builder::build`]'s size check.
+pub(crate) fn check_fits<F>(size: usize) -> io::Result<()> {
+    // Stacks are page-aligned at their top; any page-aligned base gives the
+    // layout a real one would.
+    carve::<F>(1 << 40, size).map(|_| ())
 }
 
 impl<I, Y, R> Drop for Coroutine<I, Y, R> {

@@ -286,3 +286,48 @@ fn handler_install_on_a_thread_is_idempotent() {
         t.join().unwrap();
     }
 }
+
+// ---- needs spindle::runtime ------------------------------------------------
+
+#[test]
+fn an_overflow_on_a_reused_stack_names_the_fiber_that_overflowed() {
+    let test = "an_overflow_on_a_reused_stack_names_the_fiber_that_overflowed";
+    let Some(out) = crash_in_child(test, || {
+        spindle::run(|| {
+            // "first" runs, ends and gives its stack back to the pool;
+            // "second" takes that stack at its first resume.
+            spindle::Builder::new()
+                .name("first".into())
+                .stack_size(64 * 1024)
+                .spawn(|| black_box(1))
+                .unwrap()
+                .join()
+                .unwrap();
+            let chunks = spindle::stack::StackPool::stats().chunks;
+            spindle::Builder::new()
+                .name("second".into())
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    assert_eq!(
+                        spindle::stack::StackPool::stats().chunks,
+                        chunks,
+                        "no stack was reused"
+                    );
+                    recurse(0)
+                })
+                .unwrap()
+                .join()
+                .ok();
+        });
+    }) else {
+        return;
+    };
+    assert_signal(&out, libc::SIGABRT);
+    let err = stderr(&out);
+    assert!(
+        err.contains("fiber 'second' overflowed its 64 KiB stack"),
+        "{}",
+        child::text(&out)
+    );
+    assert!(!err.contains("'first'"), "{}", child::text(&out));
+}

@@ -160,6 +160,14 @@ impl<T> JoinSlot<T> {
         self.task.set(Some(task));
     }
 
+    /// The task's id and name, as reports write them (`fiber 'name' (7)`).
+    pub(crate) fn who(&self) -> String {
+        match &self.name {
+            Some(n) => format!("fiber '{n}' ({})", self.id),
+            None => format!("fiber {}", self.id),
+        }
+    }
+
     /// The task, as its runtime names it.
     pub(crate) fn task(&self) -> LocalWaker {
         self.task
@@ -177,6 +185,18 @@ impl<T> JoinSlot<T> {
         result: Result<T, JoinError>,
         before_stamp: impl FnOnce(),
     ) {
+        self.complete_with(result, before_stamp, |waiter| me.finish(waiter));
+    }
+
+    /// [`complete`](Self::complete), with `finish` counting the task as
+    /// finished (and waking the waiter it is given): for a task that ends
+    /// without having started, on the scheduler's stack.
+    pub(crate) fn complete_with(
+        &self,
+        result: Result<T, JoinError>,
+        before_stamp: impl FnOnce(),
+        finish: impl FnOnce(Option<LocalWaker>) -> u64,
+    ) {
         *self.result.borrow_mut() = Some(result);
         loop {
             // A callback may add another (through a handle it reaches):
@@ -193,7 +213,7 @@ impl<T> JoinSlot<T> {
             }
         }
         before_stamp();
-        self.finished.set(me.finish(self.waiter.take()));
+        self.finished.set(finish(self.waiter.take()));
     }
 
     /// Adds a done callback; runs it at once (on the caller's stack, its

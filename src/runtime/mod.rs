@@ -119,6 +119,32 @@
 //! panics with `all fibers are asleep - deadlock!` and the list of fibers
 //! and what each waits for, as Go does, instead of hanging.
 //!
+//! ## Stacks at first resume
+//!
+//! A spawned fiber takes its stack at its first resume, not at its spawn.
+//! Until then it is only its closure and join slot, kept in its task's
+//! record (inline when they take at most 48 bytes, boxed otherwise), so:
+//!
+//! - fibers waiting in the run queue hold no stack: with FIFO order, a
+//!   program that spawns a million fibers before any of them runs (skynet)
+//!   holds stacks only for those that have started;
+//! - a short fiber runs on a stack the one before it just gave back to
+//!   the pool, whose pages are touched already (no page fault);
+//! - a fiber cancelled before it starts, or still unstarted at shutdown,
+//!   is dropped on the scheduler's stack without ever taking one: its
+//!   closure's destructor runs there, outside any fiber, and its joiner
+//!   sees [`JoinError::Cancelled`].
+//!
+//! The trade: spawning checks the stack *arguments* (size, guard, whether
+//! the closure fits) and fails at once if they are bad, but whether a
+//! stack can be *mapped* (memory, `vm.max_map_count`) is only known at the
+//! first resume. A fiber that cannot get one there does not run: its
+//! handle's `join` returns [`JoinError::Panicked`] whose message names the
+//! fiber and the OS error, the panic hook reports it (so a detached
+//! fiber's failure is not silent), and the runtime goes on with the other
+//! fibers. The figures (skynet, the sleepers, spawn+join) are in
+//! BENCHMARKS.md, "Stacks at first resume".
+//!
 //! ## Many workers
 //!
 //! Everything above holds inside each worker: its own run queue, rounds,

@@ -14,12 +14,9 @@ use std::panic::{self, AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::coroutine;
-use crate::stack::Stack;
-
 use super::fiber_local;
 use super::join::{JoinError, JoinHandle, JoinSlot};
-use super::task::{CancelUnwind, FiberYielder, TaskId};
+use super::task::{Abandon, CancelUnwind, FiberYielder, Job, Start, TaskId};
 use super::wait::{self, with_runtime, LocalRuntime};
 
 /// Runs `f` in a new fiber and returns its handle (std's
@@ -36,11 +33,21 @@ use super::wait::{self, with_runtime, LocalRuntime};
 /// assert_eq!(sum, 60);
 /// ```
 ///
+/// # Stacks
+///
+/// The fiber takes its stack at its first resume, not here (see "Stacks
+/// at first resume" in the [runtime docs](crate::runtime)). If no stack
+/// can be had then (no memory, or no memory maps left), the fiber does not
+/// run: its handle's [`join`](JoinHandle::join) returns
+/// [`JoinError::Panicked`] with a message naming the fiber and the error,
+/// the panic hook reports it as for any fiber's panic, and the runtime
+/// goes on.
+///
 /// # Panics
 ///
-/// Outside a runtime, and if no stack can be had for the fiber (as
-/// `std::thread::spawn` panics when the OS refuses a thread); use
-/// [`Builder::spawn`] to get that error instead.
+/// Outside a runtime, and if the runtime's stack settings cannot hold the
+/// closure (as `std::thread::spawn` panics when the OS refuses a thread);
+/// use [`Builder::spawn`] to get that error instead.
 #[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
@@ -128,9 +135,13 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// What creating the fiber's stack returns: no memory or no memory maps
-    /// left, a size too small for the closure, or a guard size out of
-    /// range ([`Stack::with_guard_pages`]).
+    /// [`io::ErrorKind::InvalidInput`] for stack arguments that no stack
+    /// could have: a size out of range or too small for the closure, or a
+    /// guard size out of range
+    /// ([`Stack::with_guard_pages`](crate::stack::Stack::with_guard_pages)).
+    /// A stack that cannot be mapped (no memory or memory maps left) is
+    /// only known at the fiber's first resume, and reaches its join handle
+    /// instead (see [`spawn`]'s "Stacks").
     #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
@@ -181,18 +192,64 @@ impl Builder {
         let id = self.id.unwrap_or_else(TaskId::next);
         let name: Option<Arc<str>> = self.name.map(Arc::from);
         let slot = Rc::new(JoinSlot::new(id, name.clone()));
-        let theirs = Rc::clone(&slot);
-        let size = self.stack_size.unwrap_or(rt.stack_size());
-        let mut b = match self.guard_pages.unwrap_or(rt.guard_pages()) {
-            Stack::DEFAULT_GUARD_PAGES => coroutine::Builder::new().stack_size(size),
-            pages => coroutine::Builder::new().stack(Stack::with_guard_pages(size, pages)?),
+        let job = Task {
+            f,
+            slot: Rc::clone(&slot),
         };
-        if let Some(n) = &name {
-            b = b.name(&**n);
-        }
-        let fiber = b.build(move |y: &FiberYielder, ()| root(y, f, theirs))?;
-        slot.set_task(rt.insert(fiber, id, name, at));
+        let size = self.stack_size.unwrap_or(rt.stack_size());
+        let guard = self.guard_pages.unwrap_or(rt.guard_pages());
+        let start = Start::new(job, size, guard, name.clone())?;
+        slot.set_task(rt.insert(start, id, name, at));
         Ok(JoinHandle::new(slot))
+    }
+}
+
+/// A task before it starts: its closure and its join slot (see
+/// [`Start`](super::task::Start), which keeps it until the first resume
+/// takes a stack).
+struct Task<F, T> {
+    f: F,
+    slot: Rc<JoinSlot<T>>,
+}
+
+impl<F, T> Job for Task<F, T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    fn run(self, yielder: &FiberYielder) {
+        root(yielder, self.f, self.slot);
+    }
+
+    /// On the scheduler's stack, outside any fiber: drops the closure
+    /// (catching a panic of its destructor, which becomes the join error as
+    /// in a cancelled fiber's root) and completes the join slot. A fiber
+    /// with no stack ends as if it had panicked with a message saying so;
+    /// the panic is raised (and caught) here, so the panic hook reports it
+    /// even if nobody joins the fiber.
+    fn abandon(self, why: Abandon) {
+        let Task { f, slot } = self;
+        let no_stack = match why {
+            Abandon::Cancelled => None,
+            Abandon::NoStack(e) => {
+                let who = slot.who();
+                Some(
+                    panic::catch_unwind(AssertUnwindSafe(|| -> () {
+                        panic!("spindle: {who} could not start: no stack for it: {e}")
+                    }))
+                    .unwrap_err(),
+                )
+            }
+        };
+        let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(f)));
+        let result = match (no_stack, dropped) {
+            (Some(p), _) => Err(JoinError::Panicked(p)),
+            (None, Ok(())) => Err(JoinError::Cancelled),
+            (None, Err(p)) => Err(into_join_error(p)),
+        };
+        with_runtime("spindle: abandoning a fiber", |rt| {
+            slot.complete_with(result, || (), |waiter| rt.finish(waiter));
+        });
     }
 }
 

@@ -46,7 +46,7 @@ pub(crate) use super::driver::RemoteWaker;
 use super::scheduler::context::{current_raw, try_current_raw, with_scheduler, with_scheduler_opt};
 use super::scheduler::Scheduler;
 use super::task::{
-    Deadlock, Fiber, FiberTrace, FiberYielder, Interrupted, Key, LocalMap, TaskId, TaskInfo,
+    Deadlock, FiberTrace, FiberYielder, Interrupted, Key, LocalMap, Start, TaskId, TaskInfo,
     TaskState, WaitingOn,
 };
 
@@ -278,9 +278,7 @@ impl Parker {
     /// finished, wakes `joiner` (a fiber of the same runtime), and returns
     /// the finish stamp (stamps order finishes).
     pub(crate) fn finish(&self, joiner: Option<LocalWaker>) -> u64 {
-        let s = self.sched();
-        let joiner = joiner.filter(|w| w.runtime == s.id()).map(|w| w.key);
-        s.finish(joiner)
+        LocalRuntime::of(self.sched()).finish(joiner)
     }
 
     /// Every live fiber of its runtime with its backtrace, in id order; see
@@ -387,14 +385,14 @@ impl<'a> LocalRuntime<'a> {
     #[inline]
     pub(crate) fn insert(
         self,
-        fiber: Fiber,
+        start: Start,
         id: TaskId,
         name: Option<Arc<str>>,
         spawned_at: &'static Location<'static>,
     ) -> LocalWaker {
         LocalWaker {
             runtime: self.sched.id(),
-            key: self.sched.insert(fiber, id, name, spawned_at),
+            key: self.sched.insert(start, id, name, spawned_at),
         }
     }
 
@@ -416,6 +414,16 @@ impl<'a> LocalRuntime<'a> {
     /// the scheduler's thread between two rounds, with no fiber running).
     pub(crate) fn deadlock_report(self) -> Deadlock {
         self.sched.deadlock_report()
+    }
+
+    /// Counts a task as finished, wakes `joiner` (a fiber of this runtime)
+    /// and returns the finish stamp: [`Parker::finish`], for a task that
+    /// ends without having started (abandoned on the scheduler's stack).
+    pub(crate) fn finish(self, joiner: Option<LocalWaker>) -> u64 {
+        let joiner = joiner
+            .filter(|w| w.runtime == self.sched.id())
+            .map(|w| w.key);
+        self.sched.finish(joiner)
     }
 
     /// Every live task in id order, with its waker.

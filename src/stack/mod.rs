@@ -272,6 +272,16 @@ impl Stack {
         }
     }
 
+    /// The size a stack of `size` bytes with a guard of `pages` pages would
+    /// have (rounded up to pages), or the error [`Stack::with_guard_pages`]
+    /// would return for these arguments, without taking a stack: for
+    /// callers that take the stack later (a fiber takes its own at its
+    /// first resume) but report bad arguments at once.
+    pub(crate) fn check_args(size: usize, pages: usize) -> io::Result<usize> {
+        check_guard_pages(pages)?;
+        round_size(size)
+    }
+
     /// A stack like [`Stack::new`]'s with a guard of `pages` pages instead
     /// of one, for fibers that call C code with large frames (see "Guard
     /// size and stack probes" in the [module docs](self)).

@@ -1,5 +1,6 @@
-//! The fiber table: every task's [`Fiber`] (its coroutine and stack),
-//! indexed like the task table, and the one place fibers are resumed.
+//! The fiber table: every task's [`Fiber`] (its coroutine and stack), or
+//! its [`Start`] until its first resume, indexed like the task table, and
+//! the one place fibers are resumed.
 //!
 //! ## Why a table of its own
 //!
@@ -20,23 +21,37 @@
 //!
 //! ## Invariants
 //!
-//! - The fiber of the task with key `k` is in `slots[k.index()]` or in
-//!   `pending`, never both, from its spawn until the scheduler removes it.
+//! - The fiber (or start) of the task with key `k` is in `slots[k.index()]`
+//!   or in `pending`, never both, from its spawn until the scheduler
+//!   removes it; a slot is empty only while the scheduler abandons the
+//!   start it took out ([`FiberTable::take_start`], or a failed
+//!   [`FiberTable::launch`]), until the task's removal.
+//! - A [`Slot::Start`] is never resumed: [`FiberTable::resume`] answers
+//!   `None` for it, and the scheduler launches it (`launch.rs`).
 //! - A slot is emptied (and the fiber dropped, freeing its stack) before
 //!   the task's record leaves the task table, so a slot index is free
 //!   again exactly when the task table can reuse it.
 
 use std::cell::RefCell;
+use std::io;
 
 use crate::coroutine::CoroutineResult;
 use crate::greenlet::ChainState;
-use crate::runtime::task::{Fiber, Key};
+use crate::runtime::task::{Fiber, Key, Start};
 use crate::stack::Stack;
+
+/// What a task's slot holds.
+pub(crate) enum Slot {
+    /// It has not started: no stack yet.
+    Start(Start),
+    /// Its coroutine, started (or being started).
+    Fiber(Fiber),
+}
 
 /// The fibers of one runtime; see the [module docs](self).
 pub(crate) struct FiberTable {
-    slots: RefCell<Vec<Option<Fiber>>>,
-    pending: RefCell<Vec<(Key, Fiber)>>,
+    slots: RefCell<Vec<Option<Slot>>>,
+    pending: RefCell<Vec<(Key, Slot)>>,
 }
 
 impl FiberTable {
@@ -47,14 +62,60 @@ impl FiberTable {
         }
     }
 
-    /// Adds the fiber of a task just inserted in the task table.
+    /// Adds the start of a task just inserted in the task table.
     #[inline]
-    pub(crate) fn add(&self, key: Key, fiber: Fiber) {
-        self.pending.borrow_mut().push((key, fiber));
+    pub(crate) fn add(&self, key: Key, start: Start) {
+        self.pending.borrow_mut().push((key, Slot::Start(start)));
     }
 
-    fn adopt(&self, slots: &mut Vec<Option<Fiber>>) {
-        for (key, fiber) in self.pending.borrow_mut().drain(..) {
+    /// Takes the start of `key` out, if the task has not started; the slot
+    /// stays empty until the task's removal.
+    pub(crate) fn take_start(&self, key: Key) -> Option<Start> {
+        let mut slots = self.slots.borrow_mut();
+        self.adopt(&mut slots);
+        let slot = slots.get_mut(key.index())?;
+        match slot.take()? {
+            Slot::Start(start) => Some(start),
+            fiber => {
+                *slot = Some(fiber);
+                None
+            }
+        }
+    }
+
+    /// Creates the fiber of `key` from its start, in its slot: `None` if
+    /// the task has no start; the start back with the error if no stack
+    /// could be had (its slot then stays empty).
+    pub(crate) fn launch(&self, key: Key) -> Option<Result<(), (Start, io::Error)>> {
+        let mut slots = self.slots.borrow_mut();
+        self.adopt(&mut slots);
+        let slot = slots.get_mut(key.index())?;
+        let Some(Slot::Start(start)) = slot else {
+            return None;
+        };
+        // Taking a stack and creating the coroutine run no user code, so
+        // the borrow cannot be asked for again meanwhile. In place: the
+        // start is not moved on the way (this is every fiber's first
+        // resume).
+        Some(match start.launch() {
+            Ok(fiber) => {
+                // Drops the emptied start (its name only).
+                *slot = Some(Slot::Fiber(fiber));
+                Ok(())
+            }
+            Err(e) => match slot.take() {
+                Some(Slot::Start(start)) => Err((start, e)),
+                _ => unreachable!("the slot held a start"),
+            },
+        })
+    }
+
+    fn adopt(&self, slots: &mut Vec<Option<Slot>>) {
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            return;
+        }
+        for (key, fiber) in pending.drain(..) {
             let i = key.index();
             if slots.len() <= i {
                 slots.resize_with(i + 1, || None);
@@ -65,7 +126,7 @@ impl FiberTable {
     }
 
     /// Resumes the fiber of `key` until it suspends or returns; `None` if
-    /// there is no such fiber.
+    /// there is no such fiber, or it has not started (a [`Slot::Start`]).
     ///
     /// # Panics
     ///
@@ -78,7 +139,9 @@ impl FiberTable {
         if slots.get(i).map_or(true, Option::is_none) {
             self.adopt(&mut slots);
         }
-        let fiber = slots.get_mut(i)?.as_mut()?;
+        let Some(Slot::Fiber(fiber)) = slots.get_mut(i)? else {
+            return None;
+        };
         // The task runs with its own greenlet state, and the resumer gets
         // its own back (see `greenlet`'s "Bookkeeping").
         let _resumer = ChainState::detach();
@@ -95,7 +158,7 @@ impl FiberTable {
         let Ok(slots) = self.slots.try_borrow() else {
             return;
         };
-        if let Some(Some(fiber)) = next.and_then(|k| slots.get(k.index())) {
+        if let Some(Some(Slot::Fiber(fiber))) = next.and_then(|k| slots.get(k.index())) {
             fiber.prefetch();
         }
         if let Some(slot) = after.and_then(|k| slots.get(k.index())) {
@@ -103,9 +166,9 @@ impl FiberTable {
         }
     }
 
-    /// Takes the fiber of `key` out (to drop it once no borrow is held:
-    /// dropping a suspended fiber runs its destructors).
-    pub(crate) fn remove(&self, key: Key) -> Option<Fiber> {
+    /// Takes the fiber (or start) of `key` out (to drop it once no borrow
+    /// is held: dropping a suspended fiber runs its destructors).
+    pub(crate) fn remove(&self, key: Key) -> Option<Slot> {
         let mut slots = self.slots.borrow_mut();
         self.adopt(&mut slots);
         slots.get_mut(key.index())?.take()
@@ -116,17 +179,22 @@ impl FiberTable {
     pub(crate) fn stack(&self, key: Key) -> Option<(usize, Option<usize>)> {
         let mut slots = self.slots.borrow_mut();
         self.adopt(&mut slots);
-        let fiber = slots.get(key.index())?.as_ref()?;
-        Some((fiber.stack_size(), fiber.stack_in_use()))
+        match slots.get(key.index())?.as_ref()? {
+            Slot::Fiber(fiber) => Some((fiber.stack_size(), fiber.stack_in_use())),
+            Slot::Start(start) => Some((start.stack_size(), None)),
+        }
     }
 
     /// Runs `f` with the stack of `key`'s fiber (not running: the
-    /// scheduler's own frames call this); `None` if the fiber is gone.
+    /// scheduler's own frames call this); `None` if the fiber is gone or
+    /// has not started (it has no stack yet).
     pub(crate) fn with_stack<R>(&self, key: Key, f: impl FnOnce(&Stack) -> R) -> Option<R> {
         let mut slots = self.slots.borrow_mut();
         self.adopt(&mut slots);
-        let fiber = slots.get(key.index())?.as_ref()?;
-        Some(f(fiber.stack()))
+        match slots.get(key.index())?.as_ref()? {
+            Slot::Fiber(fiber) => Some(f(fiber.stack())),
+            Slot::Start(_) => None,
+        }
     }
 
     /// Whether the task `key` has a fiber that has not started yet or is

@@ -14,6 +14,7 @@
 //! | `sleep_queue.rs` | the timer heap |
 //! | `park.rs` | the fiber's side of a switch: start, cancellation checkpoint, park, yield |
 //! | `run.rs` | the scheduler's side: the loop in rounds, resuming a fiber |
+//! | `launch.rs` | a task's first resume: taking its stack, or abandoning it without one |
 //! | `find_runnable.rs` | between two rounds: timers, remote wake-ups, the reactor |
 //! | `shutdown.rs` | cancelling and unwinding what is left; the deadlock report |
 //! | `trace.rs` | taking a dump: tracing every suspended fiber without waking it |
@@ -44,6 +45,7 @@ pub(crate) mod context;
 mod core;
 mod fiber_table;
 mod find_runnable;
+mod launch;
 mod observe;
 mod park;
 mod run;
@@ -62,7 +64,7 @@ use std::time::Instant;
 use crate::greenlet::ChainState;
 use crate::runtime::driver::{Reactor, Remote, RemoteWaker};
 use crate::runtime::observe::Observer;
-use crate::runtime::task::{Cancel, Fiber, Key, LocalMap, TaskId, TaskInfo, TaskState};
+use crate::runtime::task::{Cancel, Key, LocalMap, Start, TaskId, TaskInfo, TaskState};
 
 use self::core::{Core, Hot, TaskRecord};
 use fiber_table::FiberTable;
@@ -184,11 +186,12 @@ impl Scheduler {
         std::mem::forget(std::mem::replace(&mut self.fibers, FiberTable::new()));
     }
 
-    /// Adds a task whose fiber has not run yet to the back of the run queue.
+    /// Adds a task that has not started (it takes its stack at its first
+    /// resume: `launch.rs`) to the back of the run queue.
     #[inline]
     pub(crate) fn insert(
         &self,
-        fiber: Fiber,
+        start: Start,
         id: TaskId,
         name: Option<Arc<str>>,
         spawned_at: &'static Location<'static>,
@@ -218,7 +221,7 @@ impl Scheduler {
         self.observer.probe().set_spawned(core.spawned);
         self.remote.set_live(core.tasks.len());
         drop(core);
-        self.fibers.add(key, fiber);
+        self.fibers.add(key, start);
         if self.observer.active() {
             self.observe_spawn(key, id, observed_name, spawned_at);
         }

@@ -6,6 +6,7 @@ use crate::coroutine::CoroutineResult;
 use crate::runtime::task::{Deadlock, Key, TaskState};
 
 use super::context::{set_current, Current};
+use super::launch::Launch;
 use super::Scheduler;
 
 impl Scheduler {
@@ -33,6 +34,21 @@ impl Scheduler {
         });
         let mut outcome = self.fibers.resume(key);
         set_current(Current::NONE);
+        if outcome.is_none() {
+            // Not started yet: it takes its stack now (launch.rs).
+            match self.launch(key) {
+                Launch::Started => {
+                    set_current(Current {
+                        yielder: std::ptr::null(),
+                        key: Some(key),
+                    });
+                    outcome = self.fibers.resume(key);
+                    set_current(Current::NONE);
+                }
+                Launch::Abandoned => return true,
+                Launch::NotAStart => {}
+            }
+        }
         // The fiber suspended to ask for a dump (trace.rs): serve it and
         // give the CPU straight back.
         while self.trace.requested() {

@@ -8,6 +8,8 @@
 //!   [`Interrupted`]).
 //! - [`slab`]: the generational [`Slab`] and its [`Key`], which name a task
 //!   inside one scheduler.
+//! - [`start`]: [`Start`], a task that has not started: its [`Job`] kept
+//!   until its first resume takes a stack.
 //! - [`locals`]: [`LocalMap`], one fiber's fiber-local values.
 //! - [`report`]: [`TaskInfo`], one task as a report shows it, and the
 //!   [`Deadlock`] report built from them.
@@ -22,6 +24,7 @@ pub(crate) mod id;
 pub(crate) mod locals;
 pub(crate) mod report;
 pub(crate) mod slab;
+pub(crate) mod start;
 pub(crate) mod state;
 pub(crate) mod trace;
 
@@ -31,6 +34,7 @@ pub use id::TaskId;
 pub(crate) use locals::{LocalMap, LocalSlot};
 pub(crate) use report::{Deadlock, FiberTrace, TaskInfo};
 pub(crate) use slab::{Key, Slab};
+pub(crate) use start::{Abandon, Job, Start};
 pub use state::TaskState;
 pub(crate) use state::{Cancel, CancelUnwind, Direction, Interrupted, WaitingOn};
 

@@ -94,10 +94,13 @@ impl PlacedBuilder {
     /// # Errors
     ///
     /// [`io::ErrorKind::InvalidInput`] if the worker does not exist. A
-    /// fiber placed on the caller's own worker is created at once, and an
-    /// error creating its stack is returned here; on another worker it is
-    /// created there, and if that fails (no stack) its handle's `join`
-    /// says [`JoinError::Cancelled`].
+    /// fiber placed on the caller's own worker is created at once, and bad
+    /// stack arguments are returned here; on another worker it is created
+    /// there. Either way the fiber takes its stack at its first resume, and
+    /// if none can be had then (or, on another worker, the stack arguments
+    /// are bad) it does not run: its handle's `join` says
+    /// [`JoinError::Cancelled`], and the panic hook reports the stack's
+    /// error naming the fiber.
     #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<SendJoinHandle<T>>
     where
@@ -143,8 +146,9 @@ impl PlacedBuilder {
                 if theirs.stopping() {
                     return; // dropping `body` reports its fiber cancelled
                 }
-                // No stack for it (an error): `body` was dropped unrun,
-                // which reported the fiber cancelled.
+                // Bad stack arguments (an error), or later no stack at its
+                // first resume: `body` is dropped unrun, which reports the
+                // fiber cancelled.
                 if let Ok(h) = builder.spawn_at(body, at) {
                     if shared.created(h.slot().task().key()) {
                         h.cancel();
@@ -177,8 +181,9 @@ impl PlacedBuilder {
 /// # Panics
 ///
 /// Outside a runtime, if `worker` is not below [`worker_count`](crate::worker_count),
-/// and if no stack can be had for a fiber placed on the caller's own worker
-/// (use [`Builder::worker`] to get these as errors).
+/// and if the runtime's stack settings cannot hold the closure of a fiber
+/// placed on the caller's own worker (use [`Builder::worker`] to get these
+/// as errors).
 #[track_caller]
 pub fn spawn_on<F, T>(worker: usize, f: F) -> SendJoinHandle<T>
 where
