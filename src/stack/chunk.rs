@@ -48,8 +48,14 @@
 //!   a stack of it is out.
 //! - A slot's guard is installed before the slot is handed out, and stays for
 //!   as long as the chunk is mapped (guard markers survive `MADV_DONTNEED`).
-//! - A class's `open` list holds exactly the chunks of that class that have a
-//!   free or fresh slot (`chunk.listed` mirrors membership).
+//! - A class's `open` list holds every chunk of that class that has a
+//!   retained, dirty, free or fresh slot, and may hold a chunk whose last
+//!   room is a batch of dirty slots being discarded outside the lock
+//!   (another thread may take from the class meanwhile): the taker drops
+//!   such a chunk from the list when it meets it, and `discarded` lists it
+//!   again (`chunk.listed` mirrors membership). Before this rule, a taker
+//!   in that window carved a "fresh" slot past the chunk's end: a guard
+//!   installed over a neighbouring mapping, or `ENOMEM`.
 //! - Every chunk is entered in the overflow handler's chunk table
 //!   (`chunk_table.rs`) from before its first slot is handed out until
 //!   before it is unmapped (unless that table is full).
@@ -320,41 +326,48 @@ pub(super) fn counters() -> Counters {
 /// kind when `mmap` or the guard installation fails. For `Madvise`, an
 /// `EINVAL` also demotes the process to mprotect guards.
 pub(super) fn allocate(size: usize, guard_pages: usize, kind: GuardKind) -> io::Result<Slot> {
-    let guard = guard_pages * page_size();
-    let slot_bytes = size + guard;
     let mut locked = lock();
-    let a = &mut *locked;
-    let class = a.class_index(size, guard_pages, kind);
-    loop {
-        if let Some(result) = a.take_open(class, slot_bytes, guard) {
-            let (result, unmap) = result;
-            drop(locked);
-            drop(unmap);
-            return result;
-        }
-        let nslots = a.classes[class].next_slots;
-        let chunk = match map_chunk(class, slot_bytes, guard, nslots) {
-            Ok(chunk) => chunk,
-            // A tight RLIMIT_AS may still leave room for a single slot.
-            Err(_) if nslots > 1 => match map_chunk(class, slot_bytes, guard, 1) {
+    let (result, unmap) = locked.allocate(size, guard_pages, kind);
+    drop(locked);
+    drop(unmap);
+    result
+}
+
+impl Allocator {
+    /// [`allocate`]'s work under the lock; a chunk to unmap comes back with
+    /// the result, for the caller to drop once the lock is released.
+    fn allocate(&mut self, size: usize, guard_pages: usize, kind: GuardKind) -> Taken {
+        let guard = guard_pages * page_size();
+        let slot_bytes = size + guard;
+        let class = self.class_index(size, guard_pages, kind);
+        loop {
+            if let Some(taken) = self.take_open(class, slot_bytes, guard) {
+                return taken;
+            }
+            let nslots = self.classes[class].next_slots;
+            let chunk = match map_chunk(class, slot_bytes, guard, nslots) {
                 Ok(chunk) => chunk,
-                Err(e) => return Err(os_failure(Op::Map, size, slot_bytes, e)),
-            },
-            Err(e) => return Err(os_failure(Op::Map, size, slot_bytes * nslots, e)),
-        };
-        let max_slots = (CHUNK_BYTES / slot_bytes).max(1);
-        let c = &mut a.classes[class];
-        if c.kind == GuardKind::Madvise {
-            c.next_slots = (nslots * 2).min(max_slots);
+                // A tight RLIMIT_AS may still leave room for a single slot.
+                Err(_) if nslots > 1 => match map_chunk(class, slot_bytes, guard, 1) {
+                    Ok(chunk) => chunk,
+                    Err(e) => return (Err(os_failure(Op::Map, size, slot_bytes, e)), None),
+                },
+                Err(e) => return (Err(os_failure(Op::Map, size, slot_bytes * nslots, e)), None),
+            };
+            let max_slots = (CHUNK_BYTES / slot_bytes).max(1);
+            let c = &mut self.classes[class];
+            if c.kind == GuardKind::Madvise {
+                c.next_slots = (nslots * 2).min(max_slots);
+            }
+            let mut chunk = chunk;
+            let start = chunk.start();
+            chunk.table_index = self
+                .table
+                .insert(start, chunk.map.len(), slot_bytes, chunk.guard);
+            self.mapped_bytes += chunk.map.len();
+            self.chunks.insert(start, chunk);
+            self.classes[class].open.push(start);
         }
-        let mut chunk = chunk;
-        let start = chunk.start();
-        chunk.table_index = a
-            .table
-            .insert(start, chunk.map.len(), slot_bytes, chunk.guard);
-        a.mapped_bytes += chunk.map.len();
-        a.chunks.insert(start, chunk);
-        a.classes[class].open.push(start);
     }
 }
 
@@ -417,12 +430,22 @@ impl Allocator {
     fn take_open(&mut self, class: usize, slot_bytes: usize, guard: usize) -> Option<Taken> {
         let c = &self.classes[class];
         let (size, guard_pages, kind) = (c.size, c.guard_pages, c.kind);
-        let start = *self.classes[class].open.last()?;
-        let Some(chunk) = self.chunks.get_mut(&start) else {
-            // Cannot happen (open lists only mapped chunks): drop the stale
-            // entry and report it rather than hide it.
+        let (start, chunk) = loop {
+            let start = *self.classes[class].open.last()?;
+            let Some(chunk) = self.chunks.get_mut(&start) else {
+                // Cannot happen (open lists only mapped chunks): drop the
+                // stale entry and report it rather than hide it.
+                self.classes[class].open.pop();
+                return Some((Err(io::Error::other("stack allocator lost a chunk")), None));
+            };
+            if chunk.has_room() {
+                break (start, chunk);
+            }
+            // Its last room is a batch being discarded outside the lock
+            // (`give_back` leaves the chunk listed): `discarded` lists it
+            // again. Taking from it would carve a slot past its end.
+            chunk.listed = false;
             self.classes[class].open.pop();
-            return Some((Err(io::Error::other("stack allocator lost a chunk")), None));
         };
         let index = if let Some(index) = chunk.retained.pop() {
             self.retained_bytes -= slot_bytes;
@@ -610,3 +633,7 @@ impl Allocator {
         None
     }
 }
+
+#[cfg(test)]
+#[path = "chunk_tests.rs"]
+mod tests;
