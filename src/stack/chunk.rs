@@ -13,7 +13,17 @@
 //!   Madvise chunks start at [`FIRST_SLOTS`] slots and double per class up to
 //!   [`CHUNK_BYTES`]; mprotect chunks always hold one slot (the protection
 //!   change splits the mapping anyway, so packing gains nothing).
-//! - **class**: all chunks of one (usable size, guard pages, guard kind).
+//! - **class**: all chunks of one (usable size, guard pages, guard kind,
+//!   home).
+//! - **home**: which of [`HOMES`] groups of threads a class serves. Each
+//!   thread takes its fresh slots from chunks of its own home, so the stacks
+//!   of one worker lie side by side: when they end together (a burst of
+//!   fibers on that worker), their dirty slots form adjacent runs, and one
+//!   `madvise` discards a whole batch. Shared chunks interleaved two
+//!   workers' stacks slot by slot, so every discard was one `madvise` per
+//!   slot, each a TLB shootdown (an IPI to the other core) once the process
+//!   has two threads: half the time of 100,000 sleepers on two workers went
+//!   there. A slot may still be given back by any thread.
 //!
 //! ## Invariants (all state is under the one [`ALLOCATOR`] mutex)
 //!
@@ -70,9 +80,11 @@
 //! run of adjacent slots every [`DIRTY_BATCH`] slots of a chunk (about 1 in
 //! 64 returns, instead of every one).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::chunk_table::{self, ChunkTable};
@@ -103,6 +115,27 @@ const DIRTY_BATCH: usize = 64;
 /// discarded yet); past it, the releasing chunk's dirty slots are discarded
 /// at once, whatever their number.
 const DIRTY_BYTES: usize = 64 << 20;
+
+/// How many homes threads are spread over (round robin, in the order they
+/// first take a fresh slot): enough for the workers of a runtime on a
+/// machine of that many cores to have chunks of their own, few enough that
+/// a program of many short-lived threads does not multiply its classes.
+const HOMES: usize = 16;
+
+/// The calling thread's home: given at its first call, round robin.
+fn home() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    HOME.try_with(|h| {
+        if h.get() == usize::MAX {
+            h.set(NEXT.fetch_add(1, Ordering::Relaxed) % HOMES);
+        }
+        h.get()
+    })
+    .unwrap_or(0) // a thread's last destructors: any home will do
+}
 
 /// A stack slot that is *out*: the descriptor a `Stack` or a pool owns.
 ///
@@ -250,6 +283,8 @@ struct Class {
     size: usize,
     guard_pages: usize,
     kind: GuardKind,
+    /// The group of threads whose fresh slots come from this class.
+    home: usize,
     /// Start addresses of this class's chunks with room.
     open: Vec<usize>,
     /// Slots in the next chunk this class maps.
@@ -327,7 +362,7 @@ pub(super) fn counters() -> Counters {
 /// `EINVAL` also demotes the process to mprotect guards.
 pub(super) fn allocate(size: usize, guard_pages: usize, kind: GuardKind) -> io::Result<Slot> {
     let mut locked = lock();
-    let (result, unmap) = locked.allocate(size, guard_pages, kind);
+    let (result, unmap) = locked.allocate(size, guard_pages, kind, home());
     drop(locked);
     drop(unmap);
     result
@@ -336,10 +371,10 @@ pub(super) fn allocate(size: usize, guard_pages: usize, kind: GuardKind) -> io::
 impl Allocator {
     /// [`allocate`]'s work under the lock; a chunk to unmap comes back with
     /// the result, for the caller to drop once the lock is released.
-    fn allocate(&mut self, size: usize, guard_pages: usize, kind: GuardKind) -> Taken {
+    fn allocate(&mut self, size: usize, guard_pages: usize, kind: GuardKind, home: usize) -> Taken {
         let guard = guard_pages * page_size();
         let slot_bytes = size + guard;
-        let class = self.class_index(size, guard_pages, kind);
+        let class = self.class_index(size, guard_pages, kind, home);
         loop {
             if let Some(taken) = self.take_open(class, slot_bytes, guard) {
                 return taken;
@@ -403,12 +438,16 @@ type Taken = (io::Result<Slot>, Option<Chunk>);
 
 impl Allocator {
     /// The index of the class (size, guard pages, kind), created if new.
-    fn class_index(&mut self, size: usize, guard_pages: usize, kind: GuardKind) -> usize {
-        if let Some(i) = self
-            .classes
-            .iter()
-            .position(|c| c.size == size && c.guard_pages == guard_pages && c.kind == kind)
-        {
+    fn class_index(
+        &mut self,
+        size: usize,
+        guard_pages: usize,
+        kind: GuardKind,
+        home: usize,
+    ) -> usize {
+        if let Some(i) = self.classes.iter().position(|c| {
+            c.size == size && c.guard_pages == guard_pages && c.kind == kind && c.home == home
+        }) {
             return i;
         }
         let slot_bytes = size + guard_pages * page_size();
@@ -420,6 +459,7 @@ impl Allocator {
             size,
             guard_pages,
             kind,
+            home,
             open: Vec::new(),
             next_slots,
         });

@@ -45,7 +45,7 @@ fn a_chunk_whose_last_room_is_being_discarded_is_passed_over() {
     let kind = GuardKind::Madvise;
     let mut out = Vec::new();
     for _ in 0..FIRST_SLOTS {
-        let (slot, unmap) = a.allocate(size, pages, kind);
+        let (slot, unmap) = a.allocate(size, pages, kind, 0);
         assert!(unmap.is_none());
         out.push(slot.expect("a slot"));
     }
@@ -68,7 +68,7 @@ fn a_chunk_whose_last_room_is_being_discarded_is_passed_over() {
     };
 
     // Another taker, while the batch is being discarded.
-    let (slot, unmap) = a.allocate(size, pages, kind);
+    let (slot, unmap) = a.allocate(size, pages, kind, 0);
     assert!(unmap.is_none());
     let slot = slot.expect("a slot of a new chunk");
     let at = slot.limit() as usize;
@@ -78,7 +78,42 @@ fn a_chunk_whose_last_room_is_being_discarded_is_passed_over() {
 
     // Discarded: the slot is free again and taken next.
     assert!(a.discarded(&batch).is_none());
-    let (again, _) = a.allocate(size, pages, kind);
+    let (again, _) = a.allocate(size, pages, kind, 0);
     assert_eq!(again.expect("the discarded slot").limit(), back.limit());
+    unmap_all(a);
+}
+
+/// Two threads taking fresh slots in turn (two workers spawning) get them
+/// from chunks of their own homes, each thread's side by side, so a burst
+/// of them ending together is discarded in long runs, not slot by slot.
+#[test]
+fn each_home_takes_fresh_slots_from_chunks_of_its_own() {
+    let mut a = allocator();
+    let (size, pages) = (4 * page_size(), 1);
+    let slot_bytes = size + pages * page_size();
+    let mut taken: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..FIRST_SLOTS {
+        for (home, list) in taken.iter_mut().enumerate() {
+            let (slot, _) = a.allocate(size, pages, GuardKind::Madvise, home);
+            list.push(slot.expect("a slot").limit() as usize);
+        }
+    }
+    let chunks: Vec<usize> = taken
+        .iter()
+        .map(|list| chunk_of(&a, list[0]).expect("inside a chunk"))
+        .collect();
+    assert_ne!(chunks[0], chunks[1], "each home has a chunk of its own");
+    for (home, list) in taken.iter().enumerate() {
+        for pair in list.windows(2) {
+            assert_eq!(
+                pair[1] - pair[0],
+                slot_bytes,
+                "home {home}: slots side by side"
+            );
+        }
+        assert!(list
+            .iter()
+            .all(|&at| chunk_of(&a, at) == Some(chunks[home])));
+    }
     unmap_all(a);
 }
