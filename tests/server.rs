@@ -8,6 +8,7 @@ mod common;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -211,15 +212,44 @@ fn emfile_case(spread: Spread) {
         };
         // SAFETY: a plain syscall with a valid struct.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
-        // Take every fd but one, then connect with that one: the server's
-        // accept has none left.
+        // The client's socket first, then every fd left, then connect: the
+        // server's accept has none. (Freeing one fd for the client after
+        // the hoard let another thread of the process take it now and then
+        // - 1 run in 30 - and the client's connect failed with EMFILE.)
+        // SAFETY: a plain syscall; the fd it returns is owned right away.
+        let sock =
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(sock >= 0, "{}", io::Error::last_os_error());
+        // SAFETY: `sock` is a fresh fd that nothing else owns.
+        let sock = unsafe { OwnedFd::from_raw_fd(sock) };
         let probe = File::open("/dev/null").unwrap();
         let mut hoard: Vec<File> = Vec::new();
         while let Ok(f) = probe.try_clone() {
             hoard.push(f);
         }
-        hoard.pop();
-        let mut client = TcpStream::connect(addr).unwrap();
+        let SocketAddr::V4(v4) = addr else {
+            panic!("bound to 127.0.0.1")
+        };
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: v4.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*v4.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: a valid socket and a valid address of the given length.
+        // Blocking, but on loopback the kernel completes the handshake
+        // into the listener's queue at once, accepted or not.
+        let r = unsafe {
+            libc::connect(
+                sock.as_raw_fd(),
+                (&sin as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0, "{}", io::Error::last_os_error());
+        let mut client = TcpStream::from_std(std::net::TcpStream::from(sock)).unwrap();
         let start = Instant::now();
         while errors.lock().unwrap().is_empty() {
             assert!(start.elapsed() < common::LONG, "no EMFILE reported");
