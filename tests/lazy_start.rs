@@ -39,8 +39,13 @@ fn a_fiber_takes_no_stack_until_its_first_resume() {
     let _serial = serial();
     spindle::run(|| {
         let before = live_stacks();
+        let b = StackPool::stats();
         let handles: Vec<_> = (0..100u32).map(|i| spindle::spawn(move || i)).collect();
-        assert!(live_stacks() <= before, "spawning took stacks");
+        let a = StackPool::stats();
+        assert!(
+            live_stacks() <= before,
+            "spawning took stacks: {b:?} -> {a:?}"
+        );
         let sum: u32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(sum, 4950);
         // Each ran on a stack and gave it back.

@@ -192,17 +192,24 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        if self.registered {
-            let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+        // The thread-local is being destroyed: a Stack dropped from here on
+        // finds no pool and is released directly. The stacks are released
+        // and the pool unregistered under the registry's lock, which
+        // `StackPool::stats` also holds while it counts: a count taken while
+        // a thread ends sees its pool whole or gone, never half released
+        // (it used to see stacks counted both as out and as pooled, and a
+        // test comparing two counts failed now and then).
+        let registry = self
+            .registered
+            .then(|| REGISTRY.lock().unwrap_or_else(PoisonError::into_inner));
+        for slot in self.drain() {
+            chunk::release(slot);
+        }
+        if let Some(mut registry) = registry {
             let me: *const AtomicUsize = &self.len;
             if let Some(i) = registry.iter().position(|p| p.0 == me) {
                 registry.swap_remove(i);
             }
-        }
-        // The thread-local is being destroyed: a Stack dropped from here on
-        // finds no pool and is released directly.
-        for slot in self.drain() {
-            chunk::release(slot);
         }
     }
 }
@@ -263,14 +270,16 @@ impl StackPool {
     /// Process-wide counts of stacks: a snapshot, exact when no other thread
     /// creates or drops stacks at the same time.
     pub fn stats() -> StackStats {
+        // The registry's lock first (as an ending thread's pool takes it
+        // around its releases), then the allocator's.
+        let registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
         let counters = chunk::counters();
-        let pooled = REGISTRY
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let pooled = registry
             .iter()
             // SAFETY: registered pools are alive while the lock is held.
             .map(|p| unsafe { (*p.0).load(Ordering::Relaxed) })
             .sum::<usize>();
+        drop(registry);
         let out = counters.allocated.saturating_sub(counters.released) as usize;
         StackStats {
             live: out.saturating_sub(pooled),
