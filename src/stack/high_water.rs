@@ -191,6 +191,8 @@ impl Stack {
     /// No fiber runs on the stack, and everything more than `in_use` bytes
     /// below its base is dead (a suspended fiber's stack pointer is there).
     pub(crate) unsafe fn forget_writes_below(&self, before: HighWater, in_use: usize) {
+        #[cfg(feature = "valgrind")]
+        let _quiet = super::valgrind::QuietErrors::new();
         let after = self.measure();
         let keep = before.bytes.max(in_use);
         if keep == 0 || after.bytes <= keep {
@@ -209,6 +211,8 @@ impl Stack {
     }
 
     fn measure(&self) -> HighWater {
+        #[cfg(feature = "valgrind")]
+        let _quiet = super::valgrind::QuietErrors::new();
         let exact = self.painted;
         let (limit, size) = (self.limit() as *const u8, self.size());
         let none = HighWater { bytes: 0, exact };

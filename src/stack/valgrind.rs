@@ -83,6 +83,9 @@
 const STACK_REGISTER: usize = 0x1501;
 /// `STACK_DEREGISTER`: argument (id).
 const STACK_DEREGISTER: usize = 0x1502;
+/// `CHANGE_ERR_DISABLEMENT`: argument (+1 or -1), this thread's error
+/// reporting off or back on (nested).
+const CHANGE_ERR_DISABLEMENT: usize = 0x1801;
 /// memcheck's tool base: `'M' << 24 | 'C' << 16`.
 const MEMCHECK_BASE: usize = (b'M' as usize) << 24 | (b'C' as usize) << 16;
 /// memcheck's `MAKE_MEM_NOACCESS`: arguments (start, length).
@@ -160,5 +163,27 @@ impl Registration {
         client_request(0, STACK_DEREGISTER, self.id, 0);
         let (start, len) = (limit as usize, base as usize - limit as usize);
         client_request(0, MAKE_MEM_NOACCESS, start, len);
+    }
+}
+
+/// Turns valgrind's error reports off on this thread while it lives: the
+/// stack high-water mark reads and erases a suspended fiber's dead bytes
+/// below its stack pointer on purpose (`high_water.rs`), which memcheck
+/// would report as invalid accesses.
+pub(super) struct QuietErrors(());
+
+impl QuietErrors {
+    /// Reports off until the value is dropped.
+    #[inline]
+    pub(super) fn new() -> QuietErrors {
+        client_request(0, CHANGE_ERR_DISABLEMENT, 1, 0);
+        QuietErrors(())
+    }
+}
+
+impl Drop for QuietErrors {
+    fn drop(&mut self) {
+        // -1, as the word valgrind reads it.
+        client_request(0, CHANGE_ERR_DISABLEMENT, usize::MAX, 0);
     }
 }
