@@ -137,6 +137,8 @@ fn resident(start: *const u8, len: usize) -> Option<Vec<u8>> {
 /// `[limit, limit + size)` is the usable range of a stack that nothing
 /// uses yet (no fiber runs on it, nothing else reads it).
 pub(super) unsafe fn paint(limit: *mut u8, size: usize) -> bool {
+    #[cfg(feature = "valgrind")]
+    let _quiet = super::valgrind::QuietErrors::new();
     let Some(pages) = resident(limit, size) else {
         return false;
     };
