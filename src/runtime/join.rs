@@ -303,6 +303,10 @@ pub(crate) fn wait_for<T>(p: &Parker, slots: &[&JoinSlot<T>], deadline: Option<I
     let waiting_on = slots
         .first()
         .map_or(WaitingOn::Nothing, |sl| WaitingOn::Task(sl.id));
+    if let [slot] = slots {
+        // Waiting for one fiber that has not started: it runs next.
+        slot.task().hand_off_if_unstarted();
+    }
     loop {
         if p.park_in(TaskState::WaitingJoin, waiting_on).is_err() {
             return Waited::Interrupted;

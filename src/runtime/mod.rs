@@ -86,6 +86,34 @@
 //! So with fibers A, B, C that each print and yield three times, the output
 //! is A B C A B C A B C.
 //!
+//! ### Hand-offs: the one exception, for `join`
+//!
+//! Joining is a call and finishing is its return, so two moments of a join
+//! skip the queue, as Go's `runnext` and tokio's LIFO slot do:
+//!
+//! - A fiber that parks to wait for one fiber of its own worker that **has
+//!   not started** ([`JoinHandle::join`], [`join_all`], which joins in
+//!   turn, and the other waits for one fiber's end) takes that fiber out of
+//!   its place in the queue and runs it right after it parks.
+//! - A fiber that **finishes** while a fiber of the same worker is parked
+//!   waiting for its end (those waits, and [`wait_any`]) runs that fiber
+//!   right after it, instead of waking it to the back.
+//!
+//! A hand-off runs inside the current round, and at most 64 of them run
+//! in a row after a fiber taken from the queue; past that a finishing
+//! fiber's joiner is woken to the back and a joined fiber keeps its place,
+//! so a loop of spawn-and-join cannot keep the queue waiting, and every
+//! queued fiber still runs once per round. Yields, sleeps, I/O, channels
+//! and locks never hand off.
+//!
+//! What this buys: a tree of spawns and joins runs depth first, on warm
+//! stacks. Skynet (1,111,111 fibers, each joining its ten children) holds
+//! 2 to 16 thousand fibers started at once instead of 111 thousand (the
+//! whole tree above the leaves), which is 0.1 GiB instead of 0.9 GiB, and
+//! runs in half the time. Its cost: a fiber that joins many fibers in turn
+//! is resumed once after each of them finishes, where FIFO order would
+//! resume it once per batch (two switches per joined fiber, about 0.1 µs).
+//!
 //! ## Cancellation and shutdown
 //!
 //! [`JoinHandle::cancel`] marks a fiber; its next suspension point unwinds

@@ -78,6 +78,14 @@ impl LocalWaker {
         self.with(|s| s.wake(self.key));
     }
 
+    /// Asks the fiber's runtime to run it right after the calling fiber
+    /// suspends, if it has not started yet and its runtime is the one this
+    /// thread is running (a hand-off: the runtime docs, "Scheduling
+    /// order"). The caller is about to wait for it.
+    pub(crate) fn hand_off_if_unstarted(self) {
+        self.with(|s| s.hand_off_unstarted(self.key));
+    }
+
     /// Cancels the fiber (see `JoinHandle::cancel`), if its runtime is the
     /// one this thread is running.
     pub(crate) fn cancel(self) {

@@ -32,7 +32,13 @@
 //!   cancelled) grants again (`Regrant`), a granted one cancelled before it
 //!   runs gives its permits back first;
 //! - an ending fiber drops its guards and permits in the order it took
-//!   them, then its joiner (if parked in `join`) is woken.
+//!   them, then its joiner (if parked in `join`) is woken;
+//! - hand-offs: a fiber that parks in `join` for a fiber that has not
+//!   started takes that one out of the queue (its entry stays, empty) to
+//!   run right after it; a fiber that ends while its joiner is parked in
+//!   `join` makes the joiner run right after it instead of waking it to the
+//!   back. At most `HAND_OFF_LIMIT` hand-offs run after each fiber taken
+//!   from the queue (then they are plain wake-ups, or no hand-off).
 //!
 //! The greenlet of every slot runs `|v| { enter(v); yield; let w =
 //! root.switch(v + 1); enter(w); yield; w + 100 }`, so a switch logs
@@ -40,6 +46,12 @@
 //! `w + 100` (second, after which the greenlet is dead).
 
 use std::collections::VecDeque;
+
+/// The runtime's limit on hand-offs in a row (its scheduler's `core.rs`).
+const HAND_OFF_LIMIT: u32 = 64;
+
+/// A run-queue entry emptied by a hand-off.
+const EMPTIED: usize = usize::MAX;
 
 use crate::ops::{
     result_of, with_epilogue, Event, Op, Out, Program, ACTORS, CAPACITY, CHANNELS, MUTEXES, PERMITS,
@@ -105,6 +117,10 @@ impl Queue {
 pub struct Model {
     actors: Vec<Actor>,
     run_queue: VecDeque<usize>,
+    /// The actor to run right after the running one.
+    hand_off: Option<usize>,
+    /// Hand-offs run since the last actor taken from the queue.
+    hand_offs: u32,
     /// (deadline, sequence number, actor); entries of sleepers woken for
     /// another reason stay until they expire, as the real queue's do.
     sleepers: Vec<(u64, u64, usize)>,
@@ -150,6 +166,8 @@ impl Model {
         let mut m = Model {
             actors,
             run_queue: VecDeque::from([0]),
+            hand_off: None,
+            hand_offs: 0,
             sleepers: Vec::new(),
             next_seq: 0,
             now: 0,
@@ -174,9 +192,20 @@ impl Model {
             let n = self.run_queue.len();
             for _ in 0..n {
                 let a = self.run_queue.pop_front().expect("n were queued");
+                if a == EMPTIED {
+                    continue;
+                }
+                self.hand_offs = 0;
                 self.resume(a);
                 if self.done {
                     return;
+                }
+                while let Some(next) = self.hand_off.take() {
+                    self.hand_offs += 1;
+                    self.resume(next);
+                    if self.done {
+                        return;
+                    }
                 }
             }
             let live = |m: &Model, &(_, seq, a): &(u64, u64, usize)| {
@@ -215,6 +244,33 @@ impl Model {
         if self.actors[a].parked {
             self.actors[a].parked = false;
             self.run_queue.push_back(a);
+        }
+    }
+
+    fn may_hand_off(&self) -> bool {
+        self.hand_off.is_none() && self.hand_offs < HAND_OFF_LIMIT
+    }
+
+    /// The joiner of the ending fiber: runs next if it may, else a plain
+    /// wake-up.
+    fn wake_next(&mut self, a: usize) {
+        if !self.may_hand_off() {
+            return self.wake(a);
+        }
+        if self.actors[a].parked {
+            self.actors[a].parked = false;
+            self.hand_off = Some(a);
+        }
+    }
+
+    /// `a` parks in `join` for `j`: `j` runs next if it has not started.
+    fn hand_off_unstarted(&mut self, j: usize) {
+        if !self.may_hand_off() || self.actors[j].started {
+            return;
+        }
+        if let Some(e) = self.run_queue.iter_mut().find(|e| **e == j) {
+            *e = EMPTIED;
+            self.hand_off = Some(j);
         }
     }
 
@@ -307,7 +363,7 @@ impl Model {
         }
         self.actors[a].finished = Some(result);
         if let Some(j) = self.actors[a].joiner.take() {
-            self.wake(j);
+            self.wake_next(j);
         }
         if a == 0 {
             self.done = true;
@@ -470,6 +526,7 @@ impl Model {
                             }
                             self.actors[j].joiner = Some(a);
                             self.park(a, Wait::Join(j));
+                            self.hand_off_unstarted(j);
                             return;
                         }
                     }

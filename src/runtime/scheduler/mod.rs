@@ -207,7 +207,11 @@ impl Scheduler {
         } else {
             Cancel::No
         };
-        let key = core.tasks.insert(TaskRecord::new(id, name, spawned_at));
+        let spawn_seq = core.run_queue.next_seq();
+        let key = core.tasks.insert(TaskRecord {
+            spawn_seq,
+            ..TaskRecord::new(id, name, spawned_at)
+        });
         let hot = Hot {
             state: TaskState::Ready,
             cancel,
@@ -216,7 +220,8 @@ impl Scheduler {
             Some(h) => *h = hot,
             None => core.hot.push(hot),
         }
-        core.run_queue.push(key);
+        let pushed = core.run_queue.push(key);
+        debug_assert_eq!(pushed, spawn_seq);
         core.spawned += 1;
         self.observer.probe().set_spawned(core.spawned);
         self.remote.set_live(core.tasks.len());
@@ -317,9 +322,19 @@ impl Scheduler {
         core.finished += 1;
         self.observer.probe().set_finished(core.finished);
         if let Some(w) = waiter {
-            core.wake(w);
+            // The finishing task is what `w` waits for: it runs next (a
+            // hand-off; the runtime docs, "Scheduling order").
+            core.wake_next(w);
         }
         core.finished
+    }
+
+    /// The running task is about to wait for the task `key`: if `key` has
+    /// not started, it runs right after the caller suspends (a hand-off;
+    /// the runtime docs, "Scheduling order"), instead of from its place in
+    /// the queue.
+    pub(crate) fn hand_off_unstarted(&self, key: Key) {
+        self.core.borrow_mut().hand_off_unstarted(key);
     }
 
     /// Gives the task `key` its unpark token, waking it if it is parked in

@@ -106,12 +106,17 @@ impl Scheduler {
                     let Some(key) = core.run_queue.pop() else {
                         break;
                     };
+                    if key == Key::NONE {
+                        // An entry a hand-off emptied (run_queue.rs).
+                        continue;
+                    }
                     // Run-queue keys are live (run_queue.rs, invariants).
                     let h = core.hot_live(key);
                     if h.state != TaskState::Ready {
                         continue;
                     }
                     h.state = TaskState::Running;
+                    core.hand_offs = 0;
                     // Start loading what the next two fibers will need:
                     // with thousands of fibers their stacks and records are
                     // out of the cache, and the switch would wait for them.
@@ -119,7 +124,7 @@ impl Scheduler {
                         .prefetch(core.run_queue.peek(0), core.run_queue.peek(1));
                     key
                 };
-                if self.resume_running(key) && Some(key) == main {
+                if self.run_chain(key, main) {
                     return Ok(());
                 }
             }
@@ -131,6 +136,29 @@ impl Scheduler {
                 return Ok(());
             }
             self.poll()?;
+        }
+    }
+
+    /// Resumes `key` (its state already `Running`), then the tasks handed
+    /// off to, one after the other, while each leaves a hand-off behind
+    /// (see `Core::hand_off`). Returns whether `main` finished.
+    #[inline(always)]
+    fn run_chain(&self, mut key: Key, main: Option<Key>) -> bool {
+        loop {
+            if self.resume_running(key) && Some(key) == main {
+                return true;
+            }
+            let mut core = self.core.borrow_mut();
+            let Some(next) = core.hand_off.take() else {
+                return false;
+            };
+            // Set by the task just resumed, in the borrow that made it
+            // `Ready`; nothing ran since.
+            let h = core.hot_live(next);
+            debug_assert_eq!(h.state, TaskState::Ready);
+            h.state = TaskState::Running;
+            core.hand_offs += 1;
+            key = next;
         }
     }
 }

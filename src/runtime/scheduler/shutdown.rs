@@ -39,7 +39,13 @@ impl Scheduler {
     /// Cancels and unwinds every task still in the table, in id order (and
     /// any they spawn while unwinding), then empties the queues.
     pub(crate) fn shutdown(&self) {
-        self.core.borrow_mut().shutting_down = true;
+        {
+            let mut core = self.core.borrow_mut();
+            core.shutting_down = true;
+            // A pending hand-off is a ready task like any other: every task
+            // is resumed below, in id order.
+            core.hand_off = None;
+        }
         loop {
             let mut live: Vec<(TaskId, Key)> = {
                 let core = self.core.borrow();

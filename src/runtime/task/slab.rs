@@ -29,6 +29,14 @@ pub(crate) struct Key {
 }
 
 impl Key {
+    /// A key no slab ever hands out (its index is `u32::MAX`, which
+    /// [`Slab::insert`] refuses): a placeholder, e.g. for a run-queue entry
+    /// that a hand-off emptied.
+    pub(crate) const NONE: Key = Key {
+        index: u32::MAX,
+        generation: u32::MAX,
+    };
+
     /// The entry's position: also the position of the task's fiber in the
     /// fiber table.
     #[inline]
@@ -76,7 +84,11 @@ impl<T> Slab<T> {
                 generation: entry.generation,
             };
         }
-        let index = u32::try_from(self.entries.len()).expect("more than 2^32 tasks in one runtime");
+        // `u32::MAX` is `Key::NONE`'s index, never a task's.
+        let index = u32::try_from(self.entries.len())
+            .ok()
+            .filter(|&i| i != u32::MAX)
+            .expect("more than 2^32 - 1 tasks in one runtime");
         self.entries.push(Entry {
             generation: 0,
             value: Some(value),
