@@ -44,20 +44,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-/// A's side of the timed loop: `iters` round trips, each reply checked,
-/// after one untimed round trip (so B is running and waiting when the
-/// clock starts).
-fn ping(iters: u64, send: impl Fn(u64), recv: impl Fn() -> u64) -> Duration {
-    send(0);
-    assert_eq!(recv(), 1, "warm-up round trip");
-    let start = Instant::now();
-    for i in 0..iters {
-        send(i);
-        let r = recv();
-        assert_eq!(r, i + 1, "round trip {i} came back wrong");
-    }
-    start.elapsed()
-}
+use common::ping;
+
+mod common;
 
 /// A fiber on `worker` that yields until `stop` is set, so the worker never
 /// sleeps in epoll.
