@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-const YIELDS: u64 = 100;
+use common::fibers::spindle_yield_ring;
+use common::tokio_peer::tokio_spawn_join;
+use common::{sum_of_runs, timed, YIELDS};
+
+mod common;
 
 fn spawn_join(c: &mut Criterion) {
     let mut g = c.benchmark_group("spawn_join");
@@ -26,13 +30,7 @@ fn spawn_join(c: &mut Criterion) {
     let rt = spindle::Runtime::new().unwrap();
     g.bench_function("spindle", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(move || {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    spindle::spawn(|| ()).join().unwrap();
-                }
-                start.elapsed()
-            })
+            rt.block_on(move || timed(iters, || spindle::spawn(|| ()).join().unwrap()))
         })
     });
 
@@ -40,15 +38,7 @@ fn spawn_join(c: &mut Criterion) {
         .build()
         .unwrap();
     g.bench_function("tokio_current_thread", |b| {
-        b.iter_custom(|iters| {
-            tokio_rt.block_on(async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    tokio::spawn(async {}).await.unwrap();
-                }
-                start.elapsed()
-            })
-        })
+        b.iter_custom(|iters| tokio_rt.block_on(tokio_spawn_join(iters)))
     });
 
     may::config().set_workers(1);
@@ -84,31 +74,7 @@ fn yield_ring(c: &mut Criterion) {
 
         let rt = spindle::Runtime::new().unwrap();
         g.bench_with_input(BenchmarkId::new("spindle", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += rt.block_on(move || {
-                        let hs: Vec<_> = (0..n)
-                            .map(|_| {
-                                spindle::spawn(|| {
-                                    for _ in 0..=YIELDS {
-                                        spindle::yield_now();
-                                    }
-                                })
-                            })
-                            .collect();
-                        // Every fiber runs its first step (and touches its
-                        // stack) before the clock starts.
-                        spindle::yield_now();
-                        let start = Instant::now();
-                        for h in hs {
-                            h.join().unwrap();
-                        }
-                        start.elapsed()
-                    });
-                }
-                total
-            })
+            b.iter_custom(|iters| sum_of_runs(iters, || rt.block_on(move || spindle_yield_ring(n))))
         });
 
         let tokio_rt = tokio::runtime::Builder::new_current_thread()
