@@ -64,6 +64,24 @@ fn spawn_join(c: &mut Criterion) {
     g.finish();
 }
 
+/// A ring of `n` bare coroutines (no scheduler) from `make`, each of which
+/// suspends [`YIELDS`] times, resumed in turn by `resume`: every one is
+/// resumed once before the clock starts and run to its end after it
+/// stops, so the clock sees `YIELDS - 1` rounds, scaled to `YIELDS`.
+fn bare_ring<C>(n: u64, make: impl Fn() -> C, resume: impl Fn(&mut C)) -> Duration {
+    let mut ring: Vec<C> = (0..n).map(|_| make()).collect();
+    ring.iter_mut().for_each(&resume);
+    let start = Instant::now();
+    for _ in 1..YIELDS {
+        for co in ring.iter_mut() {
+            resume(co);
+        }
+    }
+    let elapsed = start.elapsed() * YIELDS as u32 / (YIELDS as u32 - 1);
+    ring.iter_mut().for_each(&resume);
+    elapsed
+}
+
 fn yield_ring(c: &mut Criterion) {
     let mut g = c.benchmark_group("yield_ring");
     g.sample_size(10)
@@ -142,32 +160,18 @@ fn yield_ring(c: &mut Criterion) {
             |b, &n| {
                 use spindle::coroutine::{Coroutine, Yielder};
                 b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let mut ring: Vec<Coroutine<(), (), ()>> = (0..n)
-                            .map(|_| {
-                                Coroutine::new(|y: &Yielder<(), ()>, ()| {
-                                    for _ in 0..YIELDS {
-                                        y.suspend(());
-                                    }
-                                })
-                            })
-                            .collect();
-                        ring.iter_mut().for_each(|co| {
-                            let _ = co.resume(());
-                        });
-                        let start = Instant::now();
-                        for _ in 1..YIELDS {
-                            for co in ring.iter_mut() {
-                                let _ = co.resume(());
+                    let make = || {
+                        Coroutine::new(|y: &Yielder<(), ()>, ()| {
+                            for _ in 0..YIELDS {
+                                y.suspend(());
                             }
-                        }
-                        total += start.elapsed() * YIELDS as u32 / (YIELDS as u32 - 1);
-                        ring.iter_mut().for_each(|co| {
+                        })
+                    };
+                    sum_of_runs(iters, || {
+                        bare_ring(n, make, |co| {
                             let _ = co.resume(());
-                        });
-                    }
-                    total
+                        })
+                    })
                 })
             },
         );
@@ -175,32 +179,18 @@ fn yield_ring(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("bare_corosensei", n), &n, |b, &n| {
             use corosensei::{Coroutine, Yielder};
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut ring: Vec<Coroutine<(), (), ()>> = (0..n)
-                        .map(|_| {
-                            Coroutine::new(|y: &Yielder<(), ()>, ()| {
-                                for _ in 0..YIELDS {
-                                    y.suspend(());
-                                }
-                            })
-                        })
-                        .collect();
-                    ring.iter_mut().for_each(|co| {
-                        let _ = co.resume(());
-                    });
-                    let start = Instant::now();
-                    for _ in 1..YIELDS {
-                        for co in ring.iter_mut() {
-                            let _ = co.resume(());
+                let make = || {
+                    Coroutine::new(|y: &Yielder<(), ()>, ()| {
+                        for _ in 0..YIELDS {
+                            y.suspend(());
                         }
-                    }
-                    total += start.elapsed() * YIELDS as u32 / (YIELDS as u32 - 1);
-                    ring.iter_mut().for_each(|co| {
+                    })
+                };
+                sum_of_runs(iters, || {
+                    bare_ring(n, make, |co| {
                         let _ = co.resume(());
-                    });
-                }
-                total
+                    })
+                })
             })
         });
     }
