@@ -82,6 +82,31 @@ fn bare_ring<C>(n: u64, make: impl Fn() -> C, resume: impl Fn(&mut C)) -> Durati
     elapsed
 }
 
+/// The [`bare_ring`] case of group `$g` named `$name`, for the coroutine
+/// library whose module `$lib` has a `Coroutine` and a `Yielder` of the
+/// same shape (spindle's copies corosensei's): one body, two types.
+macro_rules! bare_ring_case {
+    ($g:expr, $name:literal, $n:expr, $($lib:ident)::+) => {
+        $g.bench_with_input(BenchmarkId::new($name, $n), &$n, |b, &n| {
+            use $($lib)::+::{Coroutine, Yielder};
+            b.iter_custom(|iters| {
+                let make = || {
+                    Coroutine::new(|y: &Yielder<(), ()>, ()| {
+                        for _ in 0..YIELDS {
+                            y.suspend(());
+                        }
+                    })
+                };
+                sum_of_runs(iters, || {
+                    bare_ring(n, make, |co| {
+                        let _ = co.resume(());
+                    })
+                })
+            })
+        })
+    };
+}
+
 fn yield_ring(c: &mut Criterion) {
     let mut g = c.benchmark_group("yield_ring");
     g.sample_size(10)
@@ -154,45 +179,8 @@ fn yield_ring(c: &mut Criterion) {
             })
         });
 
-        g.bench_with_input(
-            BenchmarkId::new("bare_spindle_coroutines", n),
-            &n,
-            |b, &n| {
-                use spindle::coroutine::{Coroutine, Yielder};
-                b.iter_custom(|iters| {
-                    let make = || {
-                        Coroutine::new(|y: &Yielder<(), ()>, ()| {
-                            for _ in 0..YIELDS {
-                                y.suspend(());
-                            }
-                        })
-                    };
-                    sum_of_runs(iters, || {
-                        bare_ring(n, make, |co| {
-                            let _ = co.resume(());
-                        })
-                    })
-                })
-            },
-        );
-
-        g.bench_with_input(BenchmarkId::new("bare_corosensei", n), &n, |b, &n| {
-            use corosensei::{Coroutine, Yielder};
-            b.iter_custom(|iters| {
-                let make = || {
-                    Coroutine::new(|y: &Yielder<(), ()>, ()| {
-                        for _ in 0..YIELDS {
-                            y.suspend(());
-                        }
-                    })
-                };
-                sum_of_runs(iters, || {
-                    bare_ring(n, make, |co| {
-                        let _ = co.resume(());
-                    })
-                })
-            })
-        });
+        bare_ring_case!(g, "bare_spindle_coroutines", n, spindle::coroutine);
+        bare_ring_case!(g, "bare_corosensei", n, corosensei);
     }
     g.finish();
 }
