@@ -19,7 +19,10 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use spindle::runtime::RuntimeBuilder;
 use spindle::Runtime;
 
-const YIELDS: u64 = 100;
+use common::fibers::spindle_yield_ring;
+use common::{sum_of_runs, timed, YIELDS};
+
+mod common;
 
 fn read_clock(id: libc::clockid_t) -> libc::timespec {
     let mut ts = libc::timespec {
@@ -95,29 +98,7 @@ fn yield_ring(c: &mut Criterion) {
     for (name, builder) in variants() {
         let rt = builder.build().unwrap();
         g.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += rt.block_on(move || {
-                        let hs: Vec<_> = (0..n)
-                            .map(|_| {
-                                spindle::spawn(|| {
-                                    for _ in 0..=YIELDS {
-                                        spindle::yield_now();
-                                    }
-                                })
-                            })
-                            .collect();
-                        spindle::yield_now();
-                        let start = Instant::now();
-                        for h in hs {
-                            h.join().unwrap();
-                        }
-                        start.elapsed()
-                    });
-                }
-                total
-            })
+            b.iter_custom(|iters| sum_of_runs(iters, || rt.block_on(move || spindle_yield_ring(n))))
         });
     }
     g.finish();
@@ -133,11 +114,9 @@ fn spawn_join(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 rt.block_on(|| {
-                    let start = Instant::now();
-                    for _ in 0..iters {
+                    timed(iters, || {
                         spindle::spawn(|| black_box(1)).join().unwrap();
-                    }
-                    start.elapsed()
+                    })
                 })
             })
         });

@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-const YIELDS: u64 = 100;
+use common::fibers::spindle_yield_ring;
+use common::tokio_peer::tokio_spawn_join;
+use common::{sum_of_runs, timed, YIELDS};
+
+mod common;
 
 fn spawn_join(c: &mut Criterion) {
     let mut g = c.benchmark_group("spawn_join");
@@ -26,13 +30,7 @@ fn spawn_join(c: &mut Criterion) {
     let rt = spindle::Runtime::new().unwrap();
     g.bench_function("spindle", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(move || {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    spindle::spawn(|| ()).join().unwrap();
-                }
-                start.elapsed()
-            })
+            rt.block_on(move || timed(iters, || spindle::spawn(|| ()).join().unwrap()))
         })
     });
 
@@ -40,15 +38,7 @@ fn spawn_join(c: &mut Criterion) {
         .build()
         .unwrap();
     g.bench_function("tokio_current_thread", |b| {
-        b.iter_custom(|iters| {
-            tokio_rt.block_on(async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    tokio::spawn(async {}).await.unwrap();
-                }
-                start.elapsed()
-            })
-        })
+        b.iter_custom(|iters| tokio_rt.block_on(tokio_spawn_join(iters)))
     });
 
     may::config().set_workers(1);
@@ -74,6 +64,49 @@ fn spawn_join(c: &mut Criterion) {
     g.finish();
 }
 
+/// A ring of `n` bare coroutines (no scheduler) from `make`, each of which
+/// suspends [`YIELDS`] times, resumed in turn by `resume`: every one is
+/// resumed once before the clock starts and run to its end after it
+/// stops, so the clock sees `YIELDS - 1` rounds, scaled to `YIELDS`.
+fn bare_ring<C>(n: u64, make: impl Fn() -> C, resume: impl Fn(&mut C)) -> Duration {
+    let mut ring: Vec<C> = (0..n).map(|_| make()).collect();
+    ring.iter_mut().for_each(&resume);
+    let start = Instant::now();
+    for _ in 1..YIELDS {
+        for co in ring.iter_mut() {
+            resume(co);
+        }
+    }
+    let elapsed = start.elapsed() * YIELDS as u32 / (YIELDS as u32 - 1);
+    ring.iter_mut().for_each(&resume);
+    elapsed
+}
+
+/// The [`bare_ring`] case of group `$g` named `$name`, for the coroutine
+/// library whose module `$lib` has a `Coroutine` and a `Yielder` of the
+/// same shape (spindle's copies corosensei's): one body, two types.
+macro_rules! bare_ring_case {
+    ($g:expr, $name:literal, $n:expr, $($lib:ident)::+) => {
+        $g.bench_with_input(BenchmarkId::new($name, $n), &$n, |b, &n| {
+            use $($lib)::+::{Coroutine, Yielder};
+            b.iter_custom(|iters| {
+                let make = || {
+                    Coroutine::new(|y: &Yielder<(), ()>, ()| {
+                        for _ in 0..YIELDS {
+                            y.suspend(());
+                        }
+                    })
+                };
+                sum_of_runs(iters, || {
+                    bare_ring(n, make, |co| {
+                        let _ = co.resume(());
+                    })
+                })
+            })
+        })
+    };
+}
+
 fn yield_ring(c: &mut Criterion) {
     let mut g = c.benchmark_group("yield_ring");
     g.sample_size(10)
@@ -84,31 +117,7 @@ fn yield_ring(c: &mut Criterion) {
 
         let rt = spindle::Runtime::new().unwrap();
         g.bench_with_input(BenchmarkId::new("spindle", n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += rt.block_on(move || {
-                        let hs: Vec<_> = (0..n)
-                            .map(|_| {
-                                spindle::spawn(|| {
-                                    for _ in 0..=YIELDS {
-                                        spindle::yield_now();
-                                    }
-                                })
-                            })
-                            .collect();
-                        // Every fiber runs its first step (and touches its
-                        // stack) before the clock starts.
-                        spindle::yield_now();
-                        let start = Instant::now();
-                        for h in hs {
-                            h.join().unwrap();
-                        }
-                        start.elapsed()
-                    });
-                }
-                total
-            })
+            b.iter_custom(|iters| sum_of_runs(iters, || rt.block_on(move || spindle_yield_ring(n))))
         });
 
         let tokio_rt = tokio::runtime::Builder::new_current_thread()
@@ -170,73 +179,8 @@ fn yield_ring(c: &mut Criterion) {
             })
         });
 
-        g.bench_with_input(
-            BenchmarkId::new("bare_spindle_coroutines", n),
-            &n,
-            |b, &n| {
-                use spindle::coroutine::{Coroutine, Yielder};
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let mut ring: Vec<Coroutine<(), (), ()>> = (0..n)
-                            .map(|_| {
-                                Coroutine::new(|y: &Yielder<(), ()>, ()| {
-                                    for _ in 0..YIELDS {
-                                        y.suspend(());
-                                    }
-                                })
-                            })
-                            .collect();
-                        ring.iter_mut().for_each(|co| {
-                            let _ = co.resume(());
-                        });
-                        let start = Instant::now();
-                        for _ in 1..YIELDS {
-                            for co in ring.iter_mut() {
-                                let _ = co.resume(());
-                            }
-                        }
-                        total += start.elapsed() * YIELDS as u32 / (YIELDS as u32 - 1);
-                        ring.iter_mut().for_each(|co| {
-                            let _ = co.resume(());
-                        });
-                    }
-                    total
-                })
-            },
-        );
-
-        g.bench_with_input(BenchmarkId::new("bare_corosensei", n), &n, |b, &n| {
-            use corosensei::{Coroutine, Yielder};
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut ring: Vec<Coroutine<(), (), ()>> = (0..n)
-                        .map(|_| {
-                            Coroutine::new(|y: &Yielder<(), ()>, ()| {
-                                for _ in 0..YIELDS {
-                                    y.suspend(());
-                                }
-                            })
-                        })
-                        .collect();
-                    ring.iter_mut().for_each(|co| {
-                        let _ = co.resume(());
-                    });
-                    let start = Instant::now();
-                    for _ in 1..YIELDS {
-                        for co in ring.iter_mut() {
-                            let _ = co.resume(());
-                        }
-                    }
-                    total += start.elapsed() * YIELDS as u32 / (YIELDS as u32 - 1);
-                    ring.iter_mut().for_each(|co| {
-                        let _ = co.resume(());
-                    });
-                }
-                total
-            })
-        });
+        bare_ring_case!(g, "bare_spindle_coroutines", n, spindle::coroutine);
+        bare_ring_case!(g, "bare_corosensei", n, corosensei);
     }
     g.finish();
 }

@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use common::{configure, ping, std_thread_pingpong, thread_ping, tokio_ping};
+use common::threads::{std_thread_pingpong, thread_ping};
+use common::tokio_peer::tokio_ping;
+use common::{configure, ping};
 
 mod common;
 

@@ -54,9 +54,30 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use common::{configure, ping, std_thread_pingpong, thread_ping, tokio_ping};
+use common::threads::{std_thread_pingpong, thread_ping};
+use common::tokio_peer::tokio_ping;
+use common::{configure, ping};
 
 mod common;
+
+/// The round trip over two `spindle::sync::channel`s, A and B both
+/// spawned fibers; run on a fiber of the runtime.
+fn spindle_channel_ping(iters: u64) -> std::time::Duration {
+    use spindle::sync::channel;
+    let (to_b, from_a) = channel::<u64>();
+    let (to_a, from_b) = channel::<u64>();
+    // Ends when A drops `to_b`.
+    let task_b = spindle::spawn(move || {
+        for v in from_a.iter() {
+            to_a.send(v + 1).unwrap();
+        }
+    });
+    let task_a =
+        spindle::spawn(move || ping(iters, |v| to_b.send(v).unwrap(), || from_b.recv().unwrap()));
+    let elapsed = task_a.join().unwrap();
+    task_b.join().unwrap();
+    elapsed
+}
 
 fn channel_pingpong(c: &mut Criterion) {
     let mut g = c.benchmark_group("channel_pingpong");
@@ -64,25 +85,7 @@ fn channel_pingpong(c: &mut Criterion) {
 
     let rt = spindle::Runtime::new().unwrap();
     g.bench_function("spindle", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(move || {
-                use spindle::sync::channel;
-                let (to_b, from_a) = channel::<u64>();
-                let (to_a, from_b) = channel::<u64>();
-                // Ends when A drops `to_b`.
-                let task_b = spindle::spawn(move || {
-                    for v in from_a.iter() {
-                        to_a.send(v + 1).unwrap();
-                    }
-                });
-                let task_a = spindle::spawn(move || {
-                    ping(iters, |v| to_b.send(v).unwrap(), || from_b.recv().unwrap())
-                });
-                let elapsed = task_a.join().unwrap();
-                task_b.join().unwrap();
-                elapsed
-            })
-        })
+        b.iter_custom(|iters| rt.block_on(move || spindle_channel_ping(iters)))
     });
 
     let tokio_rt = tokio::runtime::Builder::new_current_thread()
@@ -215,24 +218,7 @@ fn select_pingpong(c: &mut Criterion) {
     });
 
     g.bench_function("spindle_recv", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(move || {
-                use spindle::sync::channel;
-                let (to_b, from_a) = channel::<u64>();
-                let (to_a, from_b) = channel::<u64>();
-                let task_b = spindle::spawn(move || {
-                    for v in from_a.iter() {
-                        to_a.send(v + 1).unwrap();
-                    }
-                });
-                let task_a = spindle::spawn(move || {
-                    ping(iters, |v| to_b.send(v).unwrap(), || from_b.recv().unwrap())
-                });
-                let elapsed = task_a.join().unwrap();
-                task_b.join().unwrap();
-                elapsed
-            })
-        })
+        b.iter_custom(|iters| rt.block_on(move || spindle_channel_ping(iters)))
     });
 
     let tokio_rt = tokio::runtime::Builder::new_current_thread()

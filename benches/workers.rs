@@ -40,24 +40,15 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-/// A's side of the timed loop: `iters` round trips, each reply checked,
-/// after one untimed round trip (so B is running and waiting when the
-/// clock starts).
-fn ping(iters: u64, send: impl Fn(u64), recv: impl Fn() -> u64) -> Duration {
-    send(0);
-    assert_eq!(recv(), 1, "warm-up round trip");
-    let start = Instant::now();
-    for i in 0..iters {
-        send(i);
-        let r = recv();
-        assert_eq!(r, i + 1, "round trip {i} came back wrong");
-    }
-    start.elapsed()
-}
+use common::threads::echo_thread;
+use common::tokio_peer::{tokio_echo, tokio_ping, tokio_ping_a, tokio_spawn_join};
+use common::{ping, timed};
+
+mod common;
 
 /// A fiber on `worker` that yields until `stop` is set, so the worker never
 /// sleeps in epoll.
@@ -118,62 +109,28 @@ fn cross_worker_pingpong(c: &mut Criterion) {
         .unwrap();
     g.bench_function("tokio_multi_thread_2", |b| {
         b.iter_custom(|iters| {
-            tokio_rt.block_on(async move {
-                use tokio::sync::mpsc::unbounded_channel;
-                let (to_b, mut from_a) = unbounded_channel::<u64>();
-                let (to_a, mut from_b) = unbounded_channel::<u64>();
-                let task_b = tokio::spawn(async move {
-                    while let Some(v) = from_a.recv().await {
-                        to_a.send(v + 1).unwrap();
-                    }
-                });
-                let task_a = tokio::spawn(async move {
-                    to_b.send(0).unwrap();
-                    assert_eq!(from_b.recv().await, Some(1), "warm-up round trip");
-                    let start = Instant::now();
-                    for i in 0..iters {
-                        to_b.send(i).unwrap();
-                        let r = from_b.recv().await;
-                        assert_eq!(r, Some(i + 1), "round trip {i} came back wrong");
-                    }
-                    start.elapsed()
-                });
-                let elapsed = task_a.await.unwrap();
-                task_b.await.unwrap();
-                elapsed
-            })
+            use tokio::sync::mpsc::unbounded_channel;
+            tokio_rt.block_on(tokio_ping(
+                iters,
+                unbounded_channel::<u64>(),
+                unbounded_channel::<u64>(),
+            ))
         })
     });
 
     g.bench_function("tokio_two_threads", |b| {
         b.iter_custom(|iters| {
             use tokio::sync::mpsc::unbounded_channel;
-            let (to_b, mut from_a) = unbounded_channel::<u64>();
-            let (to_a, mut from_b) = unbounded_channel::<u64>();
-            let task_b = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
+            let (to_b, from_a) = unbounded_channel::<u64>();
+            let (to_a, from_b) = unbounded_channel::<u64>();
+            let current_thread = || {
+                tokio::runtime::Builder::new_current_thread()
                     .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    while let Some(v) = from_a.recv().await {
-                        to_a.send(v + 1).unwrap();
-                    }
-                })
-            });
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
-            let elapsed = rt.block_on(async move {
-                to_b.send(0).unwrap();
-                assert_eq!(from_b.recv().await, Some(1), "warm-up round trip");
-                let start = Instant::now();
-                for i in 0..iters {
-                    to_b.send(i).unwrap();
-                    let r = from_b.recv().await;
-                    assert_eq!(r, Some(i + 1), "round trip {i} came back wrong");
-                }
-                start.elapsed()
-            });
+                    .unwrap()
+            };
+            let task_b =
+                std::thread::spawn(move || current_thread().block_on(tokio_echo(from_a, to_a)));
+            let elapsed = current_thread().block_on(tokio_ping_a(iters, to_b, from_b));
             task_b.join().unwrap();
             elapsed
         })
@@ -183,11 +140,7 @@ fn cross_worker_pingpong(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let (to_b, from_a) = crossbeam_channel::unbounded::<u64>();
             let (to_a, from_b) = crossbeam_channel::unbounded::<u64>();
-            let task_b = std::thread::spawn(move || {
-                for v in from_a.iter() {
-                    to_a.send(v + 1).unwrap();
-                }
-            });
+            let task_b = echo_thread(from_a, to_a, |s, v| s.send(v).unwrap(), |r| r.recv().ok());
             let elapsed = ping(iters, |v| to_b.send(v).unwrap(), || from_b.recv().unwrap());
             drop(to_b);
             task_b.join().unwrap();
@@ -206,11 +159,7 @@ fn remote_spawn_join(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 rt.block_on(move || {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        spindle::spawn_on(worker, || ()).join().unwrap();
-                    }
-                    start.elapsed()
+                    timed(iters, || spindle::spawn_on(worker, || ()).join().unwrap())
                 })
             })
         });
@@ -221,15 +170,7 @@ fn remote_spawn_join(c: &mut Criterion) {
         .build()
         .unwrap();
     g.bench_function("tokio_multi_thread_2", |b| {
-        b.iter_custom(|iters| {
-            tokio_rt.block_on(async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    tokio::spawn(async {}).await.unwrap();
-                }
-                start.elapsed()
-            })
-        })
+        b.iter_custom(|iters| tokio_rt.block_on(tokio_spawn_join(iters)))
     });
     g.finish();
 }

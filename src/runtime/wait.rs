@@ -46,8 +46,8 @@ pub(crate) use super::driver::RemoteWaker;
 use super::scheduler::context::{current_raw, try_current_raw, with_scheduler, with_scheduler_opt};
 use super::scheduler::Scheduler;
 use super::task::{
-    Deadlock, FiberTrace, FiberYielder, Interrupted, Key, LocalMap, Start, TaskId, TaskInfo,
-    TaskState, WaitingOn,
+    FiberTrace, FiberYielder, Interrupted, Key, LocalMap, Start, TaskId, TaskInfo, TaskState,
+    WaitingOn,
 };
 
 /// Names a parked (or soon to be parked) fiber of this thread's runtime;
@@ -416,12 +416,6 @@ impl<'a> LocalRuntime<'a> {
     /// The account of every live task, in id order.
     pub(crate) fn task_stats(self) -> Vec<crate::runtime::observe::TaskStats> {
         self.sched.task_stats()
-    }
-
-    /// The deadlock report of this runtime's fibers (every one traced; for
-    /// the scheduler's thread between two rounds, with no fiber running).
-    pub(crate) fn deadlock_report(self) -> Deadlock {
-        self.sched.deadlock_report()
     }
 
     /// Counts a task as finished, wakes `joiner` (a fiber of this runtime)

@@ -15,6 +15,10 @@
 //!    the patience), a plain thread waits on the collector's condition
 //!    variable.
 //!
+//! The deadlock report across workers (`worker/deadlock.rs`) asks the same
+//! way, through [`traces_of_other_workers`]: worker 0 has traced its own
+//! fibers, and the report waits, on its plain thread, for the others'.
+//!
 //! A request dropped untaken (the worker's inbox is emptied at shutdown)
 //! drops its closure, whose [`ReplyTo`] then fills the slot as
 //! [`Silence::NotRunning`], so no asker waits for a worker that is gone. A
@@ -212,22 +216,7 @@ impl Drop for ReplyTo {
 /// thread is, when the caller runs on one of its fibers.
 fn collect(workers: &Arc<Workers>, me: Option<usize>, patience: Duration) -> Dump {
     let n = workers.len();
-    let collector = Arc::new(Collector::new(n));
-    for w in (0..n).filter(|&w| Some(w) != me) {
-        if !workers.is_serving(w) {
-            collector.fill(w, Reply::Silent(Silence::NotRunning));
-            continue;
-        }
-        let reply = ReplyTo {
-            collector: Arc::clone(&collector),
-            worker: w,
-        };
-        workers
-            .remote(w)
-            .send(Message::Dump(Box::new(move |traces: Vec<FiberTrace>| {
-                reply.collector.fill(reply.worker, Reply::Traces(traces));
-            })));
-    }
+    let collector = ask(workers, me);
     if let Some(w) = me {
         let p = Parker::current("spindle::dump");
         collector.fill(w, Reply::Traces(p.dump()));
@@ -250,6 +239,51 @@ fn collect(workers: &Arc<Workers>, me: Option<usize>, patience: Duration) -> Dum
         workers: n,
         silent,
     }
+}
+
+/// Sends a request for its traces to every worker of `workers` but
+/// `skip` (step 1 of the [exchange](self)); the slot of `skip` stays
+/// empty, for the caller to fill.
+fn ask(workers: &Arc<Workers>, skip: Option<usize>) -> Arc<Collector> {
+    let collector = Arc::new(Collector::new(workers.len()));
+    for w in (0..workers.len()).filter(|&w| Some(w) != skip) {
+        if !workers.is_serving(w) {
+            collector.fill(w, Reply::Silent(Silence::NotRunning));
+            continue;
+        }
+        let reply = ReplyTo {
+            collector: Arc::clone(&collector),
+            worker: w,
+        };
+        workers
+            .remote(w)
+            .send(Message::Dump(Box::new(move |traces: Vec<FiberTrace>| {
+                reply.collector.fill(reply.worker, Reply::Traces(traces));
+            })));
+    }
+    collector
+}
+
+/// The fibers of every worker of `workers` but `asker`, which has traced
+/// its own: the cross-worker deadlock report's part (`worker/deadlock.rs`),
+/// asked the way a dump asks. The fibers of a worker that does not answer
+/// within `patience`, or does not serve, are left out.
+pub(crate) fn traces_of_other_workers(
+    workers: &Arc<Workers>,
+    asker: usize,
+    patience: Duration,
+) -> Vec<FiberTrace> {
+    let collector = ask(workers, Some(asker));
+    collector.fill(asker, Reply::Traces(Vec::new()));
+    wait(&collector, Instant::now() + patience);
+    let mut s = collector.lock();
+    let mut traces = Vec::new();
+    for reply in s.replies.iter_mut() {
+        if let Some(Reply::Traces(t)) = reply.take() {
+            traces.extend(t);
+        }
+    }
+    traces
 }
 
 /// Waits until every slot is filled or `deadline` passes: parking the

@@ -105,6 +105,7 @@ use super::task::FiberTrace;
 use super::task::{TaskId, TaskState};
 use crate::stack::HighWater;
 
+pub(crate) use collect::traces_of_other_workers;
 pub use collect::DumpHandle;
 pub(crate) use on_signal::DumpOnSignal;
 pub use stacks::StackSummary;

@@ -10,6 +10,7 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use http_peers::Args;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE, SERVER};
 use hyper::server::conn::http1;
@@ -34,7 +35,7 @@ async fn plaintext(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
 }
 
 fn main() {
-    let (workers, addr) = args();
+    let Args { workers, addr } = Args::from_env();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_io()
@@ -56,23 +57,4 @@ fn main() {
             });
         }
     });
-}
-
-fn args() -> (usize, String) {
-    let mut workers = 1;
-    let mut addr = "127.0.0.1:8080".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--workers" => {
-                workers = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--workers N")
-            }
-            "--addr" => addr = args.next().expect("--addr ADDR"),
-            _ => panic!("unknown argument {a}"),
-        }
-    }
-    (workers, addr)
 }

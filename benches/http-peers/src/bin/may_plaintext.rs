@@ -5,6 +5,7 @@
 
 use std::io;
 
+use http_peers::Args;
 use may_minihttp::{HttpServer, HttpService, Request, Response};
 
 #[derive(Clone)]
@@ -23,28 +24,9 @@ impl HttpService for Plaintext {
 }
 
 fn main() {
-    let (workers, addr) = args();
+    let Args { workers, addr } = Args::from_env();
     may::config().set_workers(workers);
     let server = HttpServer(Plaintext).start(&addr).expect("bind");
     eprintln!("may_minihttp: {addr}, {workers} workers");
     server.wait();
-}
-
-fn args() -> (usize, String) {
-    let mut workers = 1;
-    let mut addr = "127.0.0.1:8080".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--workers" => {
-                workers = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--workers N")
-            }
-            "--addr" => addr = args.next().expect("--addr ADDR"),
-            _ => panic!("unknown argument {a}"),
-        }
-    }
-    (workers, addr)
 }
