@@ -8,7 +8,9 @@
 //! cargo run --release --example sleep_many -- 10000 --tokio --workers 2  # tokio multi-thread, 2 workers
 //! cargo run --release --example sleep_many -- 10000 --may         # baseline: may, one worker
 //! cargo run --release --example sleep_many -- 100000 --workers 2  # spindle on 2 workers
-//! options: --secs S (default 1), --stack BYTES (spindle's fiber stack size)
+//! options: --secs S (default 1), --stack BYTES (spindle's fiber stack size),
+//!   --phases (with --workers: when each worker's sleepers fell asleep and
+//!   woke, and what building and dropping the runtime took)
 //! ```
 //!
 //! With `--workers N` the main fiber spawns every sleeper with
@@ -17,6 +19,8 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn status_bytes(field: &str) -> u64 {
@@ -91,19 +95,97 @@ fn spindle_fibers(n: usize, dur: Duration, stack: usize) -> (u64, u64) {
     (rt.stats().resumes, growth)
 }
 
+/// With `--phases`: per worker, when its sleepers fell asleep (first and
+/// last, since the sleepers' start) and when they woke (first and last), in
+/// nanoseconds; `u64::MAX` / 0 until the first sample.
+struct Phases {
+    t0: Instant,
+    /// Per worker: [first asleep, last asleep, first woke, last woke, the
+    /// worker thread's CPU time at its last sleeper's falling asleep].
+    workers: Vec<[AtomicU64; 5]>,
+}
+
+impl Phases {
+    fn new(t0: Instant, workers: usize) -> Phases {
+        let new = || [u64::MAX, 0, u64::MAX, 0, 0].map(AtomicU64::new);
+        Phases {
+            t0,
+            workers: (0..workers).map(|_| new()).collect(),
+        }
+    }
+
+    /// Records "now" as asleep (`at` = 0) or woke (`at` = 2).
+    fn record(&self, at: usize) {
+        let ns = self.t0.elapsed().as_nanos() as u64;
+        let w = &self.workers[spindle::current_worker()];
+        w[at].fetch_min(ns, Ordering::Relaxed);
+        w[at + 1].fetch_max(ns, Ordering::Relaxed);
+        if at == 0 {
+            w[4].fetch_max(thread_cpu_ns(), Ordering::Relaxed);
+        }
+    }
+
+    fn print(&self) {
+        let ms = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e6;
+        for (i, w) in self.workers.iter().enumerate() {
+            println!(
+                "         worker {i}: asleep {:.1}..{:.1} ms, woke {:.1}..{:.1} ms; CPU time till its last asleep {:.1} ms",
+                ms(&w[0]),
+                ms(&w[1]),
+                ms(&w[2]),
+                ms(&w[3]),
+                ms(&w[4])
+            );
+        }
+    }
+}
+
+/// The calling thread's CPU time, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
 /// The sleepers spread over `workers` workers with `spawn_balanced`.
-/// Returns (worker 0's resumes, RSS growth while all sleep).
-fn spindle_workers(n: usize, dur: Duration, stack: usize, workers: usize) -> (u64, u64) {
+/// Returns (worker 0's resumes, RSS growth while all sleep). With `phases`,
+/// prints when each step ended (see [`Phases`]).
+fn spindle_workers(
+    n: usize,
+    dur: Duration,
+    stack: usize,
+    workers: usize,
+    phases: bool,
+) -> (u64, u64) {
+    let t_build = Instant::now();
     let rt = spindle::Runtime::builder()
         .stack_size(stack)
         .workers(workers)
         .build()
         .expect("runtime");
+    let built = t_build.elapsed();
     let before = status_bytes("VmRSS");
     let t0 = Instant::now();
+    let marks = Arc::new(Phases::new(t0, workers));
+    let marks2 = Arc::clone(&marks);
     let growth = rt.block_on(move || {
         let handles: Vec<_> = (0..n)
-            .map(|_| spindle::spawn_balanced(move || spindle::sleep(dur)))
+            .map(|_| match phases {
+                false => spindle::spawn_balanced(move || spindle::sleep(dur)),
+                true => {
+                    let m = Arc::clone(&marks2);
+                    let f = move || {
+                        m.record(0);
+                        spindle::sleep(dur);
+                        m.record(2);
+                    };
+                    spindle::spawn_balanced(f)
+                }
+            })
             .collect();
         let spawned = t0.elapsed();
         let sampler = spindle::spawn(move || {
@@ -122,7 +204,19 @@ fn spindle_workers(n: usize, dur: Duration, stack: usize, workers: usize) -> (u6
         );
         sampler.join().unwrap()
     });
-    (rt.stats().resumes, growth)
+    let returned = t0.elapsed();
+    let resumes = rt.stats().resumes;
+    drop(rt);
+    if phases {
+        marks.print();
+        println!(
+            "         build {:.1} ms; block_on returned {:.1} ms, runtime dropped {:.1} ms",
+            built.as_secs_f64() * 1e3,
+            returned.as_secs_f64() * 1e3,
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    (resumes, growth)
 }
 
 fn os_threads(n: usize, dur: Duration) {
@@ -198,7 +292,7 @@ fn main() {
         "--tokio" => (tokio_tasks(n, dur, workers), (0, 0)).1,
         "--may" => (may_coroutines(n, dur), (0, 0)).1,
         _ => match workers {
-            Some(w) => spindle_workers(n, dur, stack, w),
+            Some(w) => spindle_workers(n, dur, stack, w, args.iter().any(|a| a == "--phases")),
             None => spindle_fibers(n, dur, stack),
         },
     };

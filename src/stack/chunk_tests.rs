@@ -45,8 +45,8 @@ fn a_chunk_whose_last_room_is_being_discarded_is_passed_over() {
     let kind = GuardKind::Madvise;
     let mut out = Vec::new();
     for _ in 0..FIRST_SLOTS {
-        let (slot, unmap) = a.allocate(size, pages, kind, 0);
-        assert!(unmap.is_none());
+        let (slot, after) = a.allocate(size, pages, kind, 0);
+        assert!(!matches!(after, After::Unmap(_)));
         out.push(slot.expect("a slot"));
     }
     assert_eq!(
@@ -68,8 +68,8 @@ fn a_chunk_whose_last_room_is_being_discarded_is_passed_over() {
     };
 
     // Another taker, while the batch is being discarded.
-    let (slot, unmap) = a.allocate(size, pages, kind, 0);
-    assert!(unmap.is_none());
+    let (slot, after) = a.allocate(size, pages, kind, 0);
+    assert!(!matches!(after, After::Unmap(_)));
     let slot = slot.expect("a slot of a new chunk");
     let at = slot.limit() as usize;
     let home = chunk_of(&a, at).expect("the slot lies inside a chunk");
@@ -116,4 +116,106 @@ fn each_home_takes_fresh_slots_from_chunks_of_its_own() {
             .all(|&at| chunk_of(&a, at) == Some(chunks[home])));
     }
     unmap_all(a);
+}
+
+/// Whether reading the byte at `addr` faults (a guard).
+fn refuses_access(addr: usize) -> bool {
+    guard::kernel_refuses(addr).expect("a pipe")
+}
+
+/// Whether the page at `addr` (page-aligned) is resident.
+fn resident(addr: usize) -> bool {
+    let mut v = 0u8;
+    // SAFETY: one page of our own mapping, one byte of output.
+    let r = unsafe { libc::mincore(addr as *mut libc::c_void, page_size(), &mut v) };
+    assert_eq!(r, 0, "mincore: {}", io::Error::last_os_error());
+    v & 1 == 1
+}
+
+/// Takes five fresh slots of the preferred guard kind from a new allocator
+/// and checks the batches: every slot prepared (handed out or free) has
+/// its guard, none of their usable pages was written, and the top pages
+/// were populated exactly when `populated` says. Returns the allocator's
+/// first chunk's fresh count and free slots.
+fn check_prepared_batches(populated: bool) -> (usize, usize) {
+    let mut a = allocator();
+    let (size, pages) = (4 * page_size(), 1);
+    let kind = GuardKind::preferred();
+    let out: Vec<Slot> = (0..5)
+        .map(|_| {
+            let (slot, after) = a.allocate(size, pages, kind, 0);
+            after.run();
+            slot.expect("a slot")
+        })
+        .collect();
+    let (&start, chunk) = a.chunks.iter().next().expect("a chunk");
+    let slot_bytes = size + pages * page_size();
+    let (fresh, free) = (chunk.fresh, chunk.free.len());
+    // The last batch (slots 4..8) was populated or not as a whole; the
+    // slot still free at its end was never touched by anyone.
+    let last_free = start + (fresh - 1) * slot_bytes;
+    if kind == GuardKind::Madvise {
+        assert_eq!(
+            resident(last_free + slot_bytes - page_size()),
+            populated,
+            "a prepared slot's top page is populated iff vector advice works"
+        );
+    }
+    // (After the residency check: reading a usable byte faults a page in.)
+    for i in 0..fresh {
+        let low = start + i * slot_bytes;
+        assert!(refuses_access(low), "slot {i}: its guard is installed");
+        assert!(!refuses_access(low + slot_bytes - 1), "slot {i}: usable");
+    }
+    drop(out); // descriptors only: the slots stay out until unmapped
+    unmap_all(a);
+    (fresh, free)
+}
+
+/// Fresh madvise slots are prepared in batches that grow with the chunk's
+/// use (1, 1, 2, 4...): five takes leave eight slots guarded, three of
+/// them free, and where the kernel takes vector advice their top pages are
+/// populated ahead of the fault.
+#[test]
+fn fresh_slots_are_prepared_in_growing_batches_each_guarded() {
+    let (fresh, free) = check_prepared_batches(advice::is_vectored_after_try());
+    match GuardKind::preferred() {
+        GuardKind::Madvise => assert_eq!((fresh, free), (8, 3)),
+        GuardKind::Mprotect => assert_eq!((fresh, free), (1, 0), "one slot per chunk"),
+    }
+}
+
+const FALLBACK_CASE: &str = "SPINDLE_CHUNK_FALLBACK_CASE";
+
+/// Where `process_madvise` cannot be used (before Linux 6.13, under
+/// qemu-user or a seccomp filter) batches still install every guard, one
+/// `madvise` per slot, and populate nothing. Run in a child process, so
+/// that forcing the fallback does not change the other tests' process.
+#[test]
+fn without_vector_advice_batches_guard_every_slot_one_by_one() {
+    if std::env::var_os(FALLBACK_CASE).is_some() {
+        advice::force_fallback();
+        let (fresh, free) = check_prepared_batches(false);
+        if GuardKind::preferred() == GuardKind::Madvise {
+            assert_eq!((fresh, free), (8, 3));
+        }
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("current_exe"))
+        .args([
+            "stack::chunk::tests::without_vector_advice_batches_guard_every_slot_one_by_one",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(FALLBACK_CASE, "1")
+        .output()
+        .expect("spawn the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

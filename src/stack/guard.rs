@@ -136,24 +136,30 @@ fn probe_madvise() -> io::Result<bool> {
             _ => Err(err),
         };
     }
+    let refused = kernel_refuses(addr as usize);
+    drop(probe);
+    refused
+}
+
+/// Whether the kernel refuses to read the byte at `addr` (`EFAULT`), asked
+/// without touching it: the kernel copies it into a fresh pipe, which a
+/// guard makes fail. `Err` if no pipe can be had.
+pub(super) fn kernel_refuses(addr: usize) -> io::Result<bool> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` is a writable array of two descriptors, as pipe2 wants.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    // The kernel copies one byte from the guard page into the pipe: a real
-    // guard refuses with EFAULT. The pipe is new and empty, so this cannot
-    // block.
-    // SAFETY: `fds[1]` is the pipe's write end, opened above; `addr` points
-    // at one byte of our own mapping (the kernel checks the access itself).
-    let n = unsafe { libc::write(fds[1], addr, 1) };
+    // The pipe is new and empty, so writing one byte cannot block.
+    // SAFETY: `fds[1]` is the pipe's write end, opened above; the kernel
+    // checks the access to `addr` itself.
+    let n = unsafe { libc::write(fds[1], addr as *const libc::c_void, 1) };
     let errno = io::Error::last_os_error().raw_os_error();
     // SAFETY: both descriptors were opened above and are closed once.
     unsafe {
         libc::close(fds[0]);
         libc::close(fds[1]);
     }
-    drop(probe);
     Ok(n == -1 && errno == Some(libc::EFAULT))
 }
 

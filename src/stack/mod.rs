@@ -111,7 +111,7 @@
 //! |---|---|---|
 //! | [`Stack::new`], a pooled stack of that size exists | 0 | 0 |
 //! | [`Stack::new`], a freed slot exists in a chunk | 0 | allocator mutex |
-//! | [`Stack::new`], fresh slot (madvise) | 1 `madvise`, + 1 `mmap` per new chunk | allocator mutex |
+//! | [`Stack::new`], fresh slot (madvise) | per batch of up to 64 fresh slots: 1 `process_madvise` installing their guards, 1 populating their top pages (one `madvise` per slot where the kernel lacks vector advice); + 1 `mmap` per new chunk | allocator mutex |
 //! | [`Stack::new`], mprotect guards | `mmap` + `mprotect` | allocator mutex |
 //! | drop, pool has room | 0 | 0 |
 //! | drop, pool full | none while the retained budget lasts (64 MiB of slots); past it one `madvise(MADV_DONTNEED)` per batch of 64 (one per run of adjacent slots); `munmap` if the chunk empties | allocator mutex |
@@ -145,6 +145,7 @@ use std::io;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod advice;
 mod altstack;
 #[cfg(spindle_asan)]
 pub(crate) mod asan;

@@ -14,9 +14,9 @@
 //! its slot exactly once.
 //!
 //! A joiner on a fiber registers a [`RemoteWaker`] of its own and parks; a
-//! plain thread waits on the condition variable. The completer sets the
-//! result, notifies the condition variable and wakes the registered fiber
-//! (through its worker's inbox).
+//! plain thread sets `blocked` and waits on the condition variable. The
+//! completer sets the result, notifies the condition variable if a thread
+//! is blocked, and wakes the registered fiber (through its worker's inbox).
 
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -42,6 +42,10 @@ struct JoinState<T> {
     key: Option<Key>,
     cancel: bool,
     waiter: Option<RemoteWaker>,
+    /// A plain thread waits on `done` (set before it waits): only then does
+    /// the completer notify it, which is a system call even with nobody
+    /// waiting (one per placed fiber, 10,000 for as many sleepers).
+    blocked: bool,
 }
 
 impl<T> JoinShared<T> {
@@ -62,6 +66,7 @@ impl<T> JoinShared<T> {
                 key: None,
                 cancel: false,
                 waiter: None,
+                blocked: false,
             }),
             done: Condvar::new(),
         }
@@ -103,13 +108,17 @@ impl<T> Completer<T> {
         let Some(shared) = self.shared.take() else {
             return;
         };
-        let waiter = {
+        let (waiter, blocked) = {
             let mut st = shared.lock();
             st.result = Some(result);
             st.finished = true;
-            st.waiter.take()
+            (st.waiter.take(), st.blocked)
         };
-        shared.done.notify_all();
+        // `blocked` was read under the lock: a thread that sets it later
+        // sees `finished` first and does not wait.
+        if blocked {
+            shared.done.notify_all();
+        }
         if let Some(w) = waiter {
             wait::wake(&w);
         }
@@ -238,6 +247,7 @@ impl<T> SendJoinHandle<T> {
             None => {
                 let mut st = shared.lock();
                 while !st.finished {
+                    st.blocked = true;
                     st = shared.done.wait(st).unwrap_or_else(PoisonError::into_inner);
                 }
                 st.result.take().expect("a result is taken once")
