@@ -107,6 +107,12 @@ impl Scheduler {
         if for_good && !self.remote.may_wake() && !self.serving.get() {
             return Err(self.deadlock_report());
         }
+        // A worker that other threads keep sending to waits a moment for
+        // the next message before it sleeps (spin.rs).
+        if self.spin_for_messages(timeout) {
+            self.take_messages();
+            return Ok(());
+        }
         let mut timeout = timeout;
         // Blocking for good in a runtime of several workers: counted idle
         // until the poll returns, and worker 0 may find that every worker
@@ -145,6 +151,7 @@ impl Scheduler {
             .unwrap_or_else(|e| panic!("spindle reactor: {e}"));
         if asleep {
             self.remote.awake();
+            self.note_wake_up();
         }
         if let Some(all) = all_idle {
             all.leave();

@@ -16,6 +16,7 @@
 //! | `run.rs` | the scheduler's side: the loop in rounds, resuming a fiber |
 //! | `launch.rs` | a task's first resume: taking its stack, or abandoning it without one |
 //! | `find_runnable.rs` | between two rounds: timers, remote wake-ups, the reactor |
+//! | `spin.rs` | a worker that other threads keep sending to spins briefly before it sleeps |
 //! | `shutdown.rs` | cancelling and unwinding what is left; the deadlock report |
 //! | `trace.rs` | taking a dump: tracing every suspended fiber without waking it |
 //! | `observe.rs` | what the switch tells the observer (accounting, fiber events, the watchdog) when one is on |
@@ -52,6 +53,7 @@ mod run;
 mod run_queue;
 mod shutdown;
 mod sleep_queue;
+mod spin;
 mod trace;
 
 use std::cell::{Cell, RefCell};
@@ -92,6 +94,8 @@ pub(crate) struct Scheduler {
     /// Set by a [`Message::Stop`](crate::runtime::driver::Message): `serve`
     /// returns.
     stop: Cell<bool>,
+    /// Whether to spin for a message before blocking (`spin.rs`).
+    spin: Cell<bool>,
     /// Guard pages of fibers whose builder names none.
     guard_pages: usize,
     /// The dump protocol (`trace.rs`); all idle until a dump is asked for.
@@ -123,6 +127,7 @@ impl Scheduler {
             stack_size,
             serving: Cell::new(false),
             stop: Cell::new(false),
+            spin: Cell::new(false),
             guard_pages,
             trace: trace::TraceState::new(),
         })
