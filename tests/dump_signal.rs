@@ -76,6 +76,13 @@ fn sigquit_writes_every_workers_fibers_to_stderr_and_the_program_goes_on() {
         VAR,
         "sigquit_writes_every_workers_fibers_to_stderr_and_the_program_goes_on",
     ) {
+        // A shell without job control starts its background jobs with
+        // SIGQUIT ignored, and the child inherits that: start from the
+        // default disposition, which the runtime's drop must restore.
+        // SAFETY: setting a signal's disposition to its default has no
+        // memory-safety preconditions; no other thread of this child
+        // process touches SIGQUIT.
+        unsafe { libc::signal(libc::SIGQUIT, libc::SIG_DFL) };
         assert_eq!(handler_of(libc::SIGQUIT), libc::SIG_DFL);
         let rt = spindle::Runtime::builder()
             .workers(2)
