@@ -95,7 +95,7 @@ pub(crate) struct Scheduler {
     /// returns.
     stop: Cell<bool>,
     /// Whether to spin for a message before blocking (`spin.rs`).
-    spin: Cell<bool>,
+    spin: Cell<spin::SpinState>,
     /// Guard pages of fibers whose builder names none.
     guard_pages: usize,
     /// The dump protocol (`trace.rs`); all idle until a dump is asked for.
@@ -127,7 +127,7 @@ impl Scheduler {
             stack_size,
             serving: Cell::new(false),
             stop: Cell::new(false),
-            spin: Cell::new(false),
+            spin: Cell::new(spin::SpinState::default()),
             guard_pages,
             trace: trace::TraceState::new(),
         })

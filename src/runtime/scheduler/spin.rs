@@ -26,6 +26,13 @@
 //! senders nothing; while it spins, the worker is not counted idle (the
 //! deadlock check waits at most [`SPIN`] longer).
 //!
+//! A spin that times out is a sign that messages come more slowly than
+//! [`SPIN`] here (a loaded machine, more workers than CPUs, a sanitizer or
+//! valgrind slowing every hop), where spinning only takes CPU from the
+//! threads that would send: the worker then skips its next idle spells
+//! before it spins again, 1, 2, 4... up to [`MAX_SKIP`] of them, and a
+//! spin that catches a message resets that.
+//!
 //! A single-worker runtime never spins: its only senders are helper
 //! threads (`spawn_blocking`), whose work takes far longer than a wake-up.
 
@@ -37,14 +44,67 @@ use super::Scheduler;
 /// trip through another worker takes about 6 µs here when neither sleeps.
 pub(super) const SPIN: Duration = Duration::from_micros(20);
 
+/// The most idle spells a worker skips before it spins again after spins
+/// that timed out.
+pub(super) const MAX_SKIP: u32 = 64;
+
+/// Whether and when a worker spins; see the [module docs](self).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct SpinState {
+    /// The last idle spell ended with a message from another thread.
+    messaged: bool,
+    /// Idle spells still to skip before the next spin.
+    skip: u32,
+    /// How many to skip after the next spin that times out: doubled by
+    /// each one (up to [`MAX_SKIP`]), reset by a spin that catches a
+    /// message.
+    backoff: u32,
+}
+
+impl SpinState {
+    /// At an idle spell: whether to spin now (counting a skipped spell).
+    fn spin_now(&mut self) -> bool {
+        if !self.messaged {
+            return false;
+        }
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// After a spin: whether it caught a message.
+    fn spun(&mut self, caught: bool) {
+        if caught {
+            self.backoff = 0;
+        } else {
+            self.backoff = (self.backoff * 2).clamp(1, MAX_SKIP);
+            self.skip = self.backoff;
+        }
+    }
+}
+
 impl Scheduler {
     /// Spins for a message if the rule above says so, for at most [`SPIN`]
     /// or `timeout`; whether a message came.
     pub(super) fn spin_for_messages(&self, timeout: Option<Duration>) -> bool {
-        if !self.spin.get() || self.remote.all_idle().is_none() {
+        if self.remote.all_idle().is_none() {
             return false;
         }
-        let until = Instant::now() + timeout.map_or(SPIN, |t| t.min(SPIN));
+        let mut state = self.spin.get();
+        let spin = state.spin_now();
+        let caught =
+            spin && self.spin_until(Instant::now() + timeout.map_or(SPIN, |t| t.min(SPIN)));
+        if spin {
+            state.spun(caught);
+        }
+        self.spin.set(state);
+        caught
+    }
+
+    /// Watches the inbox until `until`; whether a message came.
+    fn spin_until(&self, until: Instant) -> bool {
         loop {
             for _ in 0..64 {
                 if self.remote.has_messages() {
@@ -58,9 +118,61 @@ impl Scheduler {
         }
     }
 
-    /// After a blocking poll: whether to spin the next time this worker
-    /// goes idle (a message from another thread is waiting now).
+    /// After a blocking poll: whether a message from another thread is
+    /// what ended it (then the next idle spell may spin).
     pub(super) fn note_wake_up(&self) {
-        self.spin.set(self.remote.has_messages());
+        let mut state = self.spin.get();
+        state.messaged = self.remote.has_messages();
+        self.spin.set(state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs idle spells where each spin catches a message or not, and
+    /// returns which spells spun.
+    fn spells(state: &mut SpinState, catches: impl Fn(usize) -> bool, n: usize) -> Vec<usize> {
+        let mut spun = Vec::new();
+        for i in 0..n {
+            if state.spin_now() {
+                spun.push(i);
+                state.spun(catches(i));
+            }
+        }
+        spun
+    }
+
+    #[test]
+    fn only_a_worker_woken_by_a_message_spins() {
+        let mut s = SpinState::default();
+        assert!(spells(&mut s, |_| true, 10).is_empty());
+        s.messaged = true;
+        assert_eq!(spells(&mut s, |_| true, 5), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn spins_that_time_out_back_off_up_to_the_cap_and_a_catch_resets() {
+        let mut s = SpinState {
+            messaged: true,
+            ..SpinState::default()
+        };
+        // Every spin times out: skips of 1, 2, 4, 8... spells between them.
+        assert_eq!(spells(&mut s, |_| false, 32), [0, 2, 5, 10, 19]);
+        let mut capped = SpinState {
+            messaged: true,
+            ..SpinState::default()
+        };
+        let spun = spells(&mut capped, |_| false, 1_000);
+        let gaps: Vec<usize> = spun.windows(2).map(|w| w[1] - w[0] - 1).collect();
+        assert_eq!(gaps.iter().max(), Some(&(MAX_SKIP as usize)));
+        assert!(gaps.ends_with(&[MAX_SKIP as usize; 5]));
+        // A catch resets the backoff: the spell after it spins again.
+        let mut s = SpinState {
+            messaged: true,
+            ..SpinState::default()
+        };
+        assert_eq!(spells(&mut s, |i| i >= 2, 8), [0, 2, 3, 4, 5, 6, 7]);
     }
 }
