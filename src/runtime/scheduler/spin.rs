@@ -89,7 +89,8 @@ impl Scheduler {
     /// Spins for a message if the rule above says so, for at most [`SPIN`]
     /// or `timeout`; whether a message came.
     pub(super) fn spin_for_messages(&self, timeout: Option<Duration>) -> bool {
-        if self.remote.all_idle().is_none() {
+        // A zero timeout means fibers are ready: nothing to wait for.
+        if timeout == Some(Duration::ZERO) || self.remote.all_idle().is_none() {
             return false;
         }
         let mut state = self.spin.get();
